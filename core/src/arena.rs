@@ -1,0 +1,480 @@
+//! The arena plan: how the caller's RAM budget is spent.
+//!
+//! Owns [`Plan`], pure arithmetic from the model's shapes, the context length and the budget:
+//! fixed regions (working buffers, KV cache, streaming scratch, tokenizer index), then the
+//! weights, cut into units (a tensor, or a block of rows of a large tensor) that are either
+//! pinned in the resident region for the whole run or streamed through slots. It also carves
+//! the caller's `&mut [u8]` into those regions. It reads no storage and runs no math.
+//!
+//! ```text
+//! | working | KV cache | scratch | tokenizer | resident (pinned units) | slot 0 .. slot N-1 |
+//! ```
+
+use core::fmt;
+
+use crate::model::{LayerTensor, ModelInfo, TensorName, TensorRef};
+
+/// Most units (tensors or row blocks) a plan can hold.
+pub const MAX_UNITS: usize = 2048;
+/// Alignment of every region.
+pub const ALIGN: usize = 64;
+
+/// A byte range of the arena.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Region {
+    /// Offset from the aligned start of the arena.
+    pub offset: usize,
+    /// Length in bytes.
+    pub bytes: usize,
+}
+
+/// A unit of caching: rows `row0..row0 + rows` of one tensor, contiguous in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Unit {
+    /// The tensor it belongs to.
+    pub tensor: TensorName,
+    /// First row.
+    pub row0: u32,
+    /// Row count.
+    pub rows: u32,
+    /// Absolute offset in storage.
+    pub offset: u64,
+    /// Length in bytes.
+    pub bytes: u32,
+    /// Offset in the resident region when pinned.
+    pub pinned_at: Option<u32>,
+}
+
+/// Why a plan cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PlanError {
+    /// The budget is below the minimum for this model and context.
+    BudgetTooSmall {
+        /// The budget asked for.
+        budget: usize,
+        /// The smallest budget that works.
+        minimum: usize,
+        /// The context length planned for.
+        context: u32,
+        /// Of the minimum: the KV cache.
+        kv_bytes: usize,
+        /// Of the minimum: one streaming slot (the largest unit).
+        slot_bytes: usize,
+    },
+    /// The context asked for is zero or longer than the model's.
+    BadContext {
+        /// The context asked for.
+        requested: u32,
+        /// The model's context length.
+        max: u32,
+    },
+    /// The model has more units than [`MAX_UNITS`].
+    TooManyUnits {
+        /// Units needed.
+        count: usize,
+    },
+}
+
+/// Bytes as "N KiB" (or MiB), rounded up so that a stated minimum always suffices.
+pub struct Size(pub usize);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= 10 << 20 {
+            write!(f, "{} MiB", b.div_ceil(1 << 20))
+        } else {
+            write!(f, "{} KiB", b.div_ceil(1024))
+        }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes, slot_bytes } => write!(
+                f,
+                "budget {} is below the {} minimum for this model at context {context} \
+                 (the KV cache alone is {}, one streaming slot {}); raise the budget to at least {} bytes or shorten the context",
+                Size(budget),
+                Size(minimum),
+                Size(kv_bytes),
+                Size(slot_bytes),
+                minimum
+            ),
+            PlanError::BadContext { requested, max } => {
+                write!(f, "context {requested} is outside 1..={max}, the model's context length")
+            }
+            PlanError::TooManyUnits { count } => write!(
+                f,
+                "the model needs {count} cache units, more than the {MAX_UNITS} this build holds; raise arena::MAX_UNITS"
+            ),
+        }
+    }
+}
+
+/// The working buffers, in f32 elements, in arena order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct WorkingLayout {
+    /// Residual stream `x`, and the `xb`, `xb2`, `q` buffers: `dim` each.
+    pub dim: usize,
+    /// `hb`, `hb2`: `hidden_dim` each.
+    pub hidden: usize,
+    /// Attention scores: `n_heads * context`.
+    pub att: usize,
+    /// Logits: `vocab`.
+    pub logits: usize,
+    /// Sampler candidate indices: `vocab` u32.
+    pub candidates: usize,
+}
+
+impl WorkingLayout {
+    fn bytes(&self) -> usize {
+        4 * (4 * self.dim + 2 * self.hidden + self.att + self.logits + self.candidates)
+    }
+}
+
+/// How the arena is spent. The single source of truth for memory.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The budget it was made for.
+    pub budget: usize,
+    /// The context length it holds a KV cache for.
+    pub context: u32,
+    /// Activations, logits, sampler scratch.
+    pub working: Region,
+    /// Sizes of the working buffers.
+    pub working_layout: WorkingLayout,
+    /// Keys and values, `2 * layers * context * kv_dim` f32.
+    pub kv: Region,
+    /// One embedding row in its stored type.
+    pub scratch: Region,
+    /// Vocabulary pieces, offsets, scores and the sorted index.
+    pub tokenizer: Region,
+    /// Pinned units (and the embedding table when everything fits).
+    pub resident: Region,
+    /// Streaming slots.
+    pub slots: Region,
+    /// Number of streaming slots.
+    pub slot_count: u32,
+    /// Bytes of each slot (the largest streamed unit).
+    pub slot_bytes: u32,
+    /// The units, in access order.
+    pub units: heapless::Vec<Unit, MAX_UNITS>,
+    /// Offset of the embedding table in the resident region, when it is pinned.
+    pub embd_pinned_at: Option<u32>,
+    /// Weight bytes one decode token uses (all units plus one embedding row).
+    pub touched_bytes_per_token: u64,
+    /// Weight bytes pinned for the whole run.
+    pub pinned_bytes: u64,
+}
+
+impl Plan {
+    /// Weight bytes read from storage per decode token: streamed units plus the embedding row
+    /// when the table is not pinned.
+    pub fn streamed_bytes_per_token(&self) -> u64 {
+        self.touched_bytes_per_token - self.pinned_unit_bytes() - if self.embd_pinned_at.is_some() { self.embd_row_bytes() } else { 0 }
+    }
+
+    fn pinned_unit_bytes(&self) -> u64 {
+        self.units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum()
+    }
+
+    fn embd_row_bytes(&self) -> u64 {
+        self.scratch.bytes as u64
+    }
+
+    /// Everything but the resident weights: the working set of the streaming analysis.
+    pub fn working_set_bytes(&self) -> usize {
+        self.working.bytes + self.kv.bytes + self.scratch.bytes + self.tokenizer.bytes + self.slots.bytes
+    }
+
+    /// Bytes of the arena the plan uses, including the alignment slack.
+    pub fn used_bytes(&self) -> usize {
+        self.slots.offset + self.slots.bytes + ALIGN
+    }
+}
+
+/// Options of the planner beyond model, context and budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PlanOptions {
+    /// Streaming slots wanted when anything streams (2 lets a loader fill one while the other
+    /// is used).
+    pub slots: u32,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self { slots: 1 }
+    }
+}
+
+fn align_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Bytes of the tokenizer region for a vocabulary whose pieces total `string_bytes`.
+pub fn tokenizer_bytes(vocab: usize, string_bytes: usize) -> usize {
+    // offsets (vocab + 1) u32, scores f32, sorted ids u32, then the pieces.
+    4 * (vocab + 1) + 4 * vocab + 4 * vocab + string_bytes
+}
+
+/// Plans the arena with the default options. See [`plan_with`].
+pub fn plan(model: &ModelInfo, context: u32, budget: usize) -> Result<Plan, PlanError> {
+    plan_with(model, context, budget, PlanOptions::default())
+}
+
+/// The units of the model in access order: each layer's tensors, the final norm, then the
+/// classifier, each split into row blocks of at most `unit_cap` bytes.
+fn build_units(model: &ModelInfo, unit_cap: u64) -> Result<heapless::Vec<Unit, MAX_UNITS>, PlanError> {
+    let mut units = heapless::Vec::new();
+    let mut count = 0usize;
+    let mut push = |name: TensorName, t: &TensorRef| {
+        let row_bytes = t.row_bytes().max(1);
+        let rows_per_unit = (unit_cap / row_bytes).clamp(1, t.rows.max(1) as u64) as u32;
+        let mut row0 = 0;
+        while row0 < t.rows {
+            let rows = rows_per_unit.min(t.rows - row0);
+            count += 1;
+            let _ = units.push(Unit {
+                tensor: name,
+                row0,
+                rows,
+                offset: t.offset + row0 as u64 * row_bytes,
+                bytes: (rows as u64 * row_bytes) as u32,
+                pinned_at: None,
+            });
+            row0 += rows;
+        }
+    };
+    for (l, layer) in model.layers.iter().enumerate() {
+        for (t, lt) in layer.iter().zip(LayerTensor::ALL) {
+            push(TensorName::Layer(l as u16, lt), t);
+        }
+    }
+    push(TensorName::OutputNorm, &model.output_norm);
+    push(TensorName::Output, &model.output);
+    if count > MAX_UNITS {
+        return Err(PlanError::TooManyUnits { count });
+    }
+    Ok(units)
+}
+
+/// Plans the arena: fixed regions first, then pin as many units as the budget allows beside
+/// the streaming slots, which are sized for the largest unit left streaming.
+pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptions) -> Result<Plan, PlanError> {
+    let c = &model.config;
+    if context == 0 || context > c.context_length {
+        return Err(PlanError::BadContext { requested: context, max: c.context_length });
+    }
+    let (dim, hidden, vocab) = (c.dim as usize, c.hidden_dim as usize, c.vocab as usize);
+    let working_layout = WorkingLayout {
+        dim,
+        hidden,
+        att: c.n_heads as usize * context as usize,
+        logits: vocab,
+        candidates: vocab,
+    };
+    let strings = model.header.tokens.map_or(0, |t| t.string_bytes) as usize;
+    let mut at = 0usize;
+    let region = |at: &mut usize, bytes: usize| {
+        let r = Region { offset: *at, bytes };
+        *at += align_up(bytes);
+        r
+    };
+    let working = region(&mut at, working_layout.bytes());
+    let kv = region(&mut at, 2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4);
+    let scratch = region(&mut at, model.token_embd.row_bytes() as usize);
+    let tokenizer = region(&mut at, tokenizer_bytes(vocab, strings));
+    let fixed = at + ALIGN;
+
+    // Units no larger than the largest layer tensor, so the classifier streams in row blocks.
+    let unit_cap = model.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).max().unwrap_or(0);
+    let mut units = build_units(model, unit_cap)?;
+    let largest = units.iter().map(|u| u.bytes as usize).max().unwrap_or(0);
+    let all_units: usize = units.iter().map(|u| align_up(u.bytes as usize)).sum();
+    let embd_bytes = align_up(model.token_embd.bytes() as usize);
+    let embd_row = model.token_embd.row_bytes();
+    let touched = units.iter().map(|u| u.bytes as u64).sum::<u64>() + embd_row;
+
+    let minimum = fixed + align_up(largest);
+    if budget < minimum {
+        return Err(PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes: kv.bytes, slot_bytes: largest });
+    }
+
+    let mut embd_pinned_at = None;
+    let (slot_count, slot_bytes);
+    let everything = all_units + if model.tied_output { 0 } else { embd_bytes };
+    if fixed + everything <= budget {
+        // Everything fits: pin it all, stream nothing.
+        let mut off = 0usize;
+        for u in units.iter_mut() {
+            u.pinned_at = Some(off as u32);
+            off += align_up(u.bytes as usize);
+        }
+        if !model.tied_output {
+            embd_pinned_at = Some(off as u32);
+        }
+        slot_count = 0;
+        slot_bytes = 0;
+    } else {
+        let cache_budget = budget - fixed;
+        let slots_wanted = opts.slots.max(1) as usize;
+        // Sort unit indices by size, largest first (first-fit decreasing).
+        let mut order: heapless::Vec<u16, MAX_UNITS> = (0..units.len() as u16).collect();
+        order.sort_unstable_by(|&a, &b| units[b as usize].bytes.cmp(&units[a as usize].bytes).then(a.cmp(&b)));
+        // First-fit decreasing into what the slots leave. A unit left streaming is never larger
+        // than the current slot, so shrinking the slot to it frees room to pin more; repeat
+        // until the slot stops shrinking.
+        let fill = |avail: usize| {
+            let mut mask = [0u64; MAX_UNITS / 64];
+            let (mut used, mut max_streamed) = (0usize, 0usize);
+            for &i in order.iter() {
+                let b = align_up(units[i as usize].bytes as usize);
+                if used + b <= avail {
+                    used += b;
+                    mask[i as usize / 64] |= 1 << (i % 64);
+                } else {
+                    max_streamed = max_streamed.max(b);
+                }
+            }
+            (mask, max_streamed)
+        };
+        let mut slot = align_up(largest);
+        let pinned_mask = loop {
+            let (mask, max_streamed) = fill(cache_budget.saturating_sub(slot * slots_wanted));
+            if max_streamed == 0 || max_streamed >= slot {
+                break mask;
+            }
+            slot = max_streamed;
+        };
+        let mut off = 0usize;
+        for (i, u) in units.iter_mut().enumerate() {
+            if pinned_mask[i / 64] & (1 << (i % 64)) != 0 {
+                u.pinned_at = Some(off as u32);
+                off += align_up(u.bytes as usize);
+            }
+        }
+        let streams = units.iter().any(|u| u.pinned_at.is_none());
+        slot_count = if streams { slots_wanted as u32 } else { 0 };
+        slot_bytes = if streams { slot as u32 } else { 0 };
+    }
+
+    let pinned_units: usize = units.iter().filter_map(|u| u.pinned_at.map(|_| align_up(u.bytes as usize))).sum();
+    let resident_bytes = pinned_units + if embd_pinned_at.is_some() { embd_bytes } else { 0 };
+    let resident = region(&mut at, resident_bytes);
+    let slots = region(&mut at, slot_count as usize * slot_bytes as usize);
+    let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
+        + if embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
+    Ok(Plan {
+        budget,
+        context,
+        working,
+        working_layout,
+        kv,
+        scratch,
+        tokenizer,
+        resident,
+        slots,
+        slot_count,
+        slot_bytes,
+        units,
+        embd_pinned_at,
+        touched_bytes_per_token: touched,
+        pinned_bytes,
+    })
+}
+
+/// The caller's arena cut into the plan's regions.
+pub struct Regions<'a> {
+    /// Working buffers.
+    pub working: &'a mut [u8],
+    /// KV cache.
+    pub kv: &'a mut [u8],
+    /// Streaming scratch.
+    pub scratch: &'a mut [u8],
+    /// Tokenizer index.
+    pub tokenizer: &'a mut [u8],
+    /// Pinned weights.
+    pub resident: &'a mut [u8],
+    /// Streaming slots.
+    pub slots: &'a mut [u8],
+}
+
+/// Cuts `arena` into the plan's regions, aligning the start to [`ALIGN`].
+pub fn carve<'a>(plan: &Plan, arena: &'a mut [u8]) -> Result<Regions<'a>, PlanError> {
+    let too_small = PlanError::BudgetTooSmall {
+        budget: arena.len(),
+        minimum: plan.used_bytes(),
+        context: plan.context,
+        kv_bytes: plan.kv.bytes,
+        slot_bytes: plan.slot_bytes as usize,
+    };
+    let pad = arena.as_ptr().align_offset(ALIGN);
+    if pad >= ALIGN || arena.len() < plan.used_bytes() {
+        return Err(too_small);
+    }
+    let (_, rest) = arena.split_at_mut(pad);
+    let mut rest = rest;
+    let mut at = 0usize;
+    let mut take = |r: Region| {
+        let (_, tail) = core::mem::take(&mut rest).split_at_mut(r.offset - at);
+        let (mine, tail) = tail.split_at_mut(r.bytes);
+        at = r.offset + r.bytes;
+        rest = tail;
+        mine
+    };
+    Ok(Regions {
+        working: take(plan.working),
+        kv: take(plan.kv),
+        scratch: take(plan.scratch),
+        tokenizer: take(plan.tokenizer),
+        resident: take(plan.resident),
+        slots: take(plan.slots),
+    })
+}
+
+/// Views arena bytes as f32 (the arena's regions are 64-byte aligned by [`carve`]).
+pub fn as_f32_mut(bytes: &mut [u8]) -> &mut [f32] {
+    // SAFETY: every bit pattern is a valid f32, and `align_to_mut` only returns the aligned
+    // middle part, so the view is in bounds and aligned; the prefix/suffix are ignored.
+    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<f32>() };
+    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
+    mid
+}
+
+/// Views arena bytes as u32 (see [`as_f32_mut`]).
+pub fn as_u32_mut(bytes: &mut [u8]) -> &mut [u32] {
+    // SAFETY: as in `as_f32_mut`: every bit pattern is a valid u32, and only the aligned
+    // middle is viewed.
+    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<u32>() };
+    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
+    mid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_view_of_aligned_bytes_covers_them() {
+        let mut buf = [0u8; 64 + 16];
+        let pad = buf.as_ptr().align_offset(4);
+        let view = as_f32_mut(&mut buf[pad..pad + 16]);
+        assert_eq!(view.len(), 4);
+        view[3] = 1.5;
+        assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
+    }
+
+    #[test]
+    fn size_rounds_up() {
+        let mut s = heapless::String::<32>::new();
+        core::fmt::write(&mut s, format_args!("{}", Size(1025))).unwrap();
+        assert_eq!(s.as_str(), "2 KiB");
+    }
+}

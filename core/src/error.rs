@@ -1,0 +1,154 @@
+//! The one error type of the core. Every failure on input (a file, a budget, a token) ends here
+//! as a value that says what is wrong and, where there is one, what would fix it. Nothing in the
+//! core panics on input.
+
+use core::fmt;
+
+use crate::arena::PlanError;
+use crate::model::TensorName;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Error {
+    /// The storage failed to deliver `len` bytes at `offset`.
+    Io {
+        /// Byte offset of the failed read.
+        offset: u64,
+        /// Length of the failed read.
+        len: u32,
+        /// What the storage said.
+        kind: embedded_io::ErrorKind,
+    },
+    /// The file ends before a structure it declares.
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+        /// The byte offset where it would end.
+        end: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// Not a GGUF file.
+    BadMagic([u8; 4]),
+    /// A GGUF version this parser does not read.
+    UnsupportedVersion(u32),
+    /// A structurally invalid file; the text names the field.
+    Malformed(&'static str),
+    /// A count in the file exceeds a fixed capacity of the core.
+    TooMany {
+        /// What is counted.
+        what: &'static str,
+        /// The count in the file.
+        count: u64,
+        /// The capacity compiled into the core.
+        max: u64,
+    },
+    /// A metadata key the model needs is absent.
+    MissingKey(&'static str),
+    /// A tensor the model needs is absent.
+    MissingTensor(TensorName),
+    /// A tensor whose shape disagrees with the hyperparameters.
+    BadShape {
+        /// Which tensor.
+        tensor: TensorName,
+        /// Expected rows, columns.
+        expected: (u32, u32),
+        /// Found rows, columns.
+        found: (u64, u64),
+    },
+    /// A tensor type this build cannot compute with.
+    UnsupportedType {
+        /// Which tensor.
+        tensor: TensorName,
+        /// The GGML type id.
+        ggml_type: u32,
+    },
+    /// The architecture is not Llama.
+    UnsupportedArchitecture,
+    /// The RAM budget does not fit the plan.
+    Budget(PlanError),
+    /// A caller-provided buffer is too small.
+    BufferTooSmall {
+        /// What the buffer is for.
+        what: &'static str,
+        /// Elements needed.
+        needed: usize,
+        /// Elements given.
+        got: usize,
+    },
+    /// A token id outside the vocabulary.
+    TokenOutOfRange {
+        /// The token.
+        token: u32,
+        /// The vocabulary size.
+        vocab: u32,
+    },
+    /// A position beyond the planned context.
+    ContextFull {
+        /// The position asked for.
+        pos: u32,
+        /// The context the arena was planned for.
+        context: u32,
+    },
+}
+
+impl From<PlanError> for Error {
+    fn from(e: PlanError) -> Self {
+        Error::Budget(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { offset, len, kind } => write!(
+                f,
+                "storage read of {len} bytes at offset {offset} failed ({kind:?}); check the file or device"
+            ),
+            Error::Truncated { what, end, file_len } => write!(
+                f,
+                "file is truncated: {what} ends at byte {end} but the file has {file_len} bytes; the download or copy is incomplete"
+            ),
+            Error::BadMagic(m) => write!(f, "not a GGUF file (magic {m:02x?}, expected \"GGUF\")"),
+            Error::UnsupportedVersion(v) => {
+                write!(f, "GGUF version {v} is not supported (versions 2 and 3 are); re-convert the model with a current llama.cpp")
+            }
+            Error::Malformed(what) => write!(f, "malformed GGUF: {what}"),
+            Error::TooMany { what, count, max } => write!(
+                f,
+                "the file has {count} {what}, more than the {max} this build holds; raise the capacity constant in spool-core"
+            ),
+            Error::MissingKey(k) => write!(f, "GGUF metadata key `{k}` is missing; is this a Llama model?"),
+            Error::MissingTensor(t) => write!(f, "tensor `{t}` is missing from the file"),
+            Error::BadShape { tensor, expected, found } => write!(
+                f,
+                "tensor `{tensor}` has shape {}x{} (rows x cols) but the hyperparameters say {}x{}",
+                found.0, found.1, expected.0, expected.1
+            ),
+            Error::UnsupportedType { tensor, ggml_type } => write!(
+                f,
+                "tensor `{tensor}` has GGML type {} ({ggml_type}), which this build cannot compute with; supported: {}",
+                crate::quant::GgmlType::name_of(*ggml_type),
+                crate::quant::SUPPORTED_TYPES
+            ),
+            Error::UnsupportedArchitecture => write!(f, "general.architecture is not \"llama\"; only Llama-family models are supported"),
+            Error::Budget(e) => write!(f, "{e}"),
+            Error::BufferTooSmall { what, needed, got } => {
+                write!(f, "{what} buffer holds {got} elements but {needed} are needed")
+            }
+            Error::TokenOutOfRange { token, vocab } => {
+                write!(f, "token {token} is outside the vocabulary of {vocab}")
+            }
+            Error::ContextFull { pos, context } => write!(
+                f,
+                "position {pos} is beyond the context of {context} the arena was planned for; plan a longer context"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Shorthand used throughout the core.
+pub type Result<T> = core::result::Result<T, Error>;

@@ -1,0 +1,458 @@
+//! GGUF v2/v3 parsing, streamed through a [`Storage`] with a small stack buffer.
+//!
+//! Owns the file format: header, metadata key/values and the tensor table. It keeps only what
+//! a Llama model needs ([`Header`]): hyperparameters, where the tokenizer arrays live in the
+//! file (they are read later, straight into the arena) and where the tensor table starts.
+//! Everything else is skipped without being held. It never trusts a count or a length from the
+//! file: each is checked against the file's size before use. It knows nothing of the arena.
+
+use crate::error::{Error, Result};
+use crate::storage::{read_exact_at, Storage};
+
+const MAGIC: [u8; 4] = *b"GGUF";
+/// Longest tensor name kept; longer names are still parsed, but cannot match a Llama tensor.
+pub const MAX_NAME: usize = 96;
+const MAX_DIMS: usize = 4;
+
+/// Value type ids of GGUF metadata.
+mod vt {
+    pub const U8: u32 = 0;
+    pub const I8: u32 = 1;
+    pub const U16: u32 = 2;
+    pub const I16: u32 = 3;
+    pub const U32: u32 = 4;
+    pub const I32: u32 = 5;
+    pub const F32: u32 = 6;
+    pub const BOOL: u32 = 7;
+    pub const STRING: u32 = 8;
+    pub const ARRAY: u32 = 9;
+    pub const U64: u32 = 10;
+    pub const I64: u32 = 11;
+    pub const F64: u32 = 12;
+}
+
+/// Sequential reader over a storage, buffered so that small fields cost no I/O call each.
+pub(crate) struct Cursor<'s, S: Storage> {
+    storage: &'s mut S,
+    pos: u64,
+    buf: [u8; 512],
+    buf_start: u64,
+    buf_len: usize,
+    /// Bytes fetched from storage so far (for the load statistics).
+    pub(crate) bytes_read: u64,
+}
+
+impl<'s, S: Storage> Cursor<'s, S> {
+    pub(crate) fn new(storage: &'s mut S, pos: u64) -> Self {
+        Self { storage, pos, buf: [0; 512], buf_start: 0, buf_len: 0, bytes_read: 0 }
+    }
+
+    pub(crate) fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    fn file_len(&self) -> u64 {
+        self.storage.len()
+    }
+
+    /// Errors unless `n` more bytes exist after the cursor.
+    fn ensure(&self, n: u64, what: &'static str) -> Result<()> {
+        let end = self.pos.checked_add(n).ok_or(Error::Malformed(what))?;
+        if end > self.file_len() {
+            return Err(Error::Truncated { what, end, file_len: self.file_len() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn read(&mut self, out: &mut [u8], what: &'static str) -> Result<()> {
+        self.ensure(out.len() as u64, what)?;
+        let mut done = 0;
+        while done < out.len() {
+            let in_buf = self.pos >= self.buf_start && self.pos < self.buf_start + self.buf_len as u64;
+            if !in_buf {
+                let remaining = out.len() - done;
+                if remaining >= self.buf.len() {
+                    // Large reads bypass the buffer.
+                    read_exact_at(self.storage, self.pos, &mut out[done..])?;
+                    self.bytes_read += remaining as u64;
+                    self.pos += remaining as u64;
+                    return Ok(());
+                }
+                let avail = (self.file_len() - self.pos).min(self.buf.len() as u64) as usize;
+                read_exact_at(self.storage, self.pos, &mut self.buf[..avail])?;
+                self.bytes_read += avail as u64;
+                self.buf_start = self.pos;
+                self.buf_len = avail;
+            }
+            let at = (self.pos - self.buf_start) as usize;
+            let n = (self.buf_len - at).min(out.len() - done);
+            out[done..done + n].copy_from_slice(&self.buf[at..at + n]);
+            done += n;
+            self.pos += n as u64;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn skip(&mut self, n: u64, what: &'static str) -> Result<()> {
+        self.ensure(n, what)?;
+        self.pos += n;
+        Ok(())
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
+        let mut b = [0u8; N];
+        self.read(&mut b, what)?;
+        Ok(b)
+    }
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+    pub(crate) fn f32(&mut self, what: &'static str) -> Result<f32> {
+        Ok(f32::from_le_bytes(self.array(what)?))
+    }
+
+    /// Reads a GGUF string into `out` when it fits, returning its full length; a longer string
+    /// is skipped and reported as `None`.
+    pub(crate) fn string_into<'b>(&mut self, out: &'b mut [u8], what: &'static str) -> Result<Option<&'b [u8]>> {
+        let len = self.u64(what)?;
+        self.ensure(len, what)?;
+        match usize::try_from(len) {
+            Ok(n) if n <= out.len() => {
+                self.read(&mut out[..n], what)?;
+                Ok(Some(&out[..n]))
+            }
+            _ => {
+                self.skip(len, what)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Where an array value lives in the file, for reading it later.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ArrayRef {
+    /// Offset of the first element.
+    pub offset: u64,
+    /// Element count.
+    pub count: u64,
+    /// Element type id.
+    pub elem_type: u32,
+    /// For string arrays: the sum of the string lengths.
+    pub string_bytes: u64,
+    /// For string arrays: the longest string.
+    pub max_string: u64,
+}
+
+/// The metadata a Llama model needs, and where the tensor table starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Header {
+    /// GGUF version (2 or 3).
+    pub version: u32,
+    /// Number of tensors in the table.
+    pub tensor_count: u64,
+    /// `general.architecture == "llama"`.
+    pub is_llama: bool,
+    /// `llama.embedding_length`.
+    pub dim: Option<u32>,
+    /// `llama.feed_forward_length`.
+    pub hidden_dim: Option<u32>,
+    /// `llama.block_count`.
+    pub n_layers: Option<u32>,
+    /// `llama.attention.head_count`.
+    pub n_heads: Option<u32>,
+    /// `llama.attention.head_count_kv` (defaults to the head count).
+    pub n_kv_heads: Option<u32>,
+    /// `llama.context_length`.
+    pub context_length: Option<u32>,
+    /// `llama.rope.dimension_count`.
+    pub rope_dim: Option<u32>,
+    /// `llama.rope.freq_base` (defaults to 10000).
+    pub rope_theta: Option<f32>,
+    /// `llama.attention.layer_norm_rms_epsilon`.
+    pub rms_eps: Option<f32>,
+    /// `general.alignment` (defaults to 32).
+    pub alignment: u32,
+    /// `tokenizer.ggml.tokens`.
+    pub tokens: Option<ArrayRef>,
+    /// `tokenizer.ggml.scores`.
+    pub scores: Option<ArrayRef>,
+    /// `tokenizer.ggml.bos_token_id`.
+    pub bos: Option<u32>,
+    /// `tokenizer.ggml.eos_token_id`.
+    pub eos: Option<u32>,
+    /// Offset of the tensor table.
+    pub tensor_table: u64,
+    /// Bytes read to parse the header and metadata.
+    pub bytes_read: u64,
+}
+
+fn scalar_size(t: u32) -> Option<u64> {
+    Some(match t {
+        vt::U8 | vt::I8 | vt::BOOL => 1,
+        vt::U16 | vt::I16 => 2,
+        vt::U32 | vt::I32 | vt::F32 => 4,
+        vt::U64 | vt::I64 | vt::F64 => 8,
+        _ => return None,
+    })
+}
+
+/// Reads an integer of any width as u64 (negative values are refused).
+fn read_uint<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<u64>> {
+    let v = match t {
+        vt::U8 | vt::BOOL => c.array::<1>(what)?[0] as u64,
+        vt::I8 => u64::try_from(c.array::<1>(what)?[0] as i8).map_err(|_| Error::Malformed(what))?,
+        vt::U16 => u16::from_le_bytes(c.array(what)?) as u64,
+        vt::I16 => u64::try_from(i16::from_le_bytes(c.array(what)?)).map_err(|_| Error::Malformed(what))?,
+        vt::U32 => c.u32(what)? as u64,
+        vt::I32 => u64::try_from(i32::from_le_bytes(c.array(what)?)).map_err(|_| Error::Malformed(what))?,
+        vt::U64 => c.u64(what)?,
+        vt::I64 => u64::try_from(i64::from_le_bytes(c.array(what)?)).map_err(|_| Error::Malformed(what))?,
+        _ => {
+            skip_value(c, t, 0)?;
+            return Ok(None);
+        }
+    };
+    Ok(Some(v))
+}
+
+fn read_u32_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<u32>> {
+    match read_uint(c, t, what)? {
+        Some(v) => u32::try_from(v).map(Some).map_err(|_| Error::Malformed(what)),
+        None => Ok(None),
+    }
+}
+
+fn read_f32_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<f32>> {
+    match t {
+        vt::F32 => Ok(Some(c.f32(what)?)),
+        vt::F64 => Ok(Some(f64::from_le_bytes(c.array(what)?) as f32)),
+        _ => {
+            skip_value(c, t, 0)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Skips one value of type `t`; arrays of arrays are allowed to a small depth only.
+fn skip_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, depth: u32) -> Result<()> {
+    if let Some(n) = scalar_size(t) {
+        return c.skip(n, "metadata value");
+    }
+    match t {
+        vt::STRING => {
+            let len = c.u64("string length")?;
+            c.skip(len, "string")
+        }
+        vt::ARRAY => {
+            if depth > 2 {
+                return Err(Error::Malformed("metadata arrays nested too deep"));
+            }
+            let (et, count) = (c.u32("array type")?, c.u64("array length")?);
+            if let Some(n) = scalar_size(et) {
+                let bytes = count.checked_mul(n).ok_or(Error::Malformed("array length overflows"))?;
+                return c.skip(bytes, "array");
+            }
+            // Each element takes at least 8 bytes (a string length or an array header):
+            // a count beyond that is refused before looping on it.
+            if count > c.file_len() / 8 {
+                return Err(Error::Malformed("array length exceeds the file"));
+            }
+            for _ in 0..count {
+                skip_value(c, et, depth + 1)?;
+            }
+            Ok(())
+        }
+        _ => Err(Error::Malformed("unknown metadata value type")),
+    }
+}
+
+/// Reads an array header and, for string arrays, walks the strings once to size them.
+fn array_ref<S: Storage>(c: &mut Cursor<'_, S>) -> Result<ArrayRef> {
+    let elem_type = c.u32("array type")?;
+    let count = c.u64("array length")?;
+    let mut r = ArrayRef { offset: c.pos(), count, elem_type, ..ArrayRef::default() };
+    if elem_type == vt::STRING {
+        if count > c.file_len() / 8 {
+            return Err(Error::Malformed("string array length exceeds the file"));
+        }
+        for _ in 0..count {
+            let len = c.u64("string length")?;
+            c.skip(len, "string")?;
+            r.string_bytes += len;
+            r.max_string = r.max_string.max(len);
+        }
+    } else {
+        skip_value_array_body(c, elem_type, count)?;
+    }
+    Ok(r)
+}
+
+fn skip_value_array_body<S: Storage>(c: &mut Cursor<'_, S>, et: u32, count: u64) -> Result<()> {
+    match scalar_size(et) {
+        Some(n) => c.skip(count.checked_mul(n).ok_or(Error::Malformed("array length overflows"))?, "array"),
+        None => {
+            if count > c.file_len() / 8 {
+                return Err(Error::Malformed("array length exceeds the file"));
+            }
+            for _ in 0..count {
+                skip_value(c, et, 1)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Parses the header and the metadata, keeping what [`Header`] names.
+pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
+    let mut c = Cursor::new(storage, 0);
+    let mut magic = [0u8; 4];
+    c.read(&mut magic, "magic")?;
+    if magic != MAGIC {
+        return Err(Error::BadMagic(magic));
+    }
+    let version = c.u32("version")?;
+    if !(2..=3).contains(&version) {
+        return Err(Error::UnsupportedVersion(version));
+    }
+    let tensor_count = c.u64("tensor count")?;
+    let kv_count = c.u64("metadata count")?;
+    // Each key/value takes at least 13 bytes; refuse counts the file cannot hold.
+    if kv_count > c.file_len() / 13 || tensor_count > c.file_len() / 24 {
+        return Err(Error::Malformed("metadata or tensor count exceeds the file size"));
+    }
+    let mut h = Header { version, tensor_count, alignment: 32, ..Header::default() };
+    let mut key_buf = [0u8; 64];
+    for _ in 0..kv_count {
+        let key = c.string_into(&mut key_buf, "metadata key")?;
+        let mut key_copy = [0u8; 64];
+        let key = match key {
+            Some(k) => {
+                key_copy[..k.len()].copy_from_slice(k);
+                &key_copy[..k.len()]
+            }
+            None => &[][..],
+        };
+        let t = c.u32("metadata value type")?;
+        match key {
+            b"general.architecture" if t == vt::STRING => {
+                let mut v = [0u8; 16];
+                h.is_llama = c.string_into(&mut v, "general.architecture")? == Some(b"llama");
+            }
+            b"general.alignment" => {
+                let a = read_u32_value(&mut c, t, "general.alignment")?.unwrap_or(32);
+                if a == 0 || !a.is_power_of_two() {
+                    return Err(Error::Malformed("general.alignment is not a power of two"));
+                }
+                h.alignment = a;
+            }
+            b"llama.embedding_length" => h.dim = read_u32_value(&mut c, t, "llama.embedding_length")?,
+            b"llama.feed_forward_length" => h.hidden_dim = read_u32_value(&mut c, t, "llama.feed_forward_length")?,
+            b"llama.block_count" => h.n_layers = read_u32_value(&mut c, t, "llama.block_count")?,
+            b"llama.attention.head_count" => h.n_heads = read_u32_value(&mut c, t, "llama.attention.head_count")?,
+            b"llama.attention.head_count_kv" => {
+                h.n_kv_heads = read_u32_value(&mut c, t, "llama.attention.head_count_kv")?
+            }
+            b"llama.context_length" => h.context_length = read_u32_value(&mut c, t, "llama.context_length")?,
+            b"llama.rope.dimension_count" => h.rope_dim = read_u32_value(&mut c, t, "llama.rope.dimension_count")?,
+            b"llama.rope.freq_base" => h.rope_theta = read_f32_value(&mut c, t, "llama.rope.freq_base")?,
+            b"llama.attention.layer_norm_rms_epsilon" => {
+                h.rms_eps = read_f32_value(&mut c, t, "llama.attention.layer_norm_rms_epsilon")?
+            }
+            b"tokenizer.ggml.bos_token_id" => h.bos = read_u32_value(&mut c, t, "tokenizer.ggml.bos_token_id")?,
+            b"tokenizer.ggml.eos_token_id" => h.eos = read_u32_value(&mut c, t, "tokenizer.ggml.eos_token_id")?,
+            b"tokenizer.ggml.tokens" if t == vt::ARRAY => h.tokens = Some(array_ref(&mut c)?),
+            b"tokenizer.ggml.scores" if t == vt::ARRAY => h.scores = Some(array_ref(&mut c)?),
+            _ => skip_value(&mut c, t, 0)?,
+        }
+    }
+    h.tensor_table = c.pos();
+    h.bytes_read = c.bytes_read;
+    Ok(h)
+}
+
+/// One row of the tensor table.
+#[derive(Debug, Clone, Copy)]
+pub struct TensorEntry<'n> {
+    /// The tensor's name (possibly cut at [`MAX_NAME`] bytes, then `truncated_name` is set).
+    pub name: &'n [u8],
+    /// Whether the name was longer than [`MAX_NAME`].
+    pub truncated_name: bool,
+    /// Dimensions, GGML order: `dims[0]` is the row length.
+    pub dims: [u64; MAX_DIMS],
+    /// Number of dimensions used.
+    pub n_dims: u32,
+    /// GGML type id.
+    pub ggml_type: u32,
+    /// Absolute offset of the data in the file.
+    pub offset: u64,
+}
+
+impl TensorEntry<'_> {
+    /// Rows (product of all dims but the first) and columns (the first dim).
+    pub fn rows_cols(&self) -> (u64, u64) {
+        let rows = self.dims[1..self.n_dims.max(1) as usize].iter().product::<u64>();
+        (rows, self.dims[0])
+    }
+}
+
+/// Walks the tensor table, calling `visit` for each tensor; returns the bytes read.
+///
+/// Offsets are made absolute (the data section starts at the aligned end of the table).
+pub fn for_each_tensor<S: Storage>(
+    storage: &mut S,
+    header: &Header,
+    mut visit: impl FnMut(&TensorEntry<'_>) -> Result<()>,
+) -> Result<u64> {
+    // First pass: find where the data section starts (it follows the table).
+    let mut c = Cursor::new(storage, header.tensor_table);
+    let mut name = [0u8; MAX_NAME];
+    for _ in 0..header.tensor_count {
+        read_entry(&mut c, &mut name)?;
+    }
+    let align = header.alignment as u64;
+    let data_start = c.pos().div_ceil(align) * align;
+    let mut bytes = c.bytes_read;
+    let mut c = Cursor::new(c.storage, header.tensor_table);
+    for _ in 0..header.tensor_count {
+        let (mut e, name_len) = read_entry(&mut c, &mut name)?;
+        if e.offset % align != 0 {
+            return Err(Error::Malformed("tensor data offset is not aligned"));
+        }
+        e.offset = data_start.checked_add(e.offset).ok_or(Error::Malformed("tensor offset overflows"))?;
+        let entry = TensorEntry { name: &name[..name_len.min(MAX_NAME)], truncated_name: name_len > MAX_NAME, ..e };
+        visit(&entry)?;
+    }
+    bytes += c.bytes_read;
+    Ok(bytes)
+}
+
+fn read_entry<'n, S: Storage>(c: &mut Cursor<'_, S>, name: &mut [u8; MAX_NAME]) -> Result<(TensorEntry<'n>, usize)> {
+    let len = c.u64("tensor name length")?;
+    let name_len = usize::try_from(len).map_err(|_| Error::Malformed("tensor name length"))?;
+    if name_len <= MAX_NAME {
+        c.read(&mut name[..name_len], "tensor name")?;
+    } else {
+        c.read(&mut name[..], "tensor name")?;
+        c.skip(len - MAX_NAME as u64, "tensor name")?;
+    }
+    let n_dims = c.u32("tensor dimension count")?;
+    if n_dims == 0 || n_dims as usize > MAX_DIMS {
+        return Err(Error::Malformed("tensor has 0 or more than 4 dimensions"));
+    }
+    let mut dims = [1u64; MAX_DIMS];
+    for d in dims.iter_mut().take(n_dims as usize) {
+        *d = c.u64("tensor dimension")?;
+    }
+    if dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
+        return Err(Error::Malformed("tensor element count overflows"));
+    }
+    let ggml_type = c.u32("tensor type")?;
+    let offset = c.u64("tensor offset")?;
+    Ok((TensorEntry { name: &[], truncated_name: false, dims, n_dims, ggml_type, offset }, name_len))
+}

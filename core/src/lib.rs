@@ -1,0 +1,49 @@
+//! # spool-core
+//!
+//! A `no_std`, heap-free inference core for Llama-family models whose weights do not fit in
+//! RAM. The caller hands it a RAM arena (`&mut [u8]`, the budget) and a blocking [`Storage`];
+//! the core plans the arena, keeps the hot weights resident, streams the rest through slots and
+//! runs the forward pass. The data flows one way:
+//!
+//! ```text
+//! storage --read_at--> cache (resident set + slots) --&[u8] views--> model (forward pass)
+//!         --> logits --> sampler --> token --> tokenizer.decode --> caller's sink
+//! ```
+//!
+//! ```
+//! use spool_core::{Engine, SliceStorage, Sampler, generate};
+//! # let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../models/stories260K.gguf")).unwrap();
+//! let storage = SliceStorage::new(&bytes);
+//! let mut arena = vec![0u8; 700 * 1024]; // about half the model, plus the KV cache
+//! let mut engine = Engine::new(storage, &mut arena, 64).unwrap();
+//! let mut prompt = [0u32; 32];
+//! let n = engine.tokenizer().encode(b"Once upon a time", true, &mut prompt).unwrap();
+//! let mut sampler = Sampler::new(0.0, 0.9, 42);
+//! let mut text = Vec::new();
+//! generate(&mut engine, &mut sampler, &prompt[..n], 16, |ev| text.extend_from_slice(ev.text)).unwrap();
+//! assert!(text.starts_with(b"Once upon a time, there was"));
+//! ```
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod fmt;
+
+pub mod arena;
+pub mod cache;
+pub mod engine;
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod quant;
+pub mod sampler;
+pub mod storage;
+pub mod tokenizer;
+
+pub use arena::{plan, Plan, PlanError};
+pub use cache::CacheStats;
+pub use engine::{generate, Engine, Outcome, Phase, StopReason, TokenEvent};
+pub use error::Error;
+pub use model::ModelInfo;
+pub use sampler::Sampler;
+pub use storage::{ReadSeekStorage, SliceStorage, Storage};

@@ -1,0 +1,276 @@
+//! SentencePiece-style BPE over the GGUF vocabulary, with `<0xXX>` byte fallback.
+//!
+//! Owns the tokenizer region of the arena: the pieces (with `▁` turned back into spaces),
+//! their offsets, their scores and an index sorted by piece for lookups. Encoding follows
+//! llama2.c's `encode` step for step (dummy-prefix space, UTF-8 code points, byte fallback,
+//! greedy merges by best score), so ids match the reference. It reads storage only at load.
+
+use core::cmp::Ordering;
+
+use crate::arena::{as_f32_mut, as_u32_mut};
+use crate::error::{Error, Result};
+use crate::gguf::{Cursor, Header};
+use crate::storage::Storage;
+
+/// `<0xXX>` decodes to these single bytes.
+static BYTES: [u8; 256] = {
+    let mut b = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        b[i] = i as u8;
+        i += 1;
+    }
+    b
+};
+
+/// The vocabulary, read into the arena.
+pub struct Tokenizer<'a> {
+    offsets: &'a [u32],
+    scores: &'a [f32],
+    sorted: &'a [u32],
+    pieces: &'a [u8],
+    bos: u32,
+    eos: u32,
+    space: Option<u32>,
+}
+
+fn parse_byte_token(p: &[u8]) -> Option<u8> {
+    let hex = p.strip_prefix(b"<0x")?.strip_suffix(b">")?;
+    if hex.len() != 2 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16);
+    Some((digit(hex[0])? * 16 + digit(hex[1])?) as u8)
+}
+
+/// Compares `piece` with the concatenation `a ++ b`, without building it.
+fn cmp_concat(piece: &[u8], a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(piece.len());
+    match piece[..n].cmp(&a[..n]) {
+        Ordering::Equal if piece.len() <= a.len() => piece.len().cmp(&(a.len() + b.len())),
+        Ordering::Equal => piece[a.len()..].cmp(b),
+        o => o,
+    }
+}
+
+/// The value of `printf("%s")` for a piece after llama2.c's `safe_printf`: a lone byte that is
+/// neither printable nor white space prints nothing.
+pub fn printable(piece: &[u8]) -> &[u8] {
+    match piece {
+        [b] if !(b.is_ascii_graphic() || *b == b' ' || matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) => &[],
+        _ => piece,
+    }
+}
+
+impl<'a> Tokenizer<'a> {
+    /// Reads the vocabulary named by `header` into `region`; returns it and the bytes read.
+    pub fn load<S: Storage>(storage: &mut S, header: &Header, region: &'a mut [u8]) -> Result<(Self, u64)> {
+        let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
+        let vocab = tokens.count as usize;
+        let need = crate::arena::tokenizer_bytes(vocab, tokens.string_bytes as usize);
+        if region.len() < need {
+            return Err(Error::BufferTooSmall { what: "tokenizer region", needed: need, got: region.len() });
+        }
+        let (offsets, rest) = region.split_at_mut(4 * (vocab + 1));
+        let (scores, rest) = rest.split_at_mut(4 * vocab);
+        let (sorted, pieces) = rest.split_at_mut(4 * vocab);
+        let (offsets, scores, sorted) = (as_u32_mut(offsets), as_f32_mut(scores), as_u32_mut(sorted));
+
+        let mut c = Cursor::new(storage, tokens.offset);
+        let mut at = 0usize;
+        for off in offsets.iter_mut().take(vocab) {
+            *off = at as u32;
+            let len = c.u64("token length")? as usize;
+            let dst = pieces.get_mut(at..at + len).ok_or(Error::Malformed("token strings longer than declared"))?;
+            c.read(dst, "token string")?;
+            // SentencePiece writes spaces as U+2581 (e2 96 81); the pieces hold real spaces.
+            let (mut r, mut w) = (0, 0);
+            while r < len {
+                if dst[r..].starts_with("\u{2581}".as_bytes()) {
+                    dst[w] = b' ';
+                    r += 3;
+                } else {
+                    dst[w] = dst[r];
+                    r += 1;
+                }
+                w += 1;
+            }
+            at += w;
+        }
+        offsets[vocab] = at as u32;
+        let mut bytes_read = c.bytes_read;
+
+        match header.scores {
+            Some(s) if s.count as usize == vocab && s.elem_type == 6 => {
+                let mut c = Cursor::new(storage, s.offset);
+                for sc in scores.iter_mut() {
+                    *sc = c.f32("token score")?;
+                }
+                bytes_read += c.bytes_read;
+            }
+            Some(_) => return Err(Error::Malformed("tokenizer.ggml.scores is not an f32 array of vocabulary length")),
+            None => scores.fill(0.0),
+        }
+
+        let pieces = &pieces[..at];
+        let piece = |id: u32| &pieces[offsets[id as usize] as usize..offsets[id as usize + 1] as usize];
+        for (i, s) in sorted.iter_mut().enumerate() {
+            *s = i as u32;
+        }
+        sorted.sort_unstable_by(|&a, &b| piece(a).cmp(piece(b)).then(a.cmp(&b)));
+
+        let mut t = Tokenizer {
+            offsets,
+            scores,
+            sorted,
+            pieces,
+            bos: header.bos.unwrap_or(1),
+            eos: header.eos.unwrap_or(2),
+            space: None,
+        };
+        t.space = t.lookup(b" ");
+        Ok((t, bytes_read))
+    }
+
+    /// Vocabulary size.
+    pub fn vocab(&self) -> u32 {
+        self.scores.len() as u32
+    }
+
+    /// The beginning-of-sequence id.
+    pub fn bos(&self) -> u32 {
+        self.bos
+    }
+
+    /// The end-of-sequence id.
+    pub fn eos(&self) -> u32 {
+        self.eos
+    }
+
+    /// The piece of `id` (spaces as spaces), empty for an id outside the vocabulary.
+    pub fn piece(&self, id: u32) -> &[u8] {
+        let i = id as usize;
+        match (self.offsets.get(i), self.offsets.get(i + 1)) {
+            (Some(&a), Some(&b)) if i < self.scores.len() => &self.pieces[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    fn find(&self, cmp: impl Fn(&[u8]) -> Ordering) -> Option<u32> {
+        let i = self.sorted.partition_point(|&id| cmp(self.piece(id)) == Ordering::Less);
+        let id = *self.sorted.get(i)?;
+        (cmp(self.piece(id)) == Ordering::Equal).then_some(id)
+    }
+
+    /// The id whose piece is exactly `s`.
+    pub fn lookup(&self, s: &[u8]) -> Option<u32> {
+        self.find(|p| p.cmp(s))
+    }
+
+    /// Encodes `text` as llama2.c does; `out` needs `text.len() + 3` entries.
+    pub fn encode(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
+        let needed = text.len() + 3;
+        if out.len() < needed {
+            return Err(Error::BufferTooSmall { what: "token", needed, got: out.len() });
+        }
+        let mut n = 0;
+        if bos {
+            out[n] = self.bos;
+            n += 1;
+        }
+        if !text.is_empty() {
+            if let Some(space) = self.space {
+                out[n] = space;
+                n += 1;
+            }
+        }
+        // One code point at a time (at most 4 bytes), falling back to byte tokens.
+        let mut cp = [0u8; 4];
+        let mut len = 0;
+        for (i, &byte) in text.iter().enumerate() {
+            if byte & 0xC0 != 0x80 {
+                len = 0;
+            }
+            cp[len] = byte;
+            len += 1;
+            let next_is_continuation = text.get(i + 1).is_some_and(|&b| b & 0xC0 == 0x80);
+            if next_is_continuation && len < 4 {
+                continue;
+            }
+            match self.lookup(&cp[..len]) {
+                Some(id) => {
+                    out[n] = id;
+                    n += 1;
+                }
+                None => {
+                    for &b in &cp[..len] {
+                        let mut name = *b"<0x00>";
+                        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                        name[3] = HEX[(b >> 4) as usize];
+                        name[4] = HEX[(b & 15) as usize];
+                        out[n] = self.lookup(&name).unwrap_or(b as u32 + 3);
+                        n += 1;
+                    }
+                }
+            }
+            len = 0;
+        }
+        // Merge the best-scoring adjacent pair until none is in the vocabulary.
+        loop {
+            let mut best: Option<(f32, u32, usize)> = None;
+            for i in 0..n.saturating_sub(1) {
+                let (a, b) = (self.piece(out[i]), self.piece(out[i + 1]));
+                if let Some(id) = self.find(|p| cmp_concat(p, a, b)) {
+                    let score = self.scores[id as usize];
+                    if best.is_none_or(|(s, _, _)| score > s) {
+                        best = Some((score, id, i));
+                    }
+                }
+            }
+            let Some((_, id, i)) = best else { break };
+            out[i] = id;
+            out.copy_within(i + 2..n, i + 1);
+            n -= 1;
+        }
+        Ok(n)
+    }
+
+    /// The bytes `token` prints after `prev`: the leading space of a piece after BOS is
+    /// dropped, and `<0xXX>` becomes the raw byte.
+    pub fn decode(&self, prev: u32, token: u32) -> &[u8] {
+        let mut p = self.piece(token);
+        if prev == self.bos && p.first() == Some(&b' ') {
+            p = &p[1..];
+        }
+        match parse_byte_token(p) {
+            Some(b) => &BYTES[b as usize..b as usize + 1],
+            None => p,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concat_comparison_agrees_with_building_the_string() {
+        let cases: [(&[u8], &[u8], &[u8]); 6] =
+            [(b"ab", b"a", b"b"), (b"a", b"a", b"b"), (b"abc", b"a", b"b"), (b"b", b"a", b"b"), (b"", b"a", b""), (b"aa", b"a", b"")];
+        for (p, a, b) in cases {
+            let mut joined = heapless::Vec::<u8, 8>::new();
+            joined.extend_from_slice(a).unwrap();
+            joined.extend_from_slice(b).unwrap();
+            assert_eq!(cmp_concat(p, a, b), p.cmp(&joined[..]), "{p:?} vs {a:?}+{b:?}");
+        }
+    }
+
+    #[test]
+    fn byte_tokens_parse() {
+        assert_eq!(parse_byte_token(b"<0x0A>"), Some(10));
+        assert_eq!(parse_byte_token(b"<0xff>"), Some(255));
+        assert_eq!(parse_byte_token(b"<0x0>"), None);
+        assert_eq!(printable(&[0xC3]), b"");
+        assert_eq!(printable(b"\n"), b"\n");
+    }
+}

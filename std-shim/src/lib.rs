@@ -1,0 +1,107 @@
+//! # spool-std
+//!
+//! What only an operating system gives [`spool_core`]: storage over a file with positioned
+//! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose bytes the core can
+//! also address in place). It holds no inference logic.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use embedded_io::ErrorType;
+use spool_core::Storage;
+
+/// An I/O error from the OS, carried through the core's storage trait.
+#[derive(Debug)]
+pub struct IoError(pub io::Error);
+
+impl std::fmt::Display for IoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoError {}
+
+impl embedded_io::Error for IoError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        self.0.kind().into()
+    }
+}
+
+/// A file read with positioned reads (`pread`), no shared seek position.
+#[derive(Debug)]
+pub struct FileStorage {
+    file: File,
+    len: u64,
+}
+
+impl FileStorage {
+    /// Opens `path`.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Self { file, len })
+    }
+}
+
+impl ErrorType for FileStorage {
+    type Error = IoError;
+}
+
+impl Storage for FileStorage {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        read_exact_at(&self.file, offset, buf).map_err(IoError)
+    }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(mut file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
+/// A read-only memory map of a file.
+pub struct MmapStorage {
+    map: memmap2::Mmap,
+}
+
+impl MmapStorage {
+    /// Maps `path`.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let file = File::open(path)?;
+        // SAFETY: the map is read-only and private to this process; a model file changed on
+        // disk while mapped would give wrong numbers, not memory unsafety in our code, since
+        // the core treats every byte as untrusted input.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Ok(Self { map })
+    }
+}
+
+impl ErrorType for MmapStorage {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl Storage for MmapStorage {
+    fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), embedded_io::ErrorKind> {
+        spool_core::SliceStorage::new(&self.map).read_at(offset, buf)
+    }
+
+    fn mapped(&self) -> Option<&[u8]> {
+        Some(&self.map)
+    }
+}
