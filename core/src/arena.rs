@@ -177,11 +177,21 @@ impl Plan {
     /// Weight bytes read from storage per decode token: streamed units plus the embedding row
     /// when the table is not pinned.
     pub fn streamed_bytes_per_token(&self) -> u64 {
-        self.touched_bytes_per_token - self.pinned_unit_bytes() - if self.embd_pinned_at.is_some() { self.embd_row_bytes() } else { 0 }
+        self.touched_bytes_per_token
+            - self.pinned_unit_bytes()
+            - if self.embd_pinned_at.is_some() {
+                self.embd_row_bytes()
+            } else {
+                0
+            }
     }
 
     fn pinned_unit_bytes(&self) -> u64 {
-        self.units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum()
+        self.units
+            .iter()
+            .filter(|u| u.pinned_at.is_some())
+            .map(|u| u.bytes as u64)
+            .sum()
     }
 
     fn embd_row_bytes(&self) -> u64 {
@@ -190,7 +200,11 @@ impl Plan {
 
     /// Everything but the resident weights: the working set of the streaming analysis.
     pub fn working_set_bytes(&self) -> usize {
-        self.working.bytes + self.kv.bytes + self.scratch.bytes + self.tokenizer.bytes + self.slots.bytes
+        self.working.bytes
+            + self.kv.bytes
+            + self.scratch.bytes
+            + self.tokenizer.bytes
+            + self.slots.bytes
     }
 
     /// Bytes of the arena the plan uses, including the alignment slack.
@@ -231,7 +245,10 @@ pub fn plan(model: &ModelInfo, context: u32, budget: usize) -> Result<Plan, Plan
 
 /// The units of the model in access order: each layer's tensors, the final norm, then the
 /// classifier, each split into row blocks of at most `unit_cap` bytes.
-fn build_units(model: &ModelInfo, unit_cap: u64) -> Result<heapless::Vec<Unit, MAX_UNITS>, PlanError> {
+fn build_units(
+    model: &ModelInfo,
+    unit_cap: u64,
+) -> Result<heapless::Vec<Unit, MAX_UNITS>, PlanError> {
     let mut units = heapless::Vec::new();
     let mut count = 0usize;
     let mut push = |name: TensorName, t: &TensorRef| {
@@ -267,10 +284,18 @@ fn build_units(model: &ModelInfo, unit_cap: u64) -> Result<heapless::Vec<Unit, M
 
 /// Plans the arena: fixed regions first, then pin as many units as the budget allows beside
 /// the streaming slots, which are sized for the largest unit left streaming.
-pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptions) -> Result<Plan, PlanError> {
+pub fn plan_with(
+    model: &ModelInfo,
+    context: u32,
+    budget: usize,
+    opts: PlanOptions,
+) -> Result<Plan, PlanError> {
     let c = &model.config;
     if context == 0 || context > c.context_length {
-        return Err(PlanError::BadContext { requested: context, max: c.context_length });
+        return Err(PlanError::BadContext {
+            requested: context,
+            max: c.context_length,
+        });
     }
     let (dim, hidden, vocab) = (c.dim as usize, c.hidden_dim as usize, c.vocab as usize);
     let working_layout = WorkingLayout {
@@ -288,13 +313,22 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
         r
     };
     let working = region(&mut at, working_layout.bytes());
-    let kv = region(&mut at, 2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4);
+    let kv = region(
+        &mut at,
+        2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4,
+    );
     let scratch = region(&mut at, model.token_embd.row_bytes() as usize);
     let tokenizer = region(&mut at, tokenizer_bytes(vocab, strings));
     let fixed = at + ALIGN;
 
     // Units no larger than the largest layer tensor, so the classifier streams in row blocks.
-    let unit_cap = model.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).max().unwrap_or(0);
+    let unit_cap = model
+        .layers
+        .iter()
+        .flat_map(|l| l.iter())
+        .map(TensorRef::bytes)
+        .max()
+        .unwrap_or(0);
     let mut units = build_units(model, unit_cap)?;
     let largest = units.iter().map(|u| u.bytes as usize).max().unwrap_or(0);
     let all_units: usize = units.iter().map(|u| align_up(u.bytes as usize)).sum();
@@ -304,7 +338,13 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
 
     let minimum = fixed + align_up(largest);
     if budget < minimum {
-        return Err(PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes: kv.bytes, slot_bytes: largest });
+        return Err(PlanError::BudgetTooSmall {
+            budget,
+            minimum,
+            context,
+            kv_bytes: kv.bytes,
+            slot_bytes: largest,
+        });
     }
 
     let mut embd_pinned_at = None;
@@ -327,7 +367,12 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
         let slots_wanted = opts.slots.max(1) as usize;
         // Sort unit indices by size, largest first (first-fit decreasing).
         let mut order: heapless::Vec<u16, MAX_UNITS> = (0..units.len() as u16).collect();
-        order.sort_unstable_by(|&a, &b| units[b as usize].bytes.cmp(&units[a as usize].bytes).then(a.cmp(&b)));
+        order.sort_unstable_by(|&a, &b| {
+            units[b as usize]
+                .bytes
+                .cmp(&units[a as usize].bytes)
+                .then(a.cmp(&b))
+        });
         // First-fit decreasing into what the slots leave. A unit left streaming is never larger
         // than the current slot, so shrinking the slot to it frees room to pin more; repeat
         // until the slot stops shrinking.
@@ -365,12 +410,28 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
         slot_bytes = if streams { slot as u32 } else { 0 };
     }
 
-    let pinned_units: usize = units.iter().filter_map(|u| u.pinned_at.map(|_| align_up(u.bytes as usize))).sum();
-    let resident_bytes = pinned_units + if embd_pinned_at.is_some() { embd_bytes } else { 0 };
+    let pinned_units: usize = units
+        .iter()
+        .filter_map(|u| u.pinned_at.map(|_| align_up(u.bytes as usize)))
+        .sum();
+    let resident_bytes = pinned_units
+        + if embd_pinned_at.is_some() {
+            embd_bytes
+        } else {
+            0
+        };
     let resident = region(&mut at, resident_bytes);
     let slots = region(&mut at, slot_count as usize * slot_bytes as usize);
-    let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
-        + if embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
+    let pinned_bytes = units
+        .iter()
+        .filter(|u| u.pinned_at.is_some())
+        .map(|u| u.bytes as u64)
+        .sum::<u64>()
+        + if embd_pinned_at.is_some() {
+            model.token_embd.bytes()
+        } else {
+            0
+        };
     Ok(Plan {
         budget,
         context,
@@ -468,7 +529,10 @@ mod tests {
         let view = as_f32_mut(&mut buf[pad..pad + 16]);
         assert_eq!(view.len(), 4);
         view[3] = 1.5;
-        assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
+        assert_eq!(
+            f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()),
+            1.5
+        );
     }
 
     #[test]

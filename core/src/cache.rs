@@ -62,12 +62,24 @@ impl<'a> Cache<'a> {
         for _ in 0..(plan.slot_count as usize).min(MAX_SLOTS) {
             let _ = slots.push(SlotState::default());
         }
-        Cache { resident, slot_mem, slot_bytes: plan.slot_bytes as usize, slots, tick: 0, stats: CacheStats::default() }
+        Cache {
+            resident,
+            slot_mem,
+            slot_bytes: plan.slot_bytes as usize,
+            slots,
+            tick: 0,
+            stats: CacheStats::default(),
+        }
     }
 
     /// Reads every pinned unit (and the pinned embedding table) into the resident region.
     /// Returns the bytes read; they are not counted in the per-token statistics.
-    pub fn load_pinned<S: Storage>(&mut self, plan: &Plan, embd: (u64, u64), storage: &mut S) -> Result<u64> {
+    pub fn load_pinned<S: Storage>(
+        &mut self,
+        plan: &Plan,
+        embd: (u64, u64),
+        storage: &mut S,
+    ) -> Result<u64> {
         let mut bytes = 0u64;
         for u in plan.units.iter() {
             if let Some(at) = u.pinned_at {
@@ -78,7 +90,11 @@ impl<'a> Cache<'a> {
         }
         if let Some(at) = plan.embd_pinned_at {
             let (offset, len) = embd;
-            read_exact_at(storage, offset, &mut self.resident[at as usize..(at as u64 + len) as usize])?;
+            read_exact_at(
+                storage,
+                offset,
+                &mut self.resident[at as usize..(at as u64 + len) as usize],
+            )?;
             bytes += len;
         }
         Ok(bytes)
@@ -90,7 +106,12 @@ impl<'a> Cache<'a> {
     }
 
     /// The bytes of unit `index`, reading it into a slot on a miss.
-    pub fn fetch<S: Storage>(&mut self, units: &[Unit], index: usize, storage: &mut S) -> Result<&[u8]> {
+    pub fn fetch<S: Storage>(
+        &mut self,
+        units: &[Unit],
+        index: usize,
+        storage: &mut S,
+    ) -> Result<&[u8]> {
         let u = &units[index];
         self.tick += 1;
         if let Some(at) = u.pinned_at {
@@ -105,12 +126,17 @@ impl<'a> Cache<'a> {
             None => {
                 // Victim: an empty slot, else the least recently used one.
                 let s = (0..self.slots.len())
-                    .min_by_key(|&i| self.slots[i].unit.map_or(0, |_| self.slots[i].last_used + 1))
+                    .min_by_key(|&i| {
+                        self.slots[i]
+                            .unit
+                            .map_or(0, |_| self.slots[i].last_used + 1)
+                    })
                     .unwrap_or(0);
                 if self.slots.get(s).is_some_and(|st| st.unit.is_some()) {
                     self.stats.evictions += 1;
                 }
-                let dst = &mut self.slot_mem[s * self.slot_bytes..s * self.slot_bytes + u.bytes as usize];
+                let dst =
+                    &mut self.slot_mem[s * self.slot_bytes..s * self.slot_bytes + u.bytes as usize];
                 if let Some(st) = self.slots.get_mut(s) {
                     st.unit = None;
                 }
@@ -135,7 +161,12 @@ impl<'a> Cache<'a> {
     }
 
     /// Reads `buf.len()` bytes at `offset` outside the slots (an embedding row), counting them.
-    pub fn read_row<S: Storage>(&mut self, offset: u64, buf: &mut [u8], storage: &mut S) -> Result<()> {
+    pub fn read_row<S: Storage>(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        storage: &mut S,
+    ) -> Result<()> {
         read_exact_at(storage, offset, buf)?;
         self.stats.bytes_read += buf.len() as u64;
         Ok(())

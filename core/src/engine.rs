@@ -85,11 +85,17 @@ impl<'a, S: Storage> Engine<'a, S> {
     }
 
     /// As [`Engine::new`], with planner options.
-    pub fn with_options(mut storage: S, arena: &'a mut [u8], context: u32, opts: arena::PlanOptions) -> Result<Self> {
+    pub fn with_options(
+        mut storage: S,
+        arena: &'a mut [u8],
+        context: u32,
+        opts: arena::PlanOptions,
+    ) -> Result<Self> {
         let model = ModelInfo::load(&mut storage)?;
         let plan = arena::plan_with(&model, context, arena.len(), opts)?;
         let regions = arena::carve(&plan, arena)?;
-        let (tokenizer, tok_bytes) = Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
+        let (tokenizer, tok_bytes) =
+            Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
         let mut cache = Cache::new(&plan, regions.resident, regions.slots);
         let embd = (model.token_embd.offset, model.token_embd.bytes());
         let pinned_bytes = cache.load_pinned(&plan, embd, &mut storage)?;
@@ -158,41 +164,94 @@ impl<'a, S: Storage> Engine<'a, S> {
     pub fn forward(&mut self, token: u32, pos: u32) -> Result<&[f32]> {
         let c = self.model.config;
         if token >= c.vocab {
-            return Err(Error::TokenOutOfRange { token, vocab: c.vocab });
+            return Err(Error::TokenOutOfRange {
+                token,
+                vocab: c.vocab,
+            });
         }
         if pos >= self.plan.context {
-            return Err(Error::ContextFull { pos, context: self.plan.context });
+            return Err(Error::ContextFull {
+                pos,
+                context: self.plan.context,
+            });
         }
         self.embed(token)?;
         let (pos, dim, kv_dim) = (pos as usize, c.dim as usize, c.kv_dim as usize);
         for l in 0..c.n_layers as usize {
-            let mut w = Weights { engine_units: &self.plan.units, first_unit: &self.first_unit, model: &self.model, cache: &mut self.cache, storage: &mut self.storage };
+            let mut w = Weights {
+                engine_units: &self.plan.units,
+                first_unit: &self.first_unit,
+                model: &self.model,
+                cache: &mut self.cache,
+                storage: &mut self.storage,
+            };
             let work = &mut self.work;
             let kv_at = (l * self.plan.context as usize + pos) * kv_dim;
 
             // Attention: x -> rmsnorm -> q, k, v -> RoPE -> scores over the cache -> wo -> +x.
-            rmsnorm(work.xb, work.x, w.get(TensorName::Layer(l as u16, LayerTensor::AttnNorm))?, c.rms_eps);
+            rmsnorm(
+                work.xb,
+                work.x,
+                w.get(TensorName::Layer(l as u16, LayerTensor::AttnNorm))?,
+                c.rms_eps,
+            );
             w.matvec(TensorName::Layer(l as u16, LayerTensor::Q), work.xb, work.q)?;
             let k = &mut self.key_cache[kv_at..kv_at + kv_dim];
             let v = &mut self.value_cache[kv_at..kv_at + kv_dim];
             w.matvec(TensorName::Layer(l as u16, LayerTensor::K), work.xb, k)?;
             w.matvec(TensorName::Layer(l as u16, LayerTensor::V), work.xb, v)?;
             rope(work.q, k, pos, c.head_size as usize, c.rope_theta);
-            let layer_keys = &self.key_cache[l * self.plan.context as usize * kv_dim..][..(pos + 1) * kv_dim];
-            let layer_values = &self.value_cache[l * self.plan.context as usize * kv_dim..][..(pos + 1) * kv_dim];
-            attention(work, layer_keys, layer_values, &c, self.plan.context as usize, pos);
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::AttnOut), work.xb, work.xb2)?;
+            let layer_keys =
+                &self.key_cache[l * self.plan.context as usize * kv_dim..][..(pos + 1) * kv_dim];
+            let layer_values =
+                &self.value_cache[l * self.plan.context as usize * kv_dim..][..(pos + 1) * kv_dim];
+            attention(
+                work,
+                layer_keys,
+                layer_values,
+                &c,
+                self.plan.context as usize,
+                pos,
+            );
+            w.matvec(
+                TensorName::Layer(l as u16, LayerTensor::AttnOut),
+                work.xb,
+                work.xb2,
+            )?;
             add(work.x, work.xb2);
 
             // FFN: x -> rmsnorm -> w2(silu(w1 x) * w3 x) -> +x.
-            rmsnorm(work.xb, work.x, w.get(TensorName::Layer(l as u16, LayerTensor::FfnNorm))?, c.rms_eps);
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::Gate), work.xb, work.hb)?;
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::Up), work.xb, work.hb2)?;
+            rmsnorm(
+                work.xb,
+                work.x,
+                w.get(TensorName::Layer(l as u16, LayerTensor::FfnNorm))?,
+                c.rms_eps,
+            );
+            w.matvec(
+                TensorName::Layer(l as u16, LayerTensor::Gate),
+                work.xb,
+                work.hb,
+            )?;
+            w.matvec(
+                TensorName::Layer(l as u16, LayerTensor::Up),
+                work.xb,
+                work.hb2,
+            )?;
             swiglu(work.hb, work.hb2);
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::Down), work.hb, &mut work.xb[..dim])?;
+            w.matvec(
+                TensorName::Layer(l as u16, LayerTensor::Down),
+                work.hb,
+                &mut work.xb[..dim],
+            )?;
             add(work.x, work.xb);
         }
-        let mut w = Weights { engine_units: &self.plan.units, first_unit: &self.first_unit, model: &self.model, cache: &mut self.cache, storage: &mut self.storage };
+        let mut w = Weights {
+            engine_units: &self.plan.units,
+            first_unit: &self.first_unit,
+            model: &self.model,
+            cache: &mut self.cache,
+            storage: &mut self.storage,
+        };
         let work = &mut self.work;
         work.xb.copy_from_slice(work.x);
         rmsnorm(work.x, work.xb, w.get(TensorName::OutputNorm)?, c.rms_eps);
@@ -203,7 +262,11 @@ impl<'a, S: Storage> Engine<'a, S> {
     /// x = the embedding row of `token`, from the resident region or read into the scratch.
     fn embed(&mut self, token: u32) -> Result<()> {
         let m = &self.model;
-        let t = if m.tied_output { m.output } else { m.token_embd };
+        let t = if m.tied_output {
+            m.output
+        } else {
+            m.token_embd
+        };
         let row_bytes = t.row_bytes() as usize;
         let row_offset = token as usize * row_bytes;
         let pinned = if m.tied_output {
@@ -212,7 +275,10 @@ impl<'a, S: Storage> Engine<'a, S> {
             self.plan.units[first..]
                 .iter()
                 .find(|u| (u.row0..u.row0 + u.rows).contains(&token))
-                .and_then(|u| u.pinned_at.map(|at| at as usize + (token - u.row0) as usize * row_bytes))
+                .and_then(|u| {
+                    u.pinned_at
+                        .map(|at| at as usize + (token - u.row0) as usize * row_bytes)
+                })
         } else {
             self.plan.embd_pinned_at.map(|at| at as usize + row_offset)
         };
@@ -220,7 +286,8 @@ impl<'a, S: Storage> Engine<'a, S> {
             Some(at) => self.cache.resident(at, row_bytes),
             None => {
                 let buf = &mut self.scratch[..row_bytes];
-                self.cache.read_row(t.offset + row_offset as u64, buf, &mut self.storage)?;
+                self.cache
+                    .read_row(t.offset + row_offset as u64, buf, &mut self.storage)?;
                 buf
             }
         };
@@ -303,7 +370,14 @@ fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) 
 
 /// Multi-head attention of `work.q` over positions `0..=pos`; the result goes to `work.xb`.
 /// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`.
-fn attention(work: &mut Work<'_>, keys: &[f32], values: &[f32], c: &crate::model::Config, context: usize, pos: usize) {
+fn attention(
+    work: &mut Work<'_>,
+    keys: &[f32],
+    values: &[f32],
+    c: &crate::model::Config,
+    context: usize,
+    pos: usize,
+) {
     let hs = c.head_size as usize;
     let kv_dim = c.kv_dim as usize;
     let kv_mul = (c.n_heads / c.n_kv_heads) as usize;
@@ -407,7 +481,11 @@ pub fn generate<S: Storage>(
     steps: u32,
     mut on_token: impl FnMut(&TokenEvent<'_>),
 ) -> Result<Outcome> {
-    let &first = prompt.first().ok_or(Error::BufferTooSmall { what: "prompt", needed: 1, got: 0 })?;
+    let &first = prompt.first().ok_or(Error::BufferTooSmall {
+        what: "prompt",
+        needed: 1,
+        got: 0,
+    })?;
     let steps = steps.min(engine.plan.context);
     let start = engine.stats();
     let mut decode_start = None;
@@ -415,7 +493,11 @@ pub fn generate<S: Storage>(
     let mut pos = 0u32;
     let mut stop = StopReason::Steps;
     while pos < steps {
-        let phase = if (pos as usize) < prompt.len() { Phase::Prefill } else { Phase::Decode };
+        let phase = if (pos as usize) < prompt.len() {
+            Phase::Prefill
+        } else {
+            Phase::Decode
+        };
         if phase == Phase::Decode && decode_start.is_none() {
             decode_start = Some(engine.stats());
         }
@@ -427,11 +509,23 @@ pub fn generate<S: Storage>(
         pos += 1;
         if next == engine.tokenizer.bos() {
             stop = StopReason::Bos;
-            on_token(&TokenEvent { pos: pos - 1, token, next, text: &[], phase });
+            on_token(&TokenEvent {
+                pos: pos - 1,
+                token,
+                next,
+                text: &[],
+                phase,
+            });
             break;
         }
         let text = printable(engine.tokenizer.decode(token, next));
-        on_token(&TokenEvent { pos: pos - 1, token, next, text, phase });
+        on_token(&TokenEvent {
+            pos: pos - 1,
+            token,
+            next,
+            text,
+            phase,
+        });
         token = next;
     }
     let end = engine.stats();

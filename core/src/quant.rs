@@ -109,7 +109,7 @@ impl GgmlType {
     /// Bytes of one row of `cols` elements, or `None` if `cols` is not a whole number of blocks.
     pub fn row_bytes(self, cols: u64) -> Option<u64> {
         let (elems, bytes) = self.block();
-        (cols % elems == 0).then(|| cols / elems * bytes)
+        cols.is_multiple_of(elems).then(|| cols / elems * bytes)
     }
 
     /// Whether the kernels of this build compute with the type.

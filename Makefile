@@ -1,0 +1,39 @@
+# Every entry point of Spool. `make run` and `make test` are the two a new user needs.
+CARGO ?= cargo
+MODEL ?= models/stories260K.gguf
+# About half the model (1.18 MB): the first thing a user sees is streaming at work.
+RAM ?= 600K
+PROMPT ?= Once upon a time
+EMBEDDED_TARGET := thumbv7em-none-eabihf
+
+.PHONY: run test fmt lint unit check-nostd targets build inspect
+
+run: build
+	./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
+
+build:
+	$(CARGO) build --release -p spool-sim
+
+inspect: build
+	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
+
+test: targets fmt lint unit check-nostd
+
+targets:
+	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+# The core must build for a Cortex-M4F with no heap, with and without defmt.
+check-nostd: targets
+	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
+	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt

@@ -1,0 +1,84 @@
+//! The reference outputs of llama2.c's run.c, reproduced token for token and byte for byte.
+
+mod common;
+
+use common::*;
+use spool_core::{Engine, SliceStorage};
+
+#[test]
+fn every_generation_case_matches_the_reference() {
+    let g = golden();
+    let cases = g["generation_cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 10);
+    for case in cases {
+        let r = spool_sim::run(&case_options(case)).unwrap();
+        let id = case["id"].as_str().unwrap();
+        assert_eq!(r.token_ids, ids(&case["token_ids"]), "{id}: token ids");
+        assert_eq!(
+            String::from_utf8_lossy(&r.stdout),
+            case["stdout"].as_str().unwrap(),
+            "{id}: stdout"
+        );
+        assert_eq!(
+            r.stdout,
+            case["stdout"].as_str().unwrap().as_bytes(),
+            "{id}: stdout bytes"
+        );
+        assert_eq!(
+            r.positions as u64,
+            case["positions_run"].as_u64().unwrap(),
+            "{id}: positions"
+        );
+    }
+}
+
+#[test]
+fn every_tokenizer_case_matches_the_reference() {
+    let bytes = model_bytes();
+    let mut arena = vec![0u8; 2 << 20];
+    let engine = Engine::new(SliceStorage::new(&bytes), &mut arena, 16).unwrap();
+    let g = golden();
+    let cases = g["tokenizer_cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 14);
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let mut out = vec![0u32; text.len() + 3];
+        let n = engine
+            .tokenizer()
+            .encode(text.as_bytes(), true, &mut out)
+            .unwrap();
+        assert_eq!(&out[..n], &ids(&case["token_ids"])[..], "encode {text:?}");
+    }
+}
+
+#[test]
+fn logits_match_the_reference_within_1e4_with_identical_argmax() {
+    let bytes = model_bytes();
+    let reference: Vec<f32> = std::fs::read(repo().join("tests/data/stories260K.logits.f32"))
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let fed = ids(&golden()["logits"]["token_ids_fed"]);
+    // At a streaming budget too: the numbers must not depend on where the weights sit.
+    for budget in [2 << 20, 400 << 10] {
+        let mut arena = vec![0u8; budget];
+        let mut engine = Engine::new(SliceStorage::new(&bytes), &mut arena, 8).unwrap();
+        let mut worst = 0.0f32;
+        for (pos, &tok) in fed.iter().enumerate() {
+            let logits = engine.forward(tok, pos as u32).unwrap();
+            let want = &reference[pos * 512..(pos + 1) * 512];
+            for (&a, &b) in logits.iter().zip(want) {
+                let diff = (a - b).abs();
+                assert!(diff <= 1e-4 + 1e-4 * b.abs(), "pos {pos}: {a} vs {b}");
+                worst = worst.max(diff);
+            }
+            assert_eq!(
+                spool_core::sampler::argmax(logits),
+                spool_core::sampler::argmax(want),
+                "argmax at {pos}"
+            );
+        }
+        eprintln!("budget {budget}: worst logit difference {worst:e}");
+    }
+}
