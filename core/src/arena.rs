@@ -7,7 +7,7 @@
 //! the caller's `&mut [u8]` into those regions. It reads no storage and runs no math.
 //!
 //! ```text
-//! | working | KV cache | scratch | tokenizer | resident (pinned units) | slot 0 .. slot N-1 |
+//! | working | KV cache | scratch | tokenizer | norms | resident (pinned units) | slot 0 .. slot N-1 |
 //! ```
 
 use core::fmt;
@@ -15,7 +15,7 @@ use core::fmt;
 use crate::model::{LayerTensor, ModelInfo, TensorName, TensorRef};
 
 /// Most units (tensors or row blocks) a plan can hold.
-pub const MAX_UNITS: usize = 2048;
+pub const MAX_UNITS: usize = 4096;
 /// Alignment of every region.
 pub const ALIGN: usize = 64;
 
@@ -120,11 +120,13 @@ impl fmt::Display for PlanError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct WorkingLayout {
-    /// Residual stream `x`, and the `xb`, `xb2`, `q` buffers: `dim` each.
+    /// Positions processed together in prefill (1 = token by token).
+    pub positions: usize,
+    /// Residual stream `x`, and the `xb`, `xb2`, `q` buffers: `positions * dim` each.
     pub dim: usize,
-    /// `hb`, `hb2`: `hidden_dim` each.
+    /// `hb`, `hb2`: `positions * hidden_dim` each.
     pub hidden: usize,
-    /// Attention scores: `n_heads * context`.
+    /// Attention scores of one position: `n_heads * context`.
     pub att: usize,
     /// Logits: `vocab`.
     pub logits: usize,
@@ -134,7 +136,45 @@ pub struct WorkingLayout {
 
 impl WorkingLayout {
     fn bytes(&self) -> usize {
-        4 * (4 * self.dim + 2 * self.hidden + self.att + self.logits + self.candidates)
+        4 * (self.positions * (4 * self.dim + 2 * self.hidden) + self.att + self.logits + self.candidates)
+    }
+}
+
+/// Which units stay in RAM when not all fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Policy {
+    /// Pin what fits for the whole run, stream the rest through slots (the default).
+    #[default]
+    Pin,
+    /// Evict the least recently used unit.
+    Lru,
+    /// LRU, but a unit fetched ahead is not evicted before it is used.
+    LruProtect,
+    /// Evict the most recently used unit.
+    Mru,
+    /// Belady's MIN: evict the unit used farthest in the future (the schedule is known).
+    Min,
+}
+
+impl Policy {
+    /// All policies, the default first.
+    pub const ALL: [Policy; 5] = [Policy::Pin, Policy::Lru, Policy::LruProtect, Policy::Mru, Policy::Min];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Pin => "pin",
+            Policy::Lru => "lru",
+            Policy::LruProtect => "lru-protect",
+            Policy::Mru => "mru",
+            Policy::Min => "min",
+        }
+    }
+
+    /// The policy with this CLI name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
     }
 }
 
@@ -145,16 +185,20 @@ pub struct Plan {
     pub budget: usize,
     /// The context length it holds a KV cache for.
     pub context: u32,
+    /// The options it was made with.
+    pub options: PlanOptions,
     /// Activations, logits, sampler scratch.
     pub working: Region,
     /// Sizes of the working buffers.
     pub working_layout: WorkingLayout,
     /// Keys and values, `2 * layers * context * kv_dim` f32.
     pub kv: Region,
-    /// One embedding row in its stored type.
+    /// Embedding rows of one prefill chunk, in their stored type.
     pub scratch: Region,
     /// Vocabulary pieces, offsets, scores and the sorted index.
     pub tokenizer: Region,
+    /// The norm weights, resident always (they are tiny and used every layer).
+    pub norms: Region,
     /// Pinned units (and the embedding table when everything fits).
     pub resident: Region,
     /// Streaming slots.
@@ -167,49 +211,40 @@ pub struct Plan {
     pub units: heapless::Vec<Unit, MAX_UNITS>,
     /// Offset of the embedding table in the resident region, when it is pinned.
     pub embd_pinned_at: Option<u32>,
-    /// Weight bytes one decode token uses (all units plus one embedding row).
+    /// Bytes of one embedding row.
+    pub embd_row_bytes: u32,
+    /// Weight bytes one decode token uses: all units, the norms and one embedding row.
     pub touched_bytes_per_token: u64,
-    /// Weight bytes pinned for the whole run.
+    /// Weight bytes pinned for the whole run (pinned units, norms, a pinned embedding table).
     pub pinned_bytes: u64,
 }
 
 impl Plan {
-    /// Weight bytes read from storage per decode token: streamed units plus the embedding row
-    /// when the table is not pinned.
+    /// Weight bytes the plan reads from storage per decode token when every unit that is not
+    /// pinned is read once: the lower bound of any policy in this plan's budget.
     pub fn streamed_bytes_per_token(&self) -> u64 {
-        self.touched_bytes_per_token
-            - self.pinned_unit_bytes()
-            - if self.embd_pinned_at.is_some() {
-                self.embd_row_bytes()
-            } else {
-                0
-            }
+        let units: u64 = self.units.iter().filter(|u| u.pinned_at.is_none()).map(|u| u.bytes as u64).sum();
+        units + if self.embd_pinned_at.is_some() { 0 } else { self.embd_row_bytes as u64 }
     }
 
-    fn pinned_unit_bytes(&self) -> u64 {
-        self.units
-            .iter()
-            .filter(|u| u.pinned_at.is_some())
-            .map(|u| u.bytes as u64)
-            .sum()
-    }
-
-    fn embd_row_bytes(&self) -> u64 {
-        self.scratch.bytes as u64
+    /// Reads per decode token under the same assumption (one per streamed unit, one per row).
+    pub fn streamed_reads_per_token(&self) -> u64 {
+        self.units.iter().filter(|u| u.pinned_at.is_none()).count() as u64 + u64::from(self.embd_pinned_at.is_none())
     }
 
     /// Everything but the resident weights: the working set of the streaming analysis.
     pub fn working_set_bytes(&self) -> usize {
-        self.working.bytes
-            + self.kv.bytes
-            + self.scratch.bytes
-            + self.tokenizer.bytes
-            + self.slots.bytes
+        self.working.bytes + self.kv.bytes + self.scratch.bytes + self.tokenizer.bytes + self.slots.bytes
     }
 
     /// Bytes of the arena the plan uses, including the alignment slack.
     pub fn used_bytes(&self) -> usize {
         self.slots.offset + self.slots.bytes + ALIGN
+    }
+
+    /// Positions a prefill chunk holds.
+    pub fn prefill_chunk(&self) -> u32 {
+        self.working_layout.positions as u32
     }
 }
 
@@ -217,16 +252,23 @@ impl Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct PlanOptions {
-    /// Streaming slots wanted when anything streams (2 lets a loader fill one while the other
-    /// is used).
-    pub slots: u32,
+    /// Who stays in RAM.
+    pub policy: Policy,
+    /// Units read ahead of use (0 = off); each costs one more slot.
+    pub prefetch: u32,
+    /// Most prompt positions run through a layer together. The planner lowers it to fit the
+    /// budget (down to 1) and never raises it.
+    pub prefill_chunk: u32,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { slots: 1 }
+        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16 }
     }
 }
+
+/// Most units read ahead.
+pub const MAX_PREFETCH: u32 = 8;
 
 fn align_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
@@ -243,12 +285,10 @@ pub fn plan(model: &ModelInfo, context: u32, budget: usize) -> Result<Plan, Plan
     plan_with(model, context, budget, PlanOptions::default())
 }
 
-/// The units of the model in access order: each layer's tensors, the final norm, then the
-/// classifier, each split into row blocks of at most `unit_cap` bytes.
-fn build_units(
-    model: &ModelInfo,
-    unit_cap: u64,
-) -> Result<heapless::Vec<Unit, MAX_UNITS>, PlanError> {
+/// The units of the model in access order: each layer's matrices, then the classifier, each
+/// cut into row blocks of at most `unit_cap` bytes. Norm weights are not units: they live in
+/// the always-resident norms region.
+fn build_units(model: &ModelInfo, unit_cap: u64) -> Result<heapless::Vec<Unit, MAX_UNITS>, PlanError> {
     let mut units = heapless::Vec::new();
     let mut count = 0usize;
     let mut push = |name: TensorName, t: &TensorRef| {
@@ -271,10 +311,11 @@ fn build_units(
     };
     for (l, layer) in model.layers.iter().enumerate() {
         for (t, lt) in layer.iter().zip(LayerTensor::ALL) {
-            push(TensorName::Layer(l as u16, lt), t);
+            if !lt.is_norm() {
+                push(TensorName::Layer(l as u16, lt), t);
+            }
         }
     }
-    push(TensorName::OutputNorm, &model.output_norm);
     push(TensorName::Output, &model.output);
     if count > MAX_UNITS {
         return Err(PlanError::TooManyUnits { count });
@@ -282,76 +323,116 @@ fn build_units(
     Ok(units)
 }
 
-/// Plans the arena: fixed regions first, then pin as many units as the budget allows beside
-/// the streaming slots, which are sized for the largest unit left streaming.
-pub fn plan_with(
-    model: &ModelInfo,
-    context: u32,
-    budget: usize,
-    opts: PlanOptions,
-) -> Result<Plan, PlanError> {
+/// The largest unit: the smallest layer matrix, so that units are close to one size (every
+/// policy can then spend its budget on equal slots), but large enough that the model fits in
+/// half of [`MAX_UNITS`].
+pub fn unit_cap(model: &ModelInfo) -> u64 {
+    let matrices = || model.layers.iter().flat_map(|l| l.iter().zip(LayerTensor::ALL)).filter(|(_, lt)| !lt.is_norm());
+    let smallest = matrices().map(|(t, _)| t.bytes()).min().unwrap_or(0);
+    let total: u64 = matrices().map(|(t, _)| t.bytes()).sum::<u64>() + model.output.bytes();
+    smallest.max(total.div_ceil(MAX_UNITS as u64 / 2))
+}
+
+/// Bytes of all norm weights (per layer two, and the final one), kept resident always.
+pub fn norm_bytes(model: &ModelInfo) -> usize {
+    let per_layer: u64 = model
+        .layers
+        .iter()
+        .flat_map(|l| [l[LayerTensor::AttnNorm as usize], l[LayerTensor::FfnNorm as usize]])
+        .map(|t| t.bytes())
+        .sum();
+    (per_layer + model.output_norm.bytes()) as usize
+}
+
+struct Fixed {
+    working_layout: WorkingLayout,
+    working: Region,
+    kv: Region,
+    scratch: Region,
+    tokenizer: Region,
+    norms: Region,
+    end: usize,
+}
+
+fn region(at: &mut usize, bytes: usize) -> Region {
+    let r = Region { offset: *at, bytes };
+    *at += align_up(bytes);
+    r
+}
+
+/// The regions every plan has, for `positions` prefill positions.
+fn fixed_regions(model: &ModelInfo, context: u32, positions: usize) -> Fixed {
     let c = &model.config;
-    if context == 0 || context > c.context_length {
-        return Err(PlanError::BadContext {
-            requested: context,
-            max: c.context_length,
-        });
-    }
-    let (dim, hidden, vocab) = (c.dim as usize, c.hidden_dim as usize, c.vocab as usize);
     let working_layout = WorkingLayout {
-        dim,
-        hidden,
+        positions,
+        dim: c.dim as usize,
+        hidden: c.hidden_dim as usize,
         att: c.n_heads as usize * context as usize,
-        logits: vocab,
-        candidates: vocab,
+        logits: c.vocab as usize,
+        candidates: c.vocab as usize,
     };
     let strings = model.header.tokens.map_or(0, |t| t.string_bytes) as usize;
     let mut at = 0usize;
-    let region = |at: &mut usize, bytes: usize| {
-        let r = Region { offset: *at, bytes };
-        *at += align_up(bytes);
-        r
-    };
-    let working = region(&mut at, working_layout.bytes());
-    let kv = region(
-        &mut at,
-        2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4,
-    );
-    let scratch = region(&mut at, model.token_embd.row_bytes() as usize);
-    let tokenizer = region(&mut at, tokenizer_bytes(vocab, strings));
-    let fixed = at + ALIGN;
+    Fixed {
+        working_layout,
+        working: region(&mut at, working_layout.bytes()),
+        kv: region(&mut at, 2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4),
+        scratch: region(&mut at, positions * model.token_embd.row_bytes() as usize),
+        tokenizer: region(&mut at, tokenizer_bytes(c.vocab as usize, strings)),
+        norms: region(&mut at, norm_bytes(model)),
+        end: at,
+    }
+}
 
-    // Units no larger than the largest layer tensor, so the classifier streams in row blocks.
-    let unit_cap = model
-        .layers
-        .iter()
-        .flat_map(|l| l.iter())
-        .map(TensorRef::bytes)
-        .max()
-        .unwrap_or(0);
-    let mut units = build_units(model, unit_cap)?;
-    let largest = units.iter().map(|u| u.bytes as usize).max().unwrap_or(0);
+/// Plans the arena: fixed regions first, then the weights. Under [`Policy::Pin`] the largest
+/// units that fit are pinned beside `1 + prefetch` slots sized for the largest unit left
+/// streaming; the other policies spend everything on slots of the largest unit's size.
+pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptions) -> Result<Plan, PlanError> {
+    let c = &model.config;
+    if context == 0 || context > c.context_length {
+        return Err(PlanError::BadContext { requested: context, max: c.context_length });
+    }
+    let opts = PlanOptions {
+        prefetch: opts.prefetch.min(MAX_PREFETCH),
+        prefill_chunk: opts.prefill_chunk.clamp(1, context),
+        ..opts
+    };
+    let mut units = build_units(model, unit_cap(model))?;
+    let largest = units.iter().map(|u| align_up(u.bytes as usize)).max().unwrap_or(0);
     let all_units: usize = units.iter().map(|u| align_up(u.bytes as usize)).sum();
     let embd_bytes = align_up(model.token_embd.bytes() as usize);
     let embd_row = model.token_embd.row_bytes();
-    let touched = units.iter().map(|u| u.bytes as u64).sum::<u64>() + embd_row;
+    let norms = norm_bytes(model) as u64;
+    let touched = units.iter().map(|u| u.bytes as u64).sum::<u64>() + norms + embd_row;
+    let min_slots = 1 + opts.prefetch as usize;
 
-    let minimum = fixed + align_up(largest);
+    let minimum = fixed_regions(model, context, 1).end + ALIGN + min_slots * largest;
     if budget < minimum {
         return Err(PlanError::BudgetTooSmall {
             budget,
             minimum,
             context,
-            kv_bytes: kv.bytes,
+            kv_bytes: 2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4,
             slot_bytes: largest,
         });
     }
+    // The prefill chunk is the first thing to give up: halve it until a slot set fits.
+    let mut positions = opts.prefill_chunk as usize;
+    let mut fixed = fixed_regions(model, context, positions);
+    while positions > 1 && fixed.end + ALIGN + min_slots * largest > budget {
+        positions = positions.div_ceil(2).max(1);
+        fixed = fixed_regions(model, context, positions);
+        if positions == 1 {
+            break;
+        }
+    }
+    let cache_budget = budget - fixed.end - ALIGN;
 
     let mut embd_pinned_at = None;
     let (slot_count, slot_bytes);
     let everything = all_units + if model.tied_output { 0 } else { embd_bytes };
-    if fixed + everything <= budget {
-        // Everything fits: pin it all, stream nothing.
+    if everything <= cache_budget {
+        // Everything fits: pin it all, stream nothing, whatever the policy.
         let mut off = 0usize;
         for u in units.iter_mut() {
             u.pinned_at = Some(off as u32);
@@ -362,17 +443,13 @@ pub fn plan_with(
         }
         slot_count = 0;
         slot_bytes = 0;
+    } else if opts.policy != Policy::Pin {
+        slot_count = (cache_budget / largest).min(crate::cache::MAX_SLOTS) as u32;
+        slot_bytes = largest as u32;
     } else {
-        let cache_budget = budget - fixed;
-        let slots_wanted = opts.slots.max(1) as usize;
         // Sort unit indices by size, largest first (first-fit decreasing).
         let mut order: heapless::Vec<u16, MAX_UNITS> = (0..units.len() as u16).collect();
-        order.sort_unstable_by(|&a, &b| {
-            units[b as usize]
-                .bytes
-                .cmp(&units[a as usize].bytes)
-                .then(a.cmp(&b))
-        });
+        order.sort_unstable_by(|&a, &b| units[b as usize].bytes.cmp(&units[a as usize].bytes).then(a.cmp(&b)));
         // First-fit decreasing into what the slots leave. A unit left streaming is never larger
         // than the current slot, so shrinking the slot to it frees room to pin more; repeat
         // until the slot stops shrinking.
@@ -390,9 +467,9 @@ pub fn plan_with(
             }
             (mask, max_streamed)
         };
-        let mut slot = align_up(largest);
+        let mut slot = largest;
         let pinned_mask = loop {
-            let (mask, max_streamed) = fill(cache_budget.saturating_sub(slot * slots_wanted));
+            let (mask, max_streamed) = fill(cache_budget.saturating_sub(slot * min_slots));
             if max_streamed == 0 || max_streamed >= slot {
                 break mask;
             }
@@ -406,46 +483,35 @@ pub fn plan_with(
             }
         }
         let streams = units.iter().any(|u| u.pinned_at.is_none());
-        slot_count = if streams { slots_wanted as u32 } else { 0 };
+        slot_count = if streams { min_slots as u32 } else { 0 };
         slot_bytes = if streams { slot as u32 } else { 0 };
     }
 
-    let pinned_units: usize = units
-        .iter()
-        .filter_map(|u| u.pinned_at.map(|_| align_up(u.bytes as usize)))
-        .sum();
-    let resident_bytes = pinned_units
-        + if embd_pinned_at.is_some() {
-            embd_bytes
-        } else {
-            0
-        };
+    let pinned_units: usize = units.iter().filter_map(|u| u.pinned_at.map(|_| align_up(u.bytes as usize))).sum();
+    let resident_bytes = pinned_units + if embd_pinned_at.is_some() { embd_bytes } else { 0 };
+    let mut at = fixed.end;
     let resident = region(&mut at, resident_bytes);
     let slots = region(&mut at, slot_count as usize * slot_bytes as usize);
-    let pinned_bytes = units
-        .iter()
-        .filter(|u| u.pinned_at.is_some())
-        .map(|u| u.bytes as u64)
-        .sum::<u64>()
-        + if embd_pinned_at.is_some() {
-            model.token_embd.bytes()
-        } else {
-            0
-        };
+    let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
+        + norms
+        + if embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
     Ok(Plan {
         budget,
         context,
-        working,
-        working_layout,
-        kv,
-        scratch,
-        tokenizer,
+        options: PlanOptions { prefill_chunk: positions as u32, ..opts },
+        working: fixed.working,
+        working_layout: fixed.working_layout,
+        kv: fixed.kv,
+        scratch: fixed.scratch,
+        tokenizer: fixed.tokenizer,
+        norms: fixed.norms,
         resident,
         slots,
         slot_count,
         slot_bytes,
         units,
         embd_pinned_at,
+        embd_row_bytes: embd_row as u32,
         touched_bytes_per_token: touched,
         pinned_bytes,
     })
@@ -461,6 +527,8 @@ pub struct Regions<'a> {
     pub scratch: &'a mut [u8],
     /// Tokenizer index.
     pub tokenizer: &'a mut [u8],
+    /// Norm weights.
+    pub norms: &'a mut [u8],
     /// Pinned weights.
     pub resident: &'a mut [u8],
     /// Streaming slots.
@@ -495,6 +563,7 @@ pub fn carve<'a>(plan: &Plan, arena: &'a mut [u8]) -> Result<Regions<'a>, PlanEr
         kv: take(plan.kv),
         scratch: take(plan.scratch),
         tokenizer: take(plan.tokenizer),
+        norms: take(plan.norms),
         resident: take(plan.resident),
         slots: take(plan.slots),
     })
@@ -529,10 +598,7 @@ mod tests {
         let view = as_f32_mut(&mut buf[pad..pad + 16]);
         assert_eq!(view.len(), 4);
         view[3] = 1.5;
-        assert_eq!(
-            f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()),
-            1.5
-        );
+        assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
     }
 
     #[test]

@@ -1,17 +1,28 @@
-//! The weight cache: which unit's bytes are in RAM, and which slot a streamed unit goes to.
+//! The weight cache: which unit's bytes are in RAM, which slot a streamed unit goes to, and
+//! which units are read ahead.
 //!
-//! Owns the resident region (units pinned by the plan, loaded once) and the streaming slots,
-//! with their fixed-capacity metadata and the counters (hits, misses, evictions, bytes read).
-//! It hands out `&[u8]` views of units and never interprets them. The plan decides what is
-//! pinned; on a miss the cache reuses the least recently used slot. Slot metadata is only set
-//! once a read has succeeded, so a failed read leaves no slot claiming bytes it does not hold.
+//! Owns the resident region (units pinned by the plan, loaded once), the streaming slots with
+//! their fixed-capacity metadata, the eviction [`Policy`] and the counters. It hands out
+//! `&[u8]` views of units and never interprets them.
+//!
+//! Reads go through a [`Loader`]: a slot's buffer is lent to the loader when a read starts and
+//! comes back when the core waits for it, so a loader may fill slots on another thread or by
+//! DMA while the core computes, without any shared mutable memory. Slot metadata names a unit
+//! only once its read has succeeded (or is in flight), so a failed read leaves no slot claiming
+//! bytes it does not hold.
+//!
+//! Counting rules: a *hit* is a unit found in RAM when the forward pass asks for it; a *miss*
+//! is a unit read from storage for that request, including one read ahead by prefetch (it was
+//! still read from storage: prefetch hides latency, it does not save bytes).
 
-use crate::arena::{Plan, Unit};
-use crate::error::Result;
+use crate::arena::{Plan, Policy, Unit};
+use crate::error::{Error, Result};
 use crate::storage::{read_exact_at, Storage};
 
 /// Most streaming slots.
-pub const MAX_SLOTS: usize = 64;
+pub const MAX_SLOTS: usize = 1024;
+/// Most reads a [`SyncLoader`] holds between start and wait.
+const MAX_PENDING: usize = crate::arena::MAX_PREFETCH as usize + 1;
 
 /// Counters of the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,12 +30,16 @@ pub const MAX_SLOTS: usize = 64;
 pub struct CacheStats {
     /// Units found in RAM when the forward pass asked for them.
     pub hits: u64,
-    /// Units read from storage when asked for.
+    /// Units read from storage for a request (prefetched ones included).
     pub misses: u64,
     /// Units dropped from a slot to make room.
     pub evictions: u64,
-    /// Weight bytes read from storage (units and embedding rows).
+    /// Weight bytes read from storage (units, embedding rows, prefetches wasted or not).
     pub bytes_read: u64,
+    /// Storage reads issued.
+    pub reads: u64,
+    /// Units read ahead of their use.
+    pub prefetched: u64,
 }
 
 impl CacheStats {
@@ -35,22 +50,104 @@ impl CacheStats {
             misses: self.misses - earlier.misses,
             evictions: self.evictions - earlier.evictions,
             bytes_read: self.bytes_read - earlier.bytes_read,
+            reads: self.reads - earlier.reads,
+            prefetched: self.prefetched - earlier.prefetched,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct SlotState {
+/// A finished read: the slot's buffer back (if the loader still has it) and the outcome.
+pub struct Completion<'a> {
+    /// The slot's buffer; `None` only if the loader lost it (its thread died).
+    pub buf: Option<&'a mut [u8]>,
+    /// Whether the bytes arrived.
+    pub result: Result<()>,
+}
+
+/// Moves bytes from storage into slots: "start filling this slot" / "wait until it is filled".
+///
+/// The `no_std` default, [`SyncLoader`], reads inside `wait`. A prefetching loader (a thread
+/// in `spool-std`, DMA on a board) reads after `start` while the core computes.
+pub trait Loader<'a> {
+    /// Starts reading `len` bytes at `offset` into `buf[..len]` for slot `slot`. Errors are
+    /// reported by [`Loader::wait`].
+    fn start(&mut self, slot: usize, offset: u64, len: usize, buf: &'a mut [u8]);
+
+    /// Waits for the read started for `slot` and returns its buffer.
+    fn wait<S: Storage>(&mut self, storage: &mut S, slot: usize) -> Completion<'a>;
+
+    /// Reads `buf.len()` bytes at `offset` now (embedding rows).
+    fn read_now<S: Storage>(&mut self, storage: &mut S, offset: u64, buf: &mut [u8]) -> Result<()> {
+        read_exact_at(storage, offset, buf)
+    }
+}
+
+struct Pending<'a> {
+    slot: usize,
+    offset: u64,
+    len: usize,
+    buf: &'a mut [u8],
+}
+
+/// Reads synchronously, inside [`Loader::wait`].
+#[derive(Default)]
+pub struct SyncLoader<'a> {
+    pending: heapless::Vec<Pending<'a>, MAX_PENDING>,
+    /// A buffer that could not be queued (more than `MAX_PENDING` in flight).
+    overflow: Option<(usize, &'a mut [u8])>,
+}
+
+impl<'a> SyncLoader<'a> {
+    /// A loader with nothing in flight.
+    pub fn new() -> Self {
+        Self { pending: heapless::Vec::new(), overflow: None }
+    }
+}
+
+impl<'a> Loader<'a> for SyncLoader<'a> {
+    fn start(&mut self, slot: usize, offset: u64, len: usize, buf: &'a mut [u8]) {
+        if let Err(p) = self.pending.push(Pending { slot, offset, len, buf }) {
+            self.overflow = Some((p.slot, p.buf));
+        }
+    }
+
+    fn wait<S: Storage>(&mut self, storage: &mut S, slot: usize) -> Completion<'a> {
+        if let Some(i) = self.pending.iter().position(|p| p.slot == slot) {
+            let p = self.pending.swap_remove(i);
+            let len = p.len.min(p.buf.len());
+            let result = read_exact_at(storage, p.offset, &mut p.buf[..len]);
+            return Completion { buf: Some(p.buf), result };
+        }
+        let buf = match self.overflow.take() {
+            Some((s, buf)) if s == slot => Some(buf),
+            other => {
+                self.overflow = other;
+                None
+            }
+        };
+        Completion { buf, result: Err(Error::LoaderLost { slot: slot as u32 }) }
+    }
+}
+
+#[derive(Default)]
+struct Slot<'a> {
+    /// The slot's memory; `None` while lent to the loader (or lost by it).
+    mem: Option<&'a mut [u8]>,
+    /// The unit it holds or is loading.
     unit: Option<u16>,
+    /// A read is in flight.
+    loading: bool,
+    /// Read ahead and not used yet (protected under `lru-protect`).
+    ahead: bool,
     last_used: u64,
 }
 
 /// Resident units and streaming slots over arena regions.
 pub struct Cache<'a> {
     resident: &'a mut [u8],
-    slot_mem: &'a mut [u8],
-    slot_bytes: usize,
-    slots: heapless::Vec<SlotState, MAX_SLOTS>,
+    slots: heapless::Vec<Slot<'a>, MAX_SLOTS>,
+    policy: Policy,
+    prefetch: u32,
     tick: u64,
     stats: CacheStats,
 }
@@ -59,14 +156,17 @@ impl<'a> Cache<'a> {
     /// A cache over the plan's resident region and slots; nothing is loaded yet.
     pub fn new(plan: &Plan, resident: &'a mut [u8], slot_mem: &'a mut [u8]) -> Self {
         let mut slots = heapless::Vec::new();
-        for _ in 0..(plan.slot_count as usize).min(MAX_SLOTS) {
-            let _ = slots.push(SlotState::default());
+        let bytes = plan.slot_bytes as usize;
+        if bytes > 0 {
+            for chunk in slot_mem.chunks_exact_mut(bytes).take(MAX_SLOTS) {
+                let _ = slots.push(Slot { mem: Some(chunk), ..Slot::default() });
+            }
         }
         Cache {
             resident,
-            slot_mem,
-            slot_bytes: plan.slot_bytes as usize,
             slots,
+            policy: plan.options.policy,
+            prefetch: plan.options.prefetch,
             tick: 0,
             stats: CacheStats::default(),
         }
@@ -74,12 +174,7 @@ impl<'a> Cache<'a> {
 
     /// Reads every pinned unit (and the pinned embedding table) into the resident region.
     /// Returns the bytes read; they are not counted in the per-token statistics.
-    pub fn load_pinned<S: Storage>(
-        &mut self,
-        plan: &Plan,
-        embd: (u64, u64),
-        storage: &mut S,
-    ) -> Result<u64> {
+    pub fn load_pinned<S: Storage>(&mut self, plan: &Plan, embd: (u64, u64), storage: &mut S) -> Result<u64> {
         let mut bytes = 0u64;
         for u in plan.units.iter() {
             if let Some(at) = u.pinned_at {
@@ -90,11 +185,7 @@ impl<'a> Cache<'a> {
         }
         if let Some(at) = plan.embd_pinned_at {
             let (offset, len) = embd;
-            read_exact_at(
-                storage,
-                offset,
-                &mut self.resident[at as usize..(at as u64 + len) as usize],
-            )?;
+            read_exact_at(storage, offset, &mut self.resident[at as usize..(at as u64 + len) as usize])?;
             bytes += len;
         }
         Ok(bytes)
@@ -105,70 +196,172 @@ impl<'a> Cache<'a> {
         self.stats
     }
 
-    /// The bytes of unit `index`, reading it into a slot on a miss.
-    pub fn fetch<S: Storage>(
+    /// The pinned bytes at `at..at + len` of the resident region.
+    pub fn resident(&self, at: usize, len: usize) -> &[u8] {
+        &self.resident[at..at + len]
+    }
+
+    /// Reads an embedding row (outside the slots) through the loader, counting it.
+    pub fn read_row<S: Storage, L: Loader<'a>>(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+        storage: &mut S,
+        loader: &mut L,
+    ) -> Result<()> {
+        loader.read_now(storage, offset, buf)?;
+        self.stats.bytes_read += buf.len() as u64;
+        self.stats.reads += 1;
+        Ok(())
+    }
+
+    /// The bytes of unit `index`, reading it into a slot on a miss, then reading ahead.
+    pub fn fetch<S: Storage, L: Loader<'a>>(
         &mut self,
         units: &[Unit],
         index: usize,
         storage: &mut S,
+        loader: &mut L,
     ) -> Result<&[u8]> {
-        let u = &units[index];
+        let u = units[index];
         self.tick += 1;
         if let Some(at) = u.pinned_at {
             self.stats.hits += 1;
             return Ok(&self.resident[at as usize..at as usize + u.bytes as usize]);
         }
         let slot = match self.slots.iter().position(|s| s.unit == Some(index as u16)) {
-            Some(s) => {
+            Some(s) if !self.slots[s].loading && !self.slots[s].ahead => {
                 self.stats.hits += 1;
                 s
             }
-            None => {
-                // Victim: an empty slot, else the least recently used one.
-                let s = (0..self.slots.len())
-                    .min_by_key(|&i| {
-                        self.slots[i]
-                            .unit
-                            .map_or(0, |_| self.slots[i].last_used + 1)
-                    })
-                    .unwrap_or(0);
-                if self.slots.get(s).is_some_and(|st| st.unit.is_some()) {
-                    self.stats.evictions += 1;
-                }
-                let dst =
-                    &mut self.slot_mem[s * self.slot_bytes..s * self.slot_bytes + u.bytes as usize];
-                if let Some(st) = self.slots.get_mut(s) {
-                    st.unit = None;
-                }
-                read_exact_at(storage, u.offset, dst)?;
+            Some(s) => {
+                // Read ahead: it came from storage for this use.
+                self.complete(s, storage, loader)?;
                 self.stats.misses += 1;
-                self.stats.bytes_read += u.bytes as u64;
-                if let Some(st) = self.slots.get_mut(s) {
-                    st.unit = Some(index as u16);
-                }
+                s
+            }
+            None => {
+                let s = match self.victim(units, index, None) {
+                    Some(s) => s,
+                    None => {
+                        // Every slot is loading: let the reads land, then evict among them.
+                        self.complete_all(storage, loader)?;
+                        self.victim(units, index, None).ok_or(Error::LoaderLost { slot: 0 })?
+                    }
+                };
+                self.start(s, units, index, loader);
+                self.complete(s, storage, loader)?;
+                self.stats.misses += 1;
                 s
             }
         };
-        if let Some(st) = self.slots.get_mut(slot) {
-            st.last_used = self.tick;
+        let st = &mut self.slots[slot];
+        st.last_used = self.tick;
+        st.ahead = false;
+        self.read_ahead(units, index, slot, loader);
+        let bytes = u.bytes as usize;
+        self.slots[slot].mem.as_deref().map(|m| &m[..bytes]).ok_or(Error::LoaderLost { slot: slot as u32 })
+    }
+
+    /// Starts reading unit `index` into slot `s` (evicting what it held).
+    fn start<L: Loader<'a>>(&mut self, s: usize, units: &[Unit], index: usize, loader: &mut L) {
+        let u = units[index];
+        let st = &mut self.slots[s];
+        if st.unit.is_some() {
+            self.stats.evictions += 1;
         }
-        Ok(&self.slot_mem[slot * self.slot_bytes..slot * self.slot_bytes + u.bytes as usize])
+        st.unit = None;
+        if let Some(buf) = st.mem.take() {
+            loader.start(s, u.offset, u.bytes as usize, buf);
+            st.unit = Some(index as u16);
+            st.loading = true;
+            self.stats.reads += 1;
+            self.stats.bytes_read += u.bytes as u64;
+        }
     }
 
-    /// The pinned bytes at `at..at + len` of the resident region.
-    pub fn resident(&self, at: usize, len: usize) -> &[u8] {
-        &self.resident[at..at + len]
+    /// Waits for slot `s`'s read; on failure the slot is left empty.
+    fn complete<S: Storage, L: Loader<'a>>(&mut self, s: usize, storage: &mut S, loader: &mut L) -> Result<()> {
+        let c = loader.wait(storage, s);
+        let st = &mut self.slots[s];
+        st.mem = c.buf;
+        st.loading = false;
+        if c.result.is_err() || st.mem.is_none() {
+            st.unit = None;
+            st.ahead = false;
+        }
+        c.result
     }
 
-    /// Reads `buf.len()` bytes at `offset` outside the slots (an embedding row), counting them.
-    pub fn read_row<S: Storage>(
-        &mut self,
-        offset: u64,
-        buf: &mut [u8],
-        storage: &mut S,
-    ) -> Result<()> {
-        read_exact_at(storage, offset, buf)?;
-        self.stats.bytes_read += buf.len() as u64;
+    fn complete_all<S: Storage, L: Loader<'a>>(&mut self, storage: &mut S, loader: &mut L) -> Result<()> {
+        for s in 0..self.slots.len() {
+            if self.slots[s].loading {
+                self.complete(s, storage, loader)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Distance in the cyclic schedule from the unit in use (`current`) to the next use of `unit`.
+    fn next_use(units: &[Unit], current: usize, unit: usize) -> usize {
+        (unit + units.len() - current) % units.len().max(1)
+    }
+
+    /// The slot to fill next, by policy, never the one in use (`keep`) nor one loading.
+    fn victim(&self, units: &[Unit], current: usize, keep: Option<usize>) -> Option<usize> {
+        let candidates = || {
+            self.slots.iter().enumerate().filter(move |&(i, s)| {
+                Some(i) != keep && !s.loading && s.mem.is_some() && s.unit != Some(current as u16)
+            })
+        };
+        if let Some((i, _)) = candidates().find(|(_, s)| s.unit.is_none()) {
+            return Some(i);
+        }
+        let pick = match self.policy {
+            Policy::Pin | Policy::Lru => candidates().min_by_key(|(_, s)| s.last_used),
+            Policy::LruProtect => candidates()
+                .filter(|(_, s)| !s.ahead)
+                .min_by_key(|(_, s)| s.last_used)
+                .or_else(|| candidates().min_by_key(|(_, s)| s.last_used)),
+            Policy::Mru => candidates().max_by_key(|(_, s)| s.last_used),
+            Policy::Min => candidates()
+                .max_by_key(|(_, s)| s.unit.map_or(usize::MAX, |u| Self::next_use(units, current, u as usize))),
+        };
+        pick.map(|(i, _)| i)
+    }
+
+    /// Starts reads of the next `prefetch` streamed units of the schedule after `current`.
+    fn read_ahead<L: Loader<'a>>(&mut self, units: &[Unit], current: usize, in_use: usize, loader: &mut L) {
+        let n = units.len();
+        let mut ahead = 0;
+        let mut j = current;
+        for _ in 1..n {
+            if ahead >= self.prefetch {
+                break;
+            }
+            j = (j + 1) % n;
+            if units[j].pinned_at.is_some() {
+                continue;
+            }
+            ahead += 1;
+            if self.slots.iter().any(|s| s.unit == Some(j as u16)) {
+                continue;
+            }
+            let Some(v) = self.victim(units, current, Some(in_use)) else { break };
+            if self.policy == Policy::Min {
+                // MIN never evicts a unit needed sooner than the one it would read.
+                let sooner = self.slots[v]
+                    .unit
+                    .is_some_and(|u| Self::next_use(units, current, u as usize) < Self::next_use(units, current, j));
+                if sooner {
+                    break;
+                }
+            }
+            self.start(v, units, j, loader);
+            let st = &mut self.slots[v];
+            st.ahead = true;
+            st.last_used = self.tick;
+            self.stats.prefetched += 1;
+        }
     }
 }

@@ -6,31 +6,33 @@
 //! right sums, no fused multiply-add) so that its tokens match the reference.
 
 use crate::arena::{self, as_f32_mut, as_u32_mut, Plan, Unit};
-use crate::cache::{Cache, CacheStats};
+use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, Result};
 use crate::model::{LayerTensor, ModelInfo, TensorName, MAX_LAYERS};
 use crate::quant;
 use crate::sampler::Sampler;
-use crate::storage::Storage;
+use crate::storage::{read_exact_at, Storage};
 use crate::tokenizer::{printable, Tokenizer};
 
-/// The activation buffers of one position.
+/// The activation buffers of up to `positions` prompt positions, row-major `[position][...]`.
 struct Work<'a> {
-    /// Residual stream, `[dim]`.
+    /// Positions the buffers hold.
+    positions: usize,
+    /// Residual stream, `[positions][dim]`.
     x: &'a mut [f32],
-    /// Normed input of a block, then the attention output, `[dim]`.
+    /// Normed input of a block, then the attention output, `[positions][dim]`.
     xb: &'a mut [f32],
-    /// Output of a projection before the residual add, `[dim]`.
+    /// Output of a projection before the residual add, `[positions][dim]`.
     xb2: &'a mut [f32],
-    /// Query, `[dim]`.
+    /// Queries, `[positions][dim]`.
     q: &'a mut [f32],
-    /// FFN gate, `[hidden]`.
+    /// FFN gate, `[positions][hidden]`.
     hb: &'a mut [f32],
-    /// FFN up, `[hidden]`.
+    /// FFN up, `[positions][hidden]`.
     hb2: &'a mut [f32],
-    /// Attention scores, `[n_heads][context]`.
+    /// Attention scores of one position, `[n_heads][context]`.
     att: &'a mut [f32],
-    /// Classifier output, `[vocab]`.
+    /// Classifier output of the last position, `[vocab]`.
     logits: &'a mut [f32],
     /// Sampler candidates, `[vocab]`.
     candidates: &'a mut [u32],
@@ -45,15 +47,17 @@ fn split<'a, T>(buf: &mut &'a mut [T], n: usize) -> &'a mut [T] {
 impl<'a> Work<'a> {
     fn new(plan: &Plan, bytes: &'a mut [u8]) -> Self {
         let l = plan.working_layout;
-        let (floats, ints) = bytes.split_at_mut(4 * (4 * l.dim + 2 * l.hidden + l.att + l.logits));
+        let p = l.positions;
+        let (floats, ints) = bytes.split_at_mut(4 * (p * (4 * l.dim + 2 * l.hidden) + l.att + l.logits));
         let mut f = as_f32_mut(floats);
         Work {
-            x: split(&mut f, l.dim),
-            xb: split(&mut f, l.dim),
-            xb2: split(&mut f, l.dim),
-            q: split(&mut f, l.dim),
-            hb: split(&mut f, l.hidden),
-            hb2: split(&mut f, l.hidden),
+            positions: p,
+            x: split(&mut f, p * l.dim),
+            xb: split(&mut f, p * l.dim),
+            xb2: split(&mut f, p * l.dim),
+            q: split(&mut f, p * l.dim),
+            hb: split(&mut f, p * l.hidden),
+            hb2: split(&mut f, p * l.hidden),
             att: split(&mut f, l.att),
             logits: split(&mut f, l.logits),
             candidates: &mut as_u32_mut(ints)[..l.candidates],
@@ -62,8 +66,9 @@ impl<'a> Work<'a> {
 }
 
 /// An inference session: a model in storage, planned into a caller's arena.
-pub struct Engine<'a, S: Storage> {
+pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     storage: S,
+    loader: L,
     model: ModelInfo,
     plan: Plan,
     cache: Cache<'a>,
@@ -72,21 +77,26 @@ pub struct Engine<'a, S: Storage> {
     key_cache: &'a mut [f32],
     value_cache: &'a mut [f32],
     scratch: &'a mut [u8],
-    /// Index of the first unit of each tensor: layer tensors, then output norm, classifier.
-    first_unit: heapless::Vec<u16, { MAX_LAYERS * 9 + 2 }>,
+    /// Norm weights: per layer attention then FFN, then the final norm; `dim` f32 each.
+    norms: &'a [u8],
+    /// Index of the first unit of each matrix: per layer the 7 matrices, then the classifier.
+    first_unit: heapless::Vec<u16, { MAX_LAYERS * 7 + 1 }>,
     load_bytes: u64,
 }
 
 impl<'a, S: Storage> Engine<'a, S> {
-    /// Parses the model, plans `arena` for `context` positions, loads the tokenizer and the
-    /// pinned weights.
+    /// Parses the model, plans `arena` for `context` positions with the default options,
+    /// loads the tokenizer and the pinned weights.
     pub fn new(storage: S, arena: &'a mut [u8], context: u32) -> Result<Self> {
-        Self::with_options(storage, arena, context, arena::PlanOptions::default())
+        Self::with_loader(storage, SyncLoader::new(), arena, context, arena::PlanOptions::default())
     }
+}
 
-    /// As [`Engine::new`], with planner options.
-    pub fn with_options(
+impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
+    /// As [`Engine::new`], with a loader and planner options.
+    pub fn with_loader(
         mut storage: S,
+        loader: L,
         arena: &'a mut [u8],
         context: u32,
         opts: arena::PlanOptions,
@@ -94,8 +104,18 @@ impl<'a, S: Storage> Engine<'a, S> {
         let model = ModelInfo::load(&mut storage)?;
         let plan = arena::plan_with(&model, context, arena.len(), opts)?;
         let regions = arena::carve(&plan, arena)?;
-        let (tokenizer, tok_bytes) =
-            Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
+        let (tokenizer, tok_bytes) = Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
+        let mut norm_read = 0u64;
+        let dim_bytes = model.config.dim as usize * 4;
+        let norm_tensors = model
+            .layers
+            .iter()
+            .flat_map(|l| [l[LayerTensor::AttnNorm as usize], l[LayerTensor::FfnNorm as usize]])
+            .chain([model.output_norm]);
+        for (t, dst) in norm_tensors.zip(regions.norms.chunks_exact_mut(dim_bytes)) {
+            read_exact_at(&mut storage, t.offset, dst)?;
+            norm_read += dim_bytes as u64;
+        }
         let mut cache = Cache::new(&plan, regions.resident, regions.slots);
         let embd = (model.token_embd.offset, model.token_embd.bytes());
         let pinned_bytes = cache.load_pinned(&plan, embd, &mut storage)?;
@@ -105,16 +125,18 @@ impl<'a, S: Storage> Engine<'a, S> {
         let mut last = None;
         for (i, u) in plan.units.iter().enumerate() {
             if last != Some(u.tensor) {
-                // Capacity: at most MAX_LAYERS * 9 + 2 tensors, checked by the model.
+                // Capacity: at most MAX_LAYERS * 7 + 1 matrices, checked by the model.
                 let _ = first_unit.push(i as u16);
                 last = Some(u.tensor);
             }
         }
         Ok(Engine {
-            load_bytes: model.parse_bytes + tok_bytes + pinned_bytes,
+            load_bytes: model.parse_bytes + tok_bytes + norm_read + pinned_bytes,
             work: Work::new(&plan, regions.working),
             scratch: regions.scratch,
+            norms: regions.norms,
             storage,
+            loader,
             model,
             plan,
             cache,
@@ -145,12 +167,17 @@ impl<'a, S: Storage> Engine<'a, S> {
         self.cache.stats()
     }
 
-    /// Bytes read while loading: header, tensor table, tokenizer and pinned weights.
+    /// Bytes read while loading: header, tensor table, tokenizer, norms and pinned weights.
     pub fn load_bytes(&self) -> u64 {
         self.load_bytes
     }
 
-    /// The logits of the last [`Engine::forward`].
+    /// The loader.
+    pub fn loader(&self) -> &L {
+        &self.loader
+    }
+
+    /// The logits of the last forward pass.
     pub fn logits(&self) -> &[f32] {
         self.work.logits
     }
@@ -162,111 +189,101 @@ impl<'a, S: Storage> Engine<'a, S> {
 
     /// Runs the model on `token` at position `pos` and returns the logits, `[vocab]`.
     pub fn forward(&mut self, token: u32, pos: u32) -> Result<&[f32]> {
+        self.forward_batch(&[token], pos)
+    }
+
+    /// Runs `tokens` at positions `pos..pos + tokens.len()` layer by layer, each weight unit
+    /// applied to every position before the next is fetched, and returns the logits of the
+    /// last position. At most [`Plan::prefill_chunk`] tokens at a time. The numbers equal those
+    /// of feeding the tokens one by one: each position's arithmetic is unchanged.
+    pub fn forward_batch(&mut self, tokens: &[u32], pos: u32) -> Result<&[f32]> {
         let c = self.model.config;
-        if token >= c.vocab {
-            return Err(Error::TokenOutOfRange {
-                token,
-                vocab: c.vocab,
-            });
+        let n = tokens.len();
+        if n == 0 || n > self.work.positions {
+            return Err(Error::BufferTooSmall { what: "prefill chunk", needed: n.max(1), got: self.work.positions });
         }
-        if pos >= self.plan.context {
-            return Err(Error::ContextFull {
-                pos,
-                context: self.plan.context,
-            });
+        if let Some(&token) = tokens.iter().find(|&&t| t >= c.vocab) {
+            return Err(Error::TokenOutOfRange { token, vocab: c.vocab });
         }
-        self.embed(token)?;
-        let (pos, dim, kv_dim) = (pos as usize, c.dim as usize, c.kv_dim as usize);
+        let last_pos = pos as u64 + n as u64 - 1;
+        if last_pos >= self.plan.context as u64 {
+            return Err(Error::ContextFull { pos: last_pos.min(u32::MAX as u64) as u32, context: self.plan.context });
+        }
+        for (p, &token) in tokens.iter().enumerate() {
+            self.embed(token, p)?;
+        }
+        let (pos, dim, hidden, kv_dim, ctx) =
+            (pos as usize, c.dim as usize, c.hidden_dim as usize, c.kv_dim as usize, self.plan.context as usize);
+        let dim_bytes = dim * 4;
         for l in 0..c.n_layers as usize {
             let mut w = Weights {
-                engine_units: &self.plan.units,
+                units: &self.plan.units,
                 first_unit: &self.first_unit,
                 model: &self.model,
                 cache: &mut self.cache,
                 storage: &mut self.storage,
+                loader: &mut self.loader,
             };
             let work = &mut self.work;
-            let kv_at = (l * self.plan.context as usize + pos) * kv_dim;
+            let attn_norm = &self.norms[2 * l * dim_bytes..][..dim_bytes];
+            let ffn_norm = &self.norms[(2 * l + 1) * dim_bytes..][..dim_bytes];
+            let layer_kv = l * ctx * kv_dim;
+            let name = |t| TensorName::Layer(l as u16, t);
 
             // Attention: x -> rmsnorm -> q, k, v -> RoPE -> scores over the cache -> wo -> +x.
-            rmsnorm(
-                work.xb,
-                work.x,
-                w.get(TensorName::Layer(l as u16, LayerTensor::AttnNorm))?,
-                c.rms_eps,
-            );
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::Q), work.xb, work.q)?;
-            let k = &mut self.key_cache[kv_at..kv_at + kv_dim];
-            let v = &mut self.value_cache[kv_at..kv_at + kv_dim];
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::K), work.xb, k)?;
-            w.matvec(TensorName::Layer(l as u16, LayerTensor::V), work.xb, v)?;
-            rope(work.q, k, pos, c.head_size as usize, c.rope_theta);
-            let layer_keys =
-                &self.key_cache[l * self.plan.context as usize * kv_dim..][..(pos + 1) * kv_dim];
-            let layer_values =
-                &self.value_cache[l * self.plan.context as usize * kv_dim..][..(pos + 1) * kv_dim];
-            attention(
-                work,
-                layer_keys,
-                layer_values,
-                &c,
-                self.plan.context as usize,
-                pos,
-            );
-            w.matvec(
-                TensorName::Layer(l as u16, LayerTensor::AttnOut),
-                work.xb,
-                work.xb2,
-            )?;
-            add(work.x, work.xb2);
+            for p in 0..n {
+                rmsnorm(&mut work.xb[p * dim..][..dim], &work.x[p * dim..][..dim], attn_norm, c.rms_eps);
+            }
+            let new_rows = layer_kv + pos * kv_dim..layer_kv + (pos + n) * kv_dim;
+            w.matvec(name(LayerTensor::Q), n, &work.xb[..n * dim], &mut work.q[..n * dim])?;
+            w.matvec(name(LayerTensor::K), n, &work.xb[..n * dim], &mut self.key_cache[new_rows.clone()])?;
+            w.matvec(name(LayerTensor::V), n, &work.xb[..n * dim], &mut self.value_cache[new_rows])?;
+            for p in 0..n {
+                let k = &mut self.key_cache[layer_kv + (pos + p) * kv_dim..][..kv_dim];
+                rope(&mut work.q[p * dim..][..dim], k, pos + p, c.head_size as usize, c.rope_theta);
+            }
+            for p in 0..n {
+                let seen = (pos + p + 1) * kv_dim;
+                let keys = &self.key_cache[layer_kv..layer_kv + seen];
+                let values = &self.value_cache[layer_kv..layer_kv + seen];
+                let (q, out) = (&work.q[p * dim..][..dim], &mut work.xb[p * dim..][..dim]);
+                attention(q, out, work.att, keys, values, &c, ctx, pos + p);
+            }
+            w.matvec(name(LayerTensor::AttnOut), n, &work.xb[..n * dim], &mut work.xb2[..n * dim])?;
+            add(&mut work.x[..n * dim], &work.xb2[..n * dim]);
 
             // FFN: x -> rmsnorm -> w2(silu(w1 x) * w3 x) -> +x.
-            rmsnorm(
-                work.xb,
-                work.x,
-                w.get(TensorName::Layer(l as u16, LayerTensor::FfnNorm))?,
-                c.rms_eps,
-            );
-            w.matvec(
-                TensorName::Layer(l as u16, LayerTensor::Gate),
-                work.xb,
-                work.hb,
-            )?;
-            w.matvec(
-                TensorName::Layer(l as u16, LayerTensor::Up),
-                work.xb,
-                work.hb2,
-            )?;
-            swiglu(work.hb, work.hb2);
-            w.matvec(
-                TensorName::Layer(l as u16, LayerTensor::Down),
-                work.hb,
-                &mut work.xb[..dim],
-            )?;
-            add(work.x, work.xb);
+            for p in 0..n {
+                rmsnorm(&mut work.xb[p * dim..][..dim], &work.x[p * dim..][..dim], ffn_norm, c.rms_eps);
+            }
+            w.matvec(name(LayerTensor::Gate), n, &work.xb[..n * dim], &mut work.hb[..n * hidden])?;
+            w.matvec(name(LayerTensor::Up), n, &work.xb[..n * dim], &mut work.hb2[..n * hidden])?;
+            swiglu(&mut work.hb[..n * hidden], &work.hb2[..n * hidden]);
+            w.matvec(name(LayerTensor::Down), n, &work.hb[..n * hidden], &mut work.xb[..n * dim])?;
+            add(&mut work.x[..n * dim], &work.xb[..n * dim]);
         }
+        // Only the last position's logits are used; the classifier still runs once per chunk,
+        // which keeps the unit schedule cyclic.
         let mut w = Weights {
-            engine_units: &self.plan.units,
+            units: &self.plan.units,
             first_unit: &self.first_unit,
             model: &self.model,
             cache: &mut self.cache,
             storage: &mut self.storage,
+            loader: &mut self.loader,
         };
         let work = &mut self.work;
-        work.xb.copy_from_slice(work.x);
-        rmsnorm(work.x, work.xb, w.get(TensorName::OutputNorm)?, c.rms_eps);
-        w.matvec(TensorName::Output, work.x, work.logits)?;
+        let last = &work.x[(n - 1) * dim..n * dim];
+        let final_norm = &self.norms[2 * c.n_layers as usize * dim_bytes..][..dim_bytes];
+        rmsnorm(&mut work.xb[..dim], last, final_norm, c.rms_eps);
+        w.matvec(TensorName::Output, 1, &work.xb[..dim], work.logits)?;
         Ok(self.work.logits)
     }
 
-    /// x = the embedding row of `token`, from the resident region or read into the scratch.
-    fn embed(&mut self, token: u32) -> Result<()> {
+    /// x[p] = the embedding row of `token`, from the resident region or read into the scratch.
+    fn embed(&mut self, token: u32, p: usize) -> Result<()> {
         let m = &self.model;
-        let t = if m.tied_output {
-            m.output
-        } else {
-            m.token_embd
-        };
+        let t = if m.tied_output { m.output } else { m.token_embd };
         let row_bytes = t.row_bytes() as usize;
         let row_offset = token as usize * row_bytes;
         let pinned = if m.tied_output {
@@ -275,60 +292,57 @@ impl<'a, S: Storage> Engine<'a, S> {
             self.plan.units[first..]
                 .iter()
                 .find(|u| (u.row0..u.row0 + u.rows).contains(&token))
-                .and_then(|u| {
-                    u.pinned_at
-                        .map(|at| at as usize + (token - u.row0) as usize * row_bytes)
-                })
+                .and_then(|u| u.pinned_at.map(|at| at as usize + (token - u.row0) as usize * row_bytes))
         } else {
             self.plan.embd_pinned_at.map(|at| at as usize + row_offset)
         };
         let row = match pinned {
             Some(at) => self.cache.resident(at, row_bytes),
             None => {
-                let buf = &mut self.scratch[..row_bytes];
-                self.cache
-                    .read_row(t.offset + row_offset as u64, buf, &mut self.storage)?;
+                let buf = &mut self.scratch[p * row_bytes..(p + 1) * row_bytes];
+                self.cache.read_row(t.offset + row_offset as u64, buf, &mut self.storage, &mut self.loader)?;
                 buf
             }
         };
-        quant::dequantize_row(t.ty, row, self.work.x);
+        let dim = self.model.config.dim as usize;
+        quant::dequantize_row(t.ty, row, &mut self.work.x[p * dim..(p + 1) * dim]);
         Ok(())
     }
 }
 
 /// Access to weights by tensor, unit by unit, for one step of the forward pass.
-struct Weights<'e, 'a, S: Storage> {
-    engine_units: &'e [Unit],
+struct Weights<'e, 'a, S: Storage, L: Loader<'a>> {
+    units: &'e [Unit],
     first_unit: &'e [u16],
     model: &'e ModelInfo,
     cache: &'e mut Cache<'a>,
     storage: &'e mut S,
+    loader: &'e mut L,
 }
 
-impl<S: Storage> Weights<'_, '_, S> {
+impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
     fn first(&self, name: TensorName) -> usize {
         let i = match name {
-            TensorName::Layer(l, t) => l as usize * 9 + t as usize,
-            TensorName::OutputNorm => self.first_unit.len() - 2,
-            TensorName::Output | TensorName::TokenEmbd => self.first_unit.len() - 1,
+            TensorName::Layer(l, t) => {
+                l as usize * 7 + (t as usize - 1 - usize::from(t as usize > LayerTensor::FfnNorm as usize))
+            }
+            _ => self.first_unit.len() - 1,
         };
         self.first_unit[i] as usize
     }
 
-    /// The bytes of a tensor that is a single unit (a norm weight).
-    fn get(&mut self, name: TensorName) -> Result<&[u8]> {
-        let i = self.first(name);
-        self.cache.fetch(self.engine_units, i, self.storage)
-    }
-
-    /// out = W x, over the tensor's units in order.
-    fn matvec(&mut self, name: TensorName, x: &[f32], out: &mut [f32]) -> Result<()> {
-        let ty = self.model.tensor(name).ty;
+    /// out[p] = W x[p] for `n` positions (`x`: `[n][cols]`, `out`: `[n][rows]`), over the
+    /// tensor's units in order, each unit fetched once for all positions.
+    fn matvec(&mut self, name: TensorName, n: usize, x: &[f32], out: &mut [f32]) -> Result<()> {
+        let t = self.model.tensor(name);
+        let (rows, cols) = (t.rows as usize, t.cols as usize);
         let mut i = self.first(name);
-        while let Some(u) = self.engine_units.get(i).filter(|u| u.tensor == name) {
-            let rows = u.row0 as usize..(u.row0 + u.rows) as usize;
-            let w = self.cache.fetch(self.engine_units, i, self.storage)?;
-            quant::matvec(ty, w, x, &mut out[rows]);
+        while let Some(u) = self.units.get(i).filter(|u| u.tensor == name) {
+            let w = self.cache.fetch(self.units, i, self.storage, self.loader)?;
+            for p in 0..n {
+                let out_rows = p * rows + u.row0 as usize..p * rows + (u.row0 + u.rows) as usize;
+                quant::matvec(t.ty, w, &x[p * cols..(p + 1) * cols], &mut out[out_rows]);
+            }
             i += 1;
         }
         Ok(())
@@ -368,10 +382,13 @@ fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) 
     }
 }
 
-/// Multi-head attention of `work.q` over positions `0..=pos`; the result goes to `work.xb`.
-/// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`.
+/// Multi-head attention of one position's query `q` over positions `0..=pos`, into `out`.
+/// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is `[n_heads][context]`.
+#[allow(clippy::too_many_arguments)]
 fn attention(
-    work: &mut Work<'_>,
+    q: &[f32],
+    out: &mut [f32],
+    att: &mut [f32],
     keys: &[f32],
     values: &[f32],
     c: &crate::model::Config,
@@ -383,8 +400,8 @@ fn attention(
     let kv_mul = (c.n_heads / c.n_kv_heads) as usize;
     let scale = libm::sqrtf(hs as f32);
     for h in 0..c.n_heads as usize {
-        let q = &work.q[h * hs..(h + 1) * hs];
-        let att = &mut work.att[h * context..h * context + pos + 1];
+        let q = &q[h * hs..(h + 1) * hs];
+        let att = &mut att[h * context..h * context + pos + 1];
         let kv_off = (h / kv_mul) * hs;
         for (t, a) in att.iter_mut().enumerate() {
             let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
@@ -395,7 +412,7 @@ fn attention(
             *a = score / scale;
         }
         crate::sampler::softmax(att);
-        let xb = &mut work.xb[h * hs..(h + 1) * hs];
+        let xb = &mut out[h * hs..(h + 1) * hs];
         xb.fill(0.0);
         for (t, &a) in att.iter().enumerate() {
             let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
@@ -473,66 +490,68 @@ pub struct Outcome {
 }
 
 /// llama2.c's `generate`: feeds the prompt, then samples, for `steps` positions (clamped to the
-/// planned context) or until the model chooses BOS. `on_token` sees every position.
-pub fn generate<S: Storage>(
-    engine: &mut Engine<'_, S>,
+/// planned context) or until the model chooses BOS. The prompt runs layer-major in chunks of
+/// [`Plan::prefill_chunk`] positions. `on_token` sees every position.
+pub fn generate<'a, S: Storage, L: Loader<'a>>(
+    engine: &mut Engine<'a, S, L>,
     sampler: &mut Sampler,
     prompt: &[u32],
     steps: u32,
     mut on_token: impl FnMut(&TokenEvent<'_>),
 ) -> Result<Outcome> {
-    let &first = prompt.first().ok_or(Error::BufferTooSmall {
-        what: "prompt",
-        needed: 1,
-        got: 0,
-    })?;
-    let steps = steps.min(engine.plan.context);
+    if prompt.is_empty() {
+        return Err(Error::BufferTooSmall { what: "prompt", needed: 1, got: 0 });
+    }
+    let steps = steps.min(engine.plan.context) as usize;
+    let bos = engine.tokenizer.bos();
     let start = engine.stats();
-    let mut decode_start = None;
-    let mut token = first;
-    let mut pos = 0u32;
+    let prefilled = prompt.len().min(steps);
+    let mut pos = 0usize;
+    let mut token = prompt[0];
+    // Prefill: positions whose fed token comes from the prompt.
+    for chunk in prompt[..prefilled].chunks(engine.work.positions) {
+        engine.forward_batch(chunk, pos as u32)?;
+        for _ in chunk {
+            let next = match prompt.get(pos + 1) {
+                Some(&t) => t,
+                None => engine.sample(sampler),
+            };
+            pos += 1;
+            if next == bos {
+                on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text: &[], phase: Phase::Prefill });
+                let end = engine.stats();
+                return Ok(Outcome {
+                    positions: pos as u32,
+                    prefill_positions: pos as u32,
+                    stop: StopReason::Bos,
+                    prefill: end.since(&start),
+                    decode: CacheStats::default(),
+                });
+            }
+            let text = printable(engine.tokenizer.decode(token, next));
+            on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text, phase: Phase::Prefill });
+            token = next;
+        }
+    }
+    let mid = engine.stats();
     let mut stop = StopReason::Steps;
     while pos < steps {
-        let phase = if (pos as usize) < prompt.len() {
-            Phase::Prefill
-        } else {
-            Phase::Decode
-        };
-        if phase == Phase::Decode && decode_start.is_none() {
-            decode_start = Some(engine.stats());
-        }
-        engine.forward(token, pos)?;
-        let next = match prompt.get(pos as usize + 1) {
-            Some(&t) => t,
-            None => engine.sample(sampler),
-        };
+        engine.forward(token, pos as u32)?;
+        let next = engine.sample(sampler);
         pos += 1;
-        if next == engine.tokenizer.bos() {
+        if next == bos {
             stop = StopReason::Bos;
-            on_token(&TokenEvent {
-                pos: pos - 1,
-                token,
-                next,
-                text: &[],
-                phase,
-            });
+            on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text: &[], phase: Phase::Decode });
             break;
         }
         let text = printable(engine.tokenizer.decode(token, next));
-        on_token(&TokenEvent {
-            pos: pos - 1,
-            token,
-            next,
-            text,
-            phase,
-        });
+        on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text, phase: Phase::Decode });
         token = next;
     }
     let end = engine.stats();
-    let mid = decode_start.unwrap_or(end);
     Ok(Outcome {
-        positions: pos,
-        prefill_positions: pos.min(prompt.len() as u32),
+        positions: pos as u32,
+        prefill_positions: prefilled as u32,
         stop,
         prefill: mid.since(&start),
         decode: end.since(&mid),

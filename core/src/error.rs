@@ -84,6 +84,11 @@ pub enum Error {
         /// The vocabulary size.
         vocab: u32,
     },
+    /// A loader did not return a slot's buffer (its thread or DMA channel died).
+    LoaderLost {
+        /// The slot.
+        slot: u32,
+    },
     /// A position beyond the planned context.
     ContextFull {
         /// The position asked for.
@@ -139,6 +144,9 @@ impl fmt::Display for Error {
             }
             Error::TokenOutOfRange { token, vocab } => {
                 write!(f, "token {token} is outside the vocabulary of {vocab}")
+            }
+            Error::LoaderLost { slot } => {
+                write!(f, "the loader lost streaming slot {slot} (its reader stopped); start a new engine")
             }
             Error::ContextFull { pos, context } => write!(
                 f,

@@ -44,14 +44,7 @@ pub(crate) struct Cursor<'s, S: Storage> {
 
 impl<'s, S: Storage> Cursor<'s, S> {
     pub(crate) fn new(storage: &'s mut S, pos: u64) -> Self {
-        Self {
-            storage,
-            pos,
-            buf: [0; 512],
-            buf_start: 0,
-            buf_len: 0,
-            bytes_read: 0,
-        }
+        Self { storage, pos, buf: [0; 512], buf_start: 0, buf_len: 0, bytes_read: 0 }
     }
 
     pub(crate) fn pos(&self) -> u64 {
@@ -66,11 +59,7 @@ impl<'s, S: Storage> Cursor<'s, S> {
     fn ensure(&self, n: u64, what: &'static str) -> Result<()> {
         let end = self.pos.checked_add(n).ok_or(Error::Malformed(what))?;
         if end > self.file_len() {
-            return Err(Error::Truncated {
-                what,
-                end,
-                file_len: self.file_len(),
-            });
+            return Err(Error::Truncated { what, end, file_len: self.file_len() });
         }
         Ok(())
     }
@@ -79,8 +68,7 @@ impl<'s, S: Storage> Cursor<'s, S> {
         self.ensure(out.len() as u64, what)?;
         let mut done = 0;
         while done < out.len() {
-            let in_buf =
-                self.pos >= self.buf_start && self.pos < self.buf_start + self.buf_len as u64;
+            let in_buf = self.pos >= self.buf_start && self.pos < self.buf_start + self.buf_len as u64;
             if !in_buf {
                 let remaining = out.len() - done;
                 if remaining >= self.buf.len() {
@@ -128,11 +116,7 @@ impl<'s, S: Storage> Cursor<'s, S> {
 
     /// Reads a GGUF string into `out` when it fits, returning its full length; a longer string
     /// is skipped and reported as `None`.
-    pub(crate) fn string_into<'b>(
-        &mut self,
-        out: &'b mut [u8],
-        what: &'static str,
-    ) -> Result<Option<&'b [u8]>> {
+    pub(crate) fn string_into<'b>(&mut self, out: &'b mut [u8], what: &'static str) -> Result<Option<&'b [u8]>> {
         let len = self.u64(what)?;
         self.ensure(len, what)?;
         match usize::try_from(len) {
@@ -220,47 +204,31 @@ fn scalar_size(t: u32) -> Option<u64> {
 
 /// Reads an integer of any width as u64 (negative values are refused).
 fn read_uint<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<u64>> {
-    let v =
-        match t {
-            vt::U8 | vt::BOOL => c.array::<1>(what)?[0] as u64,
-            vt::I8 => {
-                u64::try_from(c.array::<1>(what)?[0] as i8).map_err(|_| Error::Malformed(what))?
-            }
-            vt::U16 => u16::from_le_bytes(c.array(what)?) as u64,
-            vt::I16 => u64::try_from(i16::from_le_bytes(c.array(what)?))
-                .map_err(|_| Error::Malformed(what))?,
-            vt::U32 => c.u32(what)? as u64,
-            vt::I32 => u64::try_from(i32::from_le_bytes(c.array(what)?))
-                .map_err(|_| Error::Malformed(what))?,
-            vt::U64 => c.u64(what)?,
-            vt::I64 => u64::try_from(i64::from_le_bytes(c.array(what)?))
-                .map_err(|_| Error::Malformed(what))?,
-            _ => {
-                skip_value(c, t, 0)?;
-                return Ok(None);
-            }
-        };
+    let v = match t {
+        vt::U8 | vt::BOOL => c.array::<1>(what)?[0] as u64,
+        vt::I8 => u64::try_from(c.array::<1>(what)?[0] as i8).map_err(|_| Error::Malformed(what))?,
+        vt::U16 => u16::from_le_bytes(c.array(what)?) as u64,
+        vt::I16 => u64::try_from(i16::from_le_bytes(c.array(what)?)).map_err(|_| Error::Malformed(what))?,
+        vt::U32 => c.u32(what)? as u64,
+        vt::I32 => u64::try_from(i32::from_le_bytes(c.array(what)?)).map_err(|_| Error::Malformed(what))?,
+        vt::U64 => c.u64(what)?,
+        vt::I64 => u64::try_from(i64::from_le_bytes(c.array(what)?)).map_err(|_| Error::Malformed(what))?,
+        _ => {
+            skip_value(c, t, 0)?;
+            return Ok(None);
+        }
+    };
     Ok(Some(v))
 }
 
-fn read_u32_value<S: Storage>(
-    c: &mut Cursor<'_, S>,
-    t: u32,
-    what: &'static str,
-) -> Result<Option<u32>> {
+fn read_u32_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<u32>> {
     match read_uint(c, t, what)? {
-        Some(v) => u32::try_from(v)
-            .map(Some)
-            .map_err(|_| Error::Malformed(what)),
+        Some(v) => u32::try_from(v).map(Some).map_err(|_| Error::Malformed(what)),
         None => Ok(None),
     }
 }
 
-fn read_f32_value<S: Storage>(
-    c: &mut Cursor<'_, S>,
-    t: u32,
-    what: &'static str,
-) -> Result<Option<f32>> {
+fn read_f32_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<f32>> {
     match t {
         vt::F32 => Ok(Some(c.f32(what)?)),
         vt::F64 => Ok(Some(f64::from_le_bytes(c.array(what)?) as f32)),
@@ -287,9 +255,7 @@ fn skip_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, depth: u32) -> Result<(
             }
             let (et, count) = (c.u32("array type")?, c.u64("array length")?);
             if let Some(n) = scalar_size(et) {
-                let bytes = count
-                    .checked_mul(n)
-                    .ok_or(Error::Malformed("array length overflows"))?;
+                let bytes = count.checked_mul(n).ok_or(Error::Malformed("array length overflows"))?;
                 return c.skip(bytes, "array");
             }
             // Each element takes at least 8 bytes (a string length or an array header):
@@ -310,12 +276,7 @@ fn skip_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, depth: u32) -> Result<(
 fn array_ref<S: Storage>(c: &mut Cursor<'_, S>) -> Result<ArrayRef> {
     let elem_type = c.u32("array type")?;
     let count = c.u64("array length")?;
-    let mut r = ArrayRef {
-        offset: c.pos(),
-        count,
-        elem_type,
-        ..ArrayRef::default()
-    };
+    let mut r = ArrayRef { offset: c.pos(), count, elem_type, ..ArrayRef::default() };
     if elem_type == vt::STRING {
         if count > c.file_len() / 8 {
             return Err(Error::Malformed("string array length exceeds the file"));
@@ -334,12 +295,7 @@ fn array_ref<S: Storage>(c: &mut Cursor<'_, S>) -> Result<ArrayRef> {
 
 fn skip_value_array_body<S: Storage>(c: &mut Cursor<'_, S>, et: u32, count: u64) -> Result<()> {
     match scalar_size(et) {
-        Some(n) => c.skip(
-            count
-                .checked_mul(n)
-                .ok_or(Error::Malformed("array length overflows"))?,
-            "array",
-        ),
+        Some(n) => c.skip(count.checked_mul(n).ok_or(Error::Malformed("array length overflows"))?, "array"),
         None => {
             if count > c.file_len() / 8 {
                 return Err(Error::Malformed("array length exceeds the file"));
@@ -368,16 +324,9 @@ pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
     let kv_count = c.u64("metadata count")?;
     // Each key/value takes at least 13 bytes; refuse counts the file cannot hold.
     if kv_count > c.file_len() / 13 || tensor_count > c.file_len() / 24 {
-        return Err(Error::Malformed(
-            "metadata or tensor count exceeds the file size",
-        ));
+        return Err(Error::Malformed("metadata or tensor count exceeds the file size"));
     }
-    let mut h = Header {
-        version,
-        tensor_count,
-        alignment: 32,
-        ..Header::default()
-    };
+    let mut h = Header { version, tensor_count, alignment: 32, ..Header::default() };
     let mut key_buf = [0u8; 64];
     for _ in 0..kv_count {
         let key = c.string_into(&mut key_buf, "metadata key")?;
@@ -402,37 +351,21 @@ pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
                 }
                 h.alignment = a;
             }
-            b"llama.embedding_length" => {
-                h.dim = read_u32_value(&mut c, t, "llama.embedding_length")?
-            }
-            b"llama.feed_forward_length" => {
-                h.hidden_dim = read_u32_value(&mut c, t, "llama.feed_forward_length")?
-            }
+            b"llama.embedding_length" => h.dim = read_u32_value(&mut c, t, "llama.embedding_length")?,
+            b"llama.feed_forward_length" => h.hidden_dim = read_u32_value(&mut c, t, "llama.feed_forward_length")?,
             b"llama.block_count" => h.n_layers = read_u32_value(&mut c, t, "llama.block_count")?,
-            b"llama.attention.head_count" => {
-                h.n_heads = read_u32_value(&mut c, t, "llama.attention.head_count")?
-            }
+            b"llama.attention.head_count" => h.n_heads = read_u32_value(&mut c, t, "llama.attention.head_count")?,
             b"llama.attention.head_count_kv" => {
                 h.n_kv_heads = read_u32_value(&mut c, t, "llama.attention.head_count_kv")?
             }
-            b"llama.context_length" => {
-                h.context_length = read_u32_value(&mut c, t, "llama.context_length")?
-            }
-            b"llama.rope.dimension_count" => {
-                h.rope_dim = read_u32_value(&mut c, t, "llama.rope.dimension_count")?
-            }
-            b"llama.rope.freq_base" => {
-                h.rope_theta = read_f32_value(&mut c, t, "llama.rope.freq_base")?
-            }
+            b"llama.context_length" => h.context_length = read_u32_value(&mut c, t, "llama.context_length")?,
+            b"llama.rope.dimension_count" => h.rope_dim = read_u32_value(&mut c, t, "llama.rope.dimension_count")?,
+            b"llama.rope.freq_base" => h.rope_theta = read_f32_value(&mut c, t, "llama.rope.freq_base")?,
             b"llama.attention.layer_norm_rms_epsilon" => {
                 h.rms_eps = read_f32_value(&mut c, t, "llama.attention.layer_norm_rms_epsilon")?
             }
-            b"tokenizer.ggml.bos_token_id" => {
-                h.bos = read_u32_value(&mut c, t, "tokenizer.ggml.bos_token_id")?
-            }
-            b"tokenizer.ggml.eos_token_id" => {
-                h.eos = read_u32_value(&mut c, t, "tokenizer.ggml.eos_token_id")?
-            }
+            b"tokenizer.ggml.bos_token_id" => h.bos = read_u32_value(&mut c, t, "tokenizer.ggml.bos_token_id")?,
+            b"tokenizer.ggml.eos_token_id" => h.eos = read_u32_value(&mut c, t, "tokenizer.ggml.eos_token_id")?,
             b"tokenizer.ggml.tokens" if t == vt::ARRAY => h.tokens = Some(array_ref(&mut c)?),
             b"tokenizer.ggml.scores" if t == vt::ARRAY => h.scores = Some(array_ref(&mut c)?),
             _ => skip_value(&mut c, t, 0)?,
@@ -463,9 +396,7 @@ pub struct TensorEntry<'n> {
 impl TensorEntry<'_> {
     /// Rows (product of all dims but the first) and columns (the first dim).
     pub fn rows_cols(&self) -> (u64, u64) {
-        let rows = self.dims[1..self.n_dims.max(1) as usize]
-            .iter()
-            .product::<u64>();
+        let rows = self.dims[1..self.n_dims.max(1) as usize].iter().product::<u64>();
         (rows, self.dims[0])
     }
 }
@@ -493,24 +424,15 @@ pub fn for_each_tensor<S: Storage>(
         if e.offset % align != 0 {
             return Err(Error::Malformed("tensor data offset is not aligned"));
         }
-        e.offset = data_start
-            .checked_add(e.offset)
-            .ok_or(Error::Malformed("tensor offset overflows"))?;
-        let entry = TensorEntry {
-            name: &name[..name_len.min(MAX_NAME)],
-            truncated_name: name_len > MAX_NAME,
-            ..e
-        };
+        e.offset = data_start.checked_add(e.offset).ok_or(Error::Malformed("tensor offset overflows"))?;
+        let entry = TensorEntry { name: &name[..name_len.min(MAX_NAME)], truncated_name: name_len > MAX_NAME, ..e };
         visit(&entry)?;
     }
     bytes += c.bytes_read;
     Ok(bytes)
 }
 
-fn read_entry<'n, S: Storage>(
-    c: &mut Cursor<'_, S>,
-    name: &mut [u8; MAX_NAME],
-) -> Result<(TensorEntry<'n>, usize)> {
+fn read_entry<'n, S: Storage>(c: &mut Cursor<'_, S>, name: &mut [u8; MAX_NAME]) -> Result<(TensorEntry<'n>, usize)> {
     let len = c.u64("tensor name length")?;
     let name_len = usize::try_from(len).map_err(|_| Error::Malformed("tensor name length"))?;
     if name_len <= MAX_NAME {
@@ -527,24 +449,10 @@ fn read_entry<'n, S: Storage>(
     for d in dims.iter_mut().take(n_dims as usize) {
         *d = c.u64("tensor dimension")?;
     }
-    if dims
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .is_none()
-    {
+    if dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
         return Err(Error::Malformed("tensor element count overflows"));
     }
     let ggml_type = c.u32("tensor type")?;
     let offset = c.u64("tensor offset")?;
-    Ok((
-        TensorEntry {
-            name: &[],
-            truncated_name: false,
-            dims,
-            n_dims,
-            ggml_type,
-            offset,
-        },
-        name_len,
-    ))
+    Ok((TensorEntry { name: &[], truncated_name: false, dims, n_dims, ggml_type, offset }, name_len))
 }

@@ -40,8 +40,8 @@ pub mod sampler;
 pub mod storage;
 pub mod tokenizer;
 
-pub use arena::{plan, Plan, PlanError};
-pub use cache::CacheStats;
+pub use arena::{plan, plan_with, Plan, PlanError, PlanOptions, Policy};
+pub use cache::{CacheStats, Completion, Loader, SyncLoader};
 pub use engine::{generate, Engine, Outcome, Phase, StopReason, TokenEvent};
 pub use error::Error;
 pub use model::ModelInfo;

@@ -53,6 +53,11 @@ impl LayerTensor {
         LayerTensor::Down,
     ];
 
+    /// Whether the tensor is a norm weight (1-D, kept resident always).
+    pub fn is_norm(self) -> bool {
+        matches!(self, LayerTensor::AttnNorm | LayerTensor::FfnNorm)
+    }
+
     /// The GGUF name part, as in `blk.N.<part>.weight`.
     pub fn gguf_part(self) -> &'static str {
         match self {
@@ -107,9 +112,7 @@ impl TensorName {
         let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
         let (layer, part) = rest.split_once('.')?;
         let layer: u16 = layer.parse().ok()?;
-        let t = LayerTensor::ALL
-            .into_iter()
-            .find(|t| t.gguf_part() == part)?;
+        let t = LayerTensor::ALL.into_iter().find(|t| t.gguf_part() == part)?;
         Some(TensorName::Layer(layer, t))
     }
 }
@@ -129,12 +132,7 @@ pub struct TensorRef {
 }
 
 impl TensorRef {
-    const EMPTY: TensorRef = TensorRef {
-        offset: 0,
-        ty: GgmlType::F32,
-        rows: 0,
-        cols: 0,
-    };
+    const EMPTY: TensorRef = TensorRef { offset: 0, ty: GgmlType::F32, rows: 0, cols: 0 };
 
     /// Bytes of one row.
     pub fn row_bytes(&self) -> u64 {
@@ -216,20 +214,12 @@ impl ModelInfo {
         }
         let dim = need(header.dim, "llama.embedding_length")?;
         let n_heads = need(header.n_heads, "llama.attention.head_count")?;
-        let n_kv_heads = need(
-            header.n_kv_heads.or(header.n_heads),
-            "llama.attention.head_count_kv",
-        )?;
+        let n_kv_heads = need(header.n_kv_heads.or(header.n_heads), "llama.attention.head_count_kv")?;
         if dim % n_heads != 0 || n_heads % n_kv_heads != 0 || (dim / n_heads) % 2 != 0 {
-            return Err(Error::Malformed(
-                "head counts do not divide the embedding width into even heads",
-            ));
+            return Err(Error::Malformed("head counts do not divide the embedding width into even heads"));
         }
-        let tokens = header
-            .tokens
-            .ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
-        let vocab =
-            u32::try_from(tokens.count).map_err(|_| Error::Malformed("vocabulary too large"))?;
+        let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
+        let vocab = u32::try_from(tokens.count).map_err(|_| Error::Malformed("vocabulary too large"))?;
         if vocab == 0 {
             return Err(Error::Malformed("empty vocabulary"));
         }
@@ -249,15 +239,13 @@ impl ModelInfo {
         };
         if let Some(rd) = header.rope_dim {
             if rd != head_size {
-                return Err(Error::Malformed("partial rotary embeddings (rope.dimension_count != head size) are not supported"));
+                return Err(Error::Malformed(
+                    "partial rotary embeddings (rope.dimension_count != head size) are not supported",
+                ));
             }
         }
         if config.n_layers as usize > MAX_LAYERS {
-            return Err(Error::TooMany {
-                what: "layers",
-                count: config.n_layers as u64,
-                max: MAX_LAYERS as u64,
-            });
+            return Err(Error::TooMany { what: "layers", count: config.n_layers as u64, max: MAX_LAYERS as u64 });
         }
 
         let mut embd = None;
@@ -276,35 +264,17 @@ impl ModelInfo {
             let (rows, cols) = e.rows_cols();
             let ty = GgmlType::from_id(e.ggml_type)
                 .filter(|t| t.is_supported())
-                .ok_or(Error::UnsupportedType {
-                    tensor: name,
-                    ggml_type: e.ggml_type,
-                })?;
+                .ok_or(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type })?;
             let (erows, ecols) = expected_shape(&config, name);
             if (rows, cols) != (erows as u64, ecols as u64) {
-                return Err(Error::BadShape {
-                    tensor: name,
-                    expected: (erows, ecols),
-                    found: (rows, cols),
-                });
+                return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });
             }
-            let row_bytes = ty.row_bytes(cols).ok_or(Error::Malformed(
-                "row length is not a whole number of blocks",
-            ))?;
+            let row_bytes = ty.row_bytes(cols).ok_or(Error::Malformed("row length is not a whole number of blocks"))?;
             let end = e.offset + row_bytes * rows;
             if end > file_len {
-                return Err(Error::Truncated {
-                    what: "tensor data",
-                    end,
-                    file_len,
-                });
+                return Err(Error::Truncated { what: "tensor data", end, file_len });
             }
-            let t = TensorRef {
-                offset: e.offset,
-                ty,
-                rows: erows,
-                cols: ecols,
-            };
+            let t = TensorRef { offset: e.offset, ty, rows: erows, cols: ecols };
             let slot = match name {
                 TensorName::TokenEmbd => &mut embd,
                 TensorName::OutputNorm => &mut output_norm,
@@ -358,17 +328,8 @@ impl ModelInfo {
 
     /// Bytes of all distinct weights (the classifier counts once when tied).
     pub fn weight_bytes(&self) -> u64 {
-        let layers: u64 = self
-            .layers
-            .iter()
-            .flat_map(|l| l.iter())
-            .map(TensorRef::bytes)
-            .sum();
-        let output = if self.tied_output {
-            0
-        } else {
-            self.output.bytes()
-        };
+        let layers: u64 = self.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).sum();
+        let output = if self.tied_output { 0 } else { self.output.bytes() };
         layers + self.token_embd.bytes() + self.output_norm.bytes() + output
     }
 }

@@ -42,11 +42,7 @@ impl Sampler {
     /// `temperature` 0 is greedy; `topp` in (0, 1) is nucleus sampling, anything else plain
     /// multinomial; `seed` starts the xorshift* state.
     pub fn new(temperature: f32, topp: f32, seed: u64) -> Self {
-        Self {
-            temperature,
-            topp,
-            rng: seed,
-        }
+        Self { temperature, topp, rng: seed }
     }
 
     fn random_u32(&mut self) -> u32 {
@@ -106,11 +102,7 @@ fn sample_topp(probs: &[f32], topp: f32, candidates: &mut [u32], coin: f32) -> u
     }
     let kept = &mut candidates[..n0];
     // Descending probability; equal probabilities keep index order (the reference's stable sort).
-    kept.sort_unstable_by(|&a, &b| {
-        probs[b as usize]
-            .total_cmp(&probs[a as usize])
-            .then(a.cmp(&b))
-    });
+    kept.sort_unstable_by(|&a, &b| probs[b as usize].total_cmp(&probs[a as usize]).then(a.cmp(&b)));
     let mut cumulative = 0.0f32;
     let mut last = n0 - 1;
     for (i, &id) in kept.iter().enumerate() {

@@ -44,26 +44,12 @@ impl<T: Storage + ?Sized> Storage for &mut T {
 }
 
 /// Reads `buf.len()` bytes at `offset`, turning a storage failure into a core [`Error`].
-pub(crate) fn read_exact_at<S: Storage>(
-    storage: &mut S,
-    offset: u64,
-    buf: &mut [u8],
-) -> Result<()> {
-    let end = offset
-        .checked_add(buf.len() as u64)
-        .ok_or(Error::Malformed("read past u64 range"))?;
+pub fn read_exact_at<S: Storage>(storage: &mut S, offset: u64, buf: &mut [u8]) -> Result<()> {
+    let end = offset.checked_add(buf.len() as u64).ok_or(Error::Malformed("read past u64 range"))?;
     if end > storage.len() {
-        return Err(Error::Truncated {
-            what: "a read",
-            end,
-            file_len: storage.len(),
-        });
+        return Err(Error::Truncated { what: "a read", end, file_len: storage.len() });
     }
-    storage.read_at(offset, buf).map_err(|e| Error::Io {
-        offset,
-        len: buf.len() as u32,
-        kind: e.kind(),
-    })
+    storage.read_at(offset, buf).map_err(|e| Error::Io { offset, len: buf.len() as u32, kind: e.kind() })
 }
 
 /// Storage over bytes that are already in memory.
@@ -89,10 +75,8 @@ impl Storage for SliceStorage<'_> {
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> core::result::Result<(), ErrorKind> {
         let start = usize::try_from(offset).map_err(|_| ErrorKind::InvalidInput)?;
-        let src = start
-            .checked_add(buf.len())
-            .and_then(|end| self.bytes.get(start..end))
-            .ok_or(ErrorKind::InvalidInput)?;
+        let src =
+            start.checked_add(buf.len()).and_then(|end| self.bytes.get(start..end)).ok_or(ErrorKind::InvalidInput)?;
         buf.copy_from_slice(src);
         Ok(())
     }
@@ -160,9 +144,7 @@ impl<R: Read + Seek> Storage for ReadSeekStorage<R> {
         self.len
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> core::result::Result<(), Self::Error> {
-        self.inner
-            .seek(SeekFrom::Start(offset))
-            .map_err(ReadSeekError::Io)?;
+        self.inner.seek(SeekFrom::Start(offset)).map_err(ReadSeekError::Io)?;
         self.inner.read_exact(buf).map_err(|e| match e {
             ReadExactError::UnexpectedEof => ReadSeekError::UnexpectedEof,
             ReadExactError::Other(e) => ReadSeekError::Io(e),
@@ -182,9 +164,6 @@ mod tests {
         s.read_at(3, &mut buf).unwrap();
         assert_eq!(buf, [4, 5]);
         assert_eq!(s.read_at(4, &mut buf), Err(ErrorKind::InvalidInput));
-        assert!(matches!(
-            read_exact_at(&mut s, 4, &mut buf),
-            Err(Error::Truncated { .. })
-        ));
+        assert!(matches!(read_exact_at(&mut s, 4, &mut buf), Err(Error::Truncated { .. })));
     }
 }

@@ -57,49 +57,31 @@ fn cmp_concat(piece: &[u8], a: &[u8], b: &[u8]) -> Ordering {
 /// neither printable nor white space prints nothing.
 pub fn printable(piece: &[u8]) -> &[u8] {
     match piece {
-        [b] if !(b.is_ascii_graphic()
-            || *b == b' '
-            || matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) =>
-        {
-            &[]
-        }
+        [b] if !(b.is_ascii_graphic() || *b == b' ' || matches!(b, b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) => &[],
         _ => piece,
     }
 }
 
 impl<'a> Tokenizer<'a> {
     /// Reads the vocabulary named by `header` into `region`; returns it and the bytes read.
-    pub fn load<S: Storage>(
-        storage: &mut S,
-        header: &Header,
-        region: &'a mut [u8],
-    ) -> Result<(Self, u64)> {
-        let tokens = header
-            .tokens
-            .ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
+    pub fn load<S: Storage>(storage: &mut S, header: &Header, region: &'a mut [u8]) -> Result<(Self, u64)> {
+        let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
         let vocab = tokens.count as usize;
         let need = crate::arena::tokenizer_bytes(vocab, tokens.string_bytes as usize);
         if region.len() < need {
-            return Err(Error::BufferTooSmall {
-                what: "tokenizer region",
-                needed: need,
-                got: region.len(),
-            });
+            return Err(Error::BufferTooSmall { what: "tokenizer region", needed: need, got: region.len() });
         }
         let (offsets, rest) = region.split_at_mut(4 * (vocab + 1));
         let (scores, rest) = rest.split_at_mut(4 * vocab);
         let (sorted, pieces) = rest.split_at_mut(4 * vocab);
-        let (offsets, scores, sorted) =
-            (as_u32_mut(offsets), as_f32_mut(scores), as_u32_mut(sorted));
+        let (offsets, scores, sorted) = (as_u32_mut(offsets), as_f32_mut(scores), as_u32_mut(sorted));
 
         let mut c = Cursor::new(storage, tokens.offset);
         let mut at = 0usize;
         for off in offsets.iter_mut().take(vocab) {
             *off = at as u32;
             let len = c.u64("token length")? as usize;
-            let dst = pieces
-                .get_mut(at..at + len)
-                .ok_or(Error::Malformed("token strings longer than declared"))?;
+            let dst = pieces.get_mut(at..at + len).ok_or(Error::Malformed("token strings longer than declared"))?;
             c.read(dst, "token string")?;
             // SentencePiece writes spaces as U+2581 (e2 96 81); the pieces hold real spaces.
             let (mut r, mut w) = (0, 0);
@@ -126,17 +108,12 @@ impl<'a> Tokenizer<'a> {
                 }
                 bytes_read += c.bytes_read;
             }
-            Some(_) => {
-                return Err(Error::Malformed(
-                    "tokenizer.ggml.scores is not an f32 array of vocabulary length",
-                ))
-            }
+            Some(_) => return Err(Error::Malformed("tokenizer.ggml.scores is not an f32 array of vocabulary length")),
             None => scores.fill(0.0),
         }
 
         let pieces = &pieces[..at];
-        let piece =
-            |id: u32| &pieces[offsets[id as usize] as usize..offsets[id as usize + 1] as usize];
+        let piece = |id: u32| &pieces[offsets[id as usize] as usize..offsets[id as usize + 1] as usize];
         for (i, s) in sorted.iter_mut().enumerate() {
             *s = i as u32;
         }
@@ -180,9 +157,7 @@ impl<'a> Tokenizer<'a> {
     }
 
     fn find(&self, cmp: impl Fn(&[u8]) -> Ordering) -> Option<u32> {
-        let i = self
-            .sorted
-            .partition_point(|&id| cmp(self.piece(id)) == Ordering::Less);
+        let i = self.sorted.partition_point(|&id| cmp(self.piece(id)) == Ordering::Less);
         let id = *self.sorted.get(i)?;
         (cmp(self.piece(id)) == Ordering::Equal).then_some(id)
     }
@@ -196,11 +171,7 @@ impl<'a> Tokenizer<'a> {
     pub fn encode(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
         let needed = text.len() + 3;
         if out.len() < needed {
-            return Err(Error::BufferTooSmall {
-                what: "token",
-                needed,
-                got: out.len(),
-            });
+            return Err(Error::BufferTooSmall { what: "token", needed, got: out.len() });
         }
         let mut n = 0;
         if bos {
@@ -296,11 +267,7 @@ mod tests {
             let mut joined = heapless::Vec::<u8, 8>::new();
             joined.extend_from_slice(a).unwrap();
             joined.extend_from_slice(b).unwrap();
-            assert_eq!(
-                cmp_concat(p, a, b),
-                p.cmp(&joined[..]),
-                "{p:?} vs {a:?}+{b:?}"
-            );
+            assert_eq!(cmp_concat(p, a, b), p.cmp(&joined[..]), "{p:?} vs {a:?}+{b:?}");
         }
     }
 

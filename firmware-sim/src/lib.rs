@@ -7,18 +7,24 @@
 //!
 //! ```text
 //! spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE]
-//!               [--ctx N] [--storage file|mmap] [--json]
+//!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
+//!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 //! ```
 
+pub mod flash;
 pub mod json;
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::rc::Rc;
 use std::time::Instant;
 
+use flash::{FlashClock, FlashSpec, TimedLoader};
 use spool_core::arena::{Plan, Size};
-use spool_core::{generate, Engine, ModelInfo, Phase, Sampler, StopReason, Storage};
-use spool_std::{FileStorage, MmapStorage};
+use spool_core::cache::{Loader, SyncLoader};
+use spool_core::{generate, Engine, ModelInfo, Phase, PlanOptions, Policy, Sampler, StopReason, Storage};
+use spool_std::{FileStorage, MmapStorage, PrefetchLoader};
 
 /// Which storage backend reads the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +33,19 @@ pub enum Backend {
     File,
     /// A memory map of the file.
     Mmap,
+    /// The file behind a simulated flash device (bandwidth, latency, virtual clock).
+    Flash,
+}
+
+impl Backend {
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::File => "file",
+            Backend::Mmap => "mmap",
+            Backend::Flash => "flash",
+        }
+    }
 }
 
 /// Options of `spool-sim run`.
@@ -50,6 +69,14 @@ pub struct RunOptions {
     pub ctx: Option<u32>,
     /// Storage backend.
     pub backend: Backend,
+    /// The simulated flash (used with [`Backend::Flash`]).
+    pub flash: FlashSpec,
+    /// Who stays in RAM.
+    pub policy: Policy,
+    /// Units read ahead (0: off).
+    pub prefetch: u32,
+    /// Most prompt positions per layer-major prefill chunk (1: token by token).
+    pub prefill_chunk: u32,
     /// Print one JSON object instead of text.
     pub json: bool,
 }
@@ -66,6 +93,10 @@ impl Default for RunOptions {
             ram: None,
             ctx: None,
             backend: Backend::File,
+            flash: FlashSpec::default(),
+            policy: Policy::Pin,
+            prefetch: 0,
+            prefill_chunk: PlanOptions::default().prefill_chunk,
             json: false,
         }
     }
@@ -98,8 +129,47 @@ pub struct RunReport {
     pub misses: u64,
     /// Cache evictions.
     pub evictions: u64,
+    /// Storage reads issued.
+    pub reads: u64,
+    /// Units read ahead of use.
+    pub prefetched: u64,
     /// The arena plan.
     pub plan: Plan,
+    /// Virtual-clock figures, with the simulated flash.
+    pub sim: Option<SimReport>,
+}
+
+/// What the simulated flash's virtual clock says about the decode positions.
+#[derive(Debug, Clone, Copy)]
+pub struct SimReport {
+    /// The device.
+    pub flash: FlashSpec,
+    /// Simulated decode tokens per second.
+    pub tokens_per_s: f64,
+    /// Simulated seconds per decode token.
+    pub s_per_token: f64,
+    /// Measured compute seconds per decode token.
+    pub compute_per_token: f64,
+    /// Seconds per token the core waited for reads.
+    pub stall_per_token: f64,
+    /// The physical bound per token: max(compute, streamed bytes / bandwidth + reads x latency),
+    /// with the bytes and reads of the pin plan at this budget.
+    pub bound_s_per_token: f64,
+}
+
+impl SimReport {
+    /// Achieved time per token over the bound (1.0 is the bound).
+    pub fn ratio(&self) -> f64 {
+        self.s_per_token / self.bound_s_per_token
+    }
+}
+
+/// Device seconds per token to read what the plan streams.
+pub fn io_time_per_token(plan: &Plan, flash: &FlashSpec) -> f64 {
+    let units: f64 =
+        plan.units.iter().filter(|u| u.pinned_at.is_none()).map(|u| flash.read_time(u.offset, u.bytes as usize)).sum();
+    let row = if plan.embd_pinned_at.is_none() { flash.read_time(0, plan.embd_row_bytes as usize) } else { 0.0 };
+    units + row
 }
 
 impl RunReport {
@@ -124,10 +194,7 @@ impl RunReport {
             .num("load_bytes", self.load_bytes as f64)
             .num("prefill_bytes", self.prefill_bytes as f64)
             .num("decode_bytes", self.decode_bytes as f64)
-            .num(
-                "bytes_read",
-                (self.load_bytes + self.prefill_bytes + self.decode_bytes) as f64,
-            )
+            .num("bytes_read", (self.load_bytes + self.prefill_bytes + self.decode_bytes) as f64)
             .num("bytes_read_per_token", self.bytes_read_per_token())
             .num("hits", self.hits as f64)
             .num("misses", self.misses as f64)
@@ -135,17 +202,30 @@ impl RunReport {
             .num("budget_bytes", self.plan.budget as f64)
             .num("resident_bytes", self.plan.pinned_bytes as f64)
             .num("slots", self.plan.slot_count)
+            .num("reads", self.reads as f64)
+            .num("prefetched", self.prefetched as f64)
+            .str("policy", self.plan.options.policy.name())
+            .num("prefetch", self.plan.options.prefetch)
+            .num("prefill_chunk", self.plan.prefill_chunk())
+            .raw(
+                "sim",
+                &self.sim.map_or("null".into(), |s| {
+                    json::Object::new()
+                        .num("flash_mbps", s.flash.mbps)
+                        .num("flash_latency_us", s.flash.latency_us)
+                        .num("tokens_per_s", s.tokens_per_s)
+                        .num("s_per_token", s.s_per_token)
+                        .num("compute_per_token", s.compute_per_token)
+                        .num("stall_per_token", s.stall_per_token)
+                        .num("bound_s_per_token", s.bound_s_per_token)
+                        .num("bound_ratio", s.ratio())
+                        .finish()
+                }),
+            )
             .num("positions", self.positions)
             .num("prefill_positions", self.prefill_positions)
             .num("decode_positions", self.decode_positions())
-            .str(
-                "stop_reason",
-                if self.stop == StopReason::Bos {
-                    "bos"
-                } else {
-                    "steps"
-                },
-            )
+            .str("stop_reason", if self.stop == StopReason::Bos { "bos" } else { "steps" })
             .finish();
         json::Object::new()
             .str("text", &String::from_utf8_lossy(text))
@@ -165,57 +245,43 @@ pub fn plan_json(p: &Plan) -> String {
         .num("kv_cache_bytes", p.kv.bytes as f64)
         .num("scratch_bytes", p.scratch.bytes as f64)
         .num("tokenizer_bytes", p.tokenizer.bytes as f64)
+        .num("norms_bytes", p.norms.bytes as f64)
         .num("resident_bytes", p.resident.bytes as f64)
         .num("slots_bytes", p.slots.bytes as f64)
         .num("slots", p.slot_count)
         .num("slot_bytes", p.slot_bytes)
         .num("units", p.units.len() as f64)
-        .num(
-            "pinned_units",
-            p.units.iter().filter(|u| u.pinned_at.is_some()).count() as f64,
-        )
+        .num("pinned_units", p.units.iter().filter(|u| u.pinned_at.is_some()).count() as f64)
         .num("pinned_weight_bytes", p.pinned_bytes as f64)
         .num("touched_bytes_per_token", p.touched_bytes_per_token as f64)
-        .num(
-            "streamed_bytes_per_token",
-            p.streamed_bytes_per_token() as f64,
-        )
+        .num("streamed_bytes_per_token", p.streamed_bytes_per_token() as f64)
         .num("used_bytes", p.used_bytes() as f64)
+        .num("prefill_chunk", p.prefill_chunk())
+        .str("policy", p.options.policy.name())
         .finish()
 }
 
 /// The plan as the lines of the stderr report.
 pub fn plan_text(p: &Plan) -> String {
     let pinned = p.units.iter().filter(|u| u.pinned_at.is_some()).count();
-    let row =
-        |name: &str, bytes: usize, note: String| format!("  {name:<10} {bytes:>10} B  {note}\n");
-    let mut s = format!(
-        "arena plan: budget {} B ({}), context {}\n",
-        p.budget,
-        Size(p.budget),
-        p.context
-    );
-    s += &row(
-        "working",
-        p.working.bytes,
-        "activations, logits, sampler".into(),
-    );
+    let row = |name: &str, bytes: usize, note: String| format!("  {name:<10} {bytes:>10} B  {note}\n");
+    let mut s = format!("arena plan: budget {} B ({}), context {}\n", p.budget, Size(p.budget), p.context);
+    s += &row("working", p.working.bytes, "activations, logits, sampler".into());
     s += &row("kv cache", p.kv.bytes, format!("{} positions", p.context));
-    s += &row("scratch", p.scratch.bytes, "one embedding row".into());
-    s += &row(
-        "tokenizer",
-        p.tokenizer.bytes,
-        "pieces, scores, sorted index".into(),
-    );
-    s += &row(
-        "resident",
-        p.resident.bytes,
-        format!("{pinned} of {} units pinned", p.units.len()),
-    );
+    s += &row("scratch", p.scratch.bytes, format!("embedding rows of a {}-position prefill chunk", p.prefill_chunk()));
+    s += &row("tokenizer", p.tokenizer.bytes, "pieces, scores, sorted index".into());
+    s += &row("norms", p.norms.bytes, "norm weights, always resident".into());
+    s += &row("resident", p.resident.bytes, format!("{pinned} of {} units pinned", p.units.len()));
     s += &row(
         "slots",
         p.slots.bytes,
-        format!("{} x {} B", p.slot_count, p.slot_bytes),
+        format!(
+            "{} x {} B, policy {}, prefetch {}",
+            p.slot_count,
+            p.slot_bytes,
+            p.options.policy.name(),
+            p.options.prefetch
+        ),
     );
     s += &format!(
         "  weights: {} B resident, {} B streamed per token (of {} B touched)\n",
@@ -242,9 +308,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         }
         _ => (s, 1.0),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("size `{s}` is not a number with an optional K, M or G"))?;
+    let v: f64 = num.parse().map_err(|_| format!("size `{s}` is not a number with an optional K, M or G"))?;
     if !(v.is_finite() && v >= 0.0) {
         return Err(format!("size `{s}` must be positive"));
     }
@@ -261,40 +325,70 @@ fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
     ModelInfo::load(storage).map_err(|e| e.to_string())
 }
 
+/// The planner options of a run.
+pub fn plan_options(opts: &RunOptions) -> PlanOptions {
+    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk: opts.prefill_chunk }
+}
+
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
     match opts.backend {
-        Backend::File => run_on(FileStorage::open(&opts.model).map_err(err)?, opts),
-        Backend::Mmap => run_on(MmapStorage::open(&opts.model).map_err(err)?, opts),
+        Backend::File | Backend::Flash => {
+            let file = FileStorage::open(&opts.model).map_err(err)?;
+            let reader = file.try_clone().map_err(err)?;
+            run_on(file, reader, opts)
+        }
+        Backend::Mmap => {
+            let map = MmapStorage::open(&opts.model).map_err(err)?;
+            run_on(map.clone(), map, opts)
+        }
     }
 }
 
-/// Runs a generation on any storage.
-pub fn run_on<S: Storage>(mut storage: S, opts: &RunOptions) -> Result<RunReport, String> {
+/// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.
+pub fn run_on<S: Storage, R: Storage + Send>(
+    mut storage: S,
+    reader: R,
+    opts: &RunOptions,
+) -> Result<RunReport, String> {
     let model = open_model(&mut storage)?;
     let max_ctx = model.config.context_length;
-    let steps = if opts.steps == 0 || opts.steps > max_ctx {
-        max_ctx
-    } else {
-        opts.steps
-    };
+    let steps = if opts.steps == 0 || opts.steps > max_ctx { max_ctx } else { opts.steps };
     let ctx = opts.ctx.unwrap_or(steps).clamp(1, max_ctx);
     let budget = match opts.ram {
         Some(b) => b,
         None => full_budget(&model, ctx)?,
     };
     let mut arena = vec![0u8; budget];
-    let mut engine = Engine::new(storage, &mut arena, ctx).map_err(|e| e.to_string())?;
+    let clock = (opts.backend == Backend::Flash).then(|| Rc::new(RefCell::new(FlashClock::new(opts.flash))));
+    std::thread::scope(|scope| {
+        if opts.prefetch > 0 {
+            let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
+            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, opts)
+        } else {
+            let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
+            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, opts)
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_engine<'a, S: Storage, L: Loader<'a>>(
+    storage: S,
+    loader: L,
+    arena: &'a mut [u8],
+    model: &ModelInfo,
+    ctx: u32,
+    steps: u32,
+    clock: Option<Rc<RefCell<FlashClock>>>,
+    opts: &RunOptions,
+) -> Result<RunReport, String> {
+    let mut engine = Engine::with_loader(storage, loader, arena, ctx, plan_options(opts)).map_err(|e| e.to_string())?;
     let mut prompt = vec![0u32; opts.prompt.len() + 3];
-    let n = engine
-        .tokenizer()
-        .encode(opts.prompt.as_bytes(), true, &mut prompt)
-        .map_err(|e| e.to_string())?;
+    let n = engine.tokenizer().encode(opts.prompt.as_bytes(), true, &mut prompt).map_err(|e| e.to_string())?;
     let seed = if opts.seed == 0 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs().max(1))
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1))
     } else {
         opts.seed
     };
@@ -302,14 +396,25 @@ pub fn run_on<S: Storage>(mut storage: S, opts: &RunOptions) -> Result<RunReport
     let mut stdout = Vec::new();
     let mut token_ids = vec![prompt[0]];
     let start = Instant::now();
-    let mut last_prefill = start;
-    let mut last = start;
+    let (mut last_prefill, mut last) = (start, start);
+    // Virtual time and compute at the end of the prompt.
+    let mut sim_mark = None;
+    if let Some(c) = &clock {
+        c.borrow_mut().tick();
+        let mut c = c.borrow_mut();
+        (c.now, c.compute, c.stall) = (0.0, 0.0, 0.0);
+    }
     let outcome = generate(&mut engine, &mut sampler, &prompt[..n], steps, |ev| {
         stdout.extend_from_slice(ev.text);
         token_ids.push(ev.next);
         last = Instant::now();
         if ev.phase == Phase::Prefill {
             last_prefill = last;
+            if let Some(c) = &clock {
+                let mut c = c.borrow_mut();
+                c.tick();
+                sim_mark = Some((c.now, c.compute, c.stall));
+            }
         }
     })
     .map_err(|e| e.to_string())?;
@@ -319,6 +424,33 @@ pub fn run_on<S: Storage>(mut storage: S, opts: &RunOptions) -> Result<RunReport
         decode as f64 / (last - last_prefill).as_secs_f64().max(1e-9)
     } else {
         outcome.positions as f64 / (last - start).as_secs_f64().max(1e-9)
+    };
+    let sim = match (&clock, decode) {
+        (Some(c), d) if d > 0 => {
+            let mut c = c.borrow_mut();
+            c.tick();
+            let (t0, comp0, stall0) = sim_mark.unwrap_or((0.0, 0.0, 0.0));
+            let d = d as f64;
+            let s_per_token = (c.now - t0) / d;
+            let compute_per_token = (c.compute - comp0) / d;
+            let pin_plan = spool_core::plan_with(
+                model,
+                ctx,
+                engine.plan().budget,
+                PlanOptions { policy: Policy::Pin, ..plan_options(opts) },
+            )
+            .map_err(|e| e.to_string())?;
+            let io = io_time_per_token(&pin_plan, &c.spec);
+            Some(SimReport {
+                flash: c.spec,
+                tokens_per_s: 1.0 / s_per_token,
+                s_per_token,
+                compute_per_token,
+                stall_per_token: (c.stall - stall0) / d,
+                bound_s_per_token: io.max(compute_per_token),
+            })
+        }
+        _ => None,
     };
     let stats = engine.stats();
     Ok(RunReport {
@@ -334,14 +466,16 @@ pub fn run_on<S: Storage>(mut storage: S, opts: &RunOptions) -> Result<RunReport
         hits: stats.hits,
         misses: stats.misses,
         evictions: stats.evictions,
+        reads: stats.reads,
+        prefetched: stats.prefetched,
         plan: engine.plan().clone(),
+        sim,
     })
 }
 
 /// `spool-sim inspect`: hyperparameters, tensor table and the plan.
 pub fn inspect(path: &str, ram: Option<usize>, ctx: Option<u32>) -> Result<String, String> {
-    let mut storage =
-        FileStorage::open(path).map_err(|e| format!("cannot open model `{path}`: {e}"))?;
+    let mut storage = FileStorage::open(path).map_err(|e| format!("cannot open model `{path}`: {e}"))?;
     let model = open_model(&mut storage)?;
     let c = model.config;
     let mut s = format!(
@@ -360,19 +494,11 @@ pub fn inspect(path: &str, ram: Option<usize>, ctx: Option<u32>) -> Result<Strin
         model.weight_bytes(),
         if model.tied_output { " (classifier tied to the embedding)" } else { "" }
     );
-    s += &format!(
-        "  {:<28} {:<6} {:>14} {:>10} {:>10}\n",
-        "name", "type", "shape", "offset", "bytes"
-    );
+    s += &format!("  {:<28} {:<6} {:>14} {:>10} {:>10}\n", "name", "type", "shape", "offset", "bytes");
     spool_core::gguf::for_each_tensor(&mut storage, &model.header, |e| {
-        let dims: Vec<String> = e.dims[..e.n_dims as usize]
-            .iter()
-            .map(|d| d.to_string())
-            .collect();
+        let dims: Vec<String> = e.dims[..e.n_dims as usize].iter().map(|d| d.to_string()).collect();
         let ty = spool_core::quant::GgmlType::from_id(e.ggml_type);
-        let bytes = ty
-            .and_then(|t| t.row_bytes(e.dims[0]))
-            .map(|rb| rb * e.rows_cols().0);
+        let bytes = ty.and_then(|t| t.row_bytes(e.dims[0])).map(|rb| rb * e.rows_cols().0);
         s += &format!(
             "  {:<28} {:<6} {:>14} {:>10} {:>10}\n",
             String::from_utf8_lossy(e.name),
@@ -392,10 +518,7 @@ pub fn inspect(path: &str, ram: Option<usize>, ctx: Option<u32>) -> Result<Strin
     let plan = spool_core::plan(&model, ctx, budget).map_err(|e| e.to_string())?;
     s += "\n";
     s += &plan_text(&plan);
-    s += &format!(
-        "  minimum budget at context {ctx}: {} B\n",
-        minimum_budget(&model, ctx)
-    );
+    s += &format!("  minimum budget at context {ctx}: {} B\n", minimum_budget(&model, ctx));
     Ok(s)
 }
 
@@ -409,7 +532,8 @@ pub fn minimum_budget(model: &ModelInfo, ctx: u32) -> usize {
 
 const USAGE: &str = "usage:
   spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE] [--ctx N]
-                [--storage file|mmap] [--json]
+                [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
+                [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 sizes take K, M, G suffixes (K = 1024); --temp 0 is greedy; -n 0 means the model's context";
 
@@ -418,21 +542,14 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
-        let num = |v: String| {
-            v.parse::<f64>()
-                .map_err(|_| format!("{a}: `{v}` is not a number"))
-        };
+        let num = |v: String| v.parse::<f64>().map_err(|_| format!("{a}: `{v}` is not a number"));
         match a.as_str() {
             "-m" | "--model" => o.model = val()?,
             "-p" | "--prompt" => o.prompt = val()?,
             "-n" | "--steps" => o.steps = num(val()?)? as u32,
             "--temp" | "-t" => o.temperature = num(val()?)? as f32,
             "--top-p" => o.topp = num(val()?)? as f32,
-            "--seed" | "-s" => {
-                o.seed = val()?
-                    .parse()
-                    .map_err(|_| format!("{a} takes a whole number"))?
-            }
+            "--seed" | "-s" => o.seed = val()?.parse().map_err(|_| format!("{a} takes a whole number"))?,
             "--ram" => o.ram = Some(parse_size(&val()?)?),
             "--ctx" => o.ctx = Some(num(val()?)? as u32),
             "--json" => o.json = true,
@@ -440,14 +557,37 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
                 o.backend = match val()?.as_str() {
                     "file" => Backend::File,
                     "mmap" => Backend::Mmap,
-                    other => return Err(format!("--storage {other}: expected file or mmap")),
+                    "flash" => Backend::Flash,
+                    other => return Err(format!("--storage {other}: expected file, mmap or flash")),
                 }
+            }
+            "--policy" => {
+                let v = val()?;
+                o.policy =
+                    Policy::from_name(&v).ok_or(format!("--policy {v}: expected pin, lru, lru-protect, mru or min"))?;
+            }
+            "--prefetch" => o.prefetch = num(val()?)? as u32,
+            "--prefill-chunk" => o.prefill_chunk = (num(val()?)? as u32).max(1),
+            "--flash-mbps" => {
+                o.flash.mbps = num(val()?)?;
+                o.backend = Backend::Flash;
+            }
+            "--flash-latency-us" => {
+                o.flash.latency_us = num(val()?)?;
+                o.backend = Backend::Flash;
+            }
+            "--flash-granularity" => {
+                o.flash.granularity = num(val()?)? as u64;
+                o.backend = Backend::Flash;
             }
             other => return Err(format!("unknown option `{other}`")),
         }
     }
     if o.model.is_empty() {
         return Err("-m PATH is required".into());
+    }
+    if !(o.flash.mbps > 0.0 && o.flash.latency_us >= 0.0) {
+        return Err("--flash-mbps must be > 0 and --flash-latency-us >= 0".into());
     }
     if o.temperature < 0.0 {
         return Err("--temp must be >= 0".into());
@@ -465,9 +605,24 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             } else {
                 let _ = out.write_all(&r.stdout);
             }
+            if let Some(sim) = &r.sim {
+                let _ = writeln!(
+                    err,
+                    "simulated flash {} MB/s, {} us/read: {:.2} tok/s simulated ({:.3} ms/token: compute {:.3}, stall {:.3}); bound {:.3} ms/token ({:.2} tok/s); achieved/bound {:.3}",
+                    sim.flash.mbps,
+                    sim.flash.latency_us,
+                    sim.tokens_per_s,
+                    sim.s_per_token * 1e3,
+                    sim.compute_per_token * 1e3,
+                    sim.stall_per_token * 1e3,
+                    sim.bound_s_per_token * 1e3,
+                    1.0 / sim.bound_s_per_token,
+                    sim.ratio()
+                );
+            }
             let _ = write!(
                 err,
-                "{}achieved tok/s: {:.1} ({} positions, {} from the prompt, stop: {:?})\ncache: {} hits, {} misses, {} evictions\nbytes read: load {}, prefill {}, decode {}; per decode token {:.0}\n",
+                "{}achieved tok/s: {:.1} ({} positions, {} from the prompt, stop: {:?})\ncache: {} hits, {} misses, {} evictions, {} read ahead, hit rate {:.1}%\nbytes read: load {}, prefill {}, decode {}; per decode token {:.0}\n",
                 plan_text(&r.plan),
                 r.tokens_per_s,
                 r.positions,
@@ -476,6 +631,8 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
                 r.hits,
                 r.misses,
                 r.evictions,
+                r.prefetched,
+                100.0 * r.hits as f64 / (r.hits + r.misses).max(1) as f64,
                 r.load_bytes,
                 r.prefill_bytes,
                 r.decode_bytes,

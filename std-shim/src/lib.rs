@@ -2,7 +2,12 @@
 //!
 //! What only an operating system gives [`spool_core`]: storage over a file with positioned
 //! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose bytes the core can
-//! also address in place). It holds no inference logic.
+//! also address in place), and a [`PrefetchLoader`] that fills cache slots on a reader thread
+//! while the core computes. It holds no inference logic.
+
+pub mod prefetch;
+
+pub use prefetch::PrefetchLoader;
 
 use std::fs::File;
 use std::io;
@@ -71,9 +76,17 @@ fn read_exact_at(mut file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()>
     file.read_exact(buf)
 }
 
-/// A read-only memory map of a file.
+impl FileStorage {
+    /// Another handle on the same file (for a reader thread).
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(Self { file: self.file.try_clone()?, len: self.len })
+    }
+}
+
+/// A read-only memory map of a file, shareable between threads.
+#[derive(Clone)]
 pub struct MmapStorage {
-    map: memmap2::Mmap,
+    map: std::sync::Arc<memmap2::Mmap>,
 }
 
 impl MmapStorage {
@@ -84,7 +97,7 @@ impl MmapStorage {
         // disk while mapped would give wrong numbers, not memory unsafety in our code, since
         // the core treats every byte as untrusted input.
         let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Self { map })
+        Ok(Self { map: std::sync::Arc::new(map) })
     }
 }
 
@@ -98,10 +111,10 @@ impl Storage for MmapStorage {
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), embedded_io::ErrorKind> {
-        spool_core::SliceStorage::new(&self.map).read_at(offset, buf)
+        spool_core::SliceStorage::new(&self.map[..]).read_at(offset, buf)
     }
 
     fn mapped(&self) -> Option<&[u8]> {
-        Some(&self.map)
+        Some(&self.map[..])
     }
 }

@@ -10,39 +10,22 @@ use spool_core::{Engine, Error, PlanError, SliceStorage, Storage};
 fn a_budget_below_the_minimum_is_an_error_naming_the_minimum() {
     let bytes = model_bytes();
     let mut arena = vec![0u8; 300 << 10];
-    let err = Engine::new(SliceStorage::new(&bytes), &mut arena, 256)
-        .err()
-        .unwrap();
-    let Error::Budget(PlanError::BudgetTooSmall {
-        budget,
-        minimum,
-        context,
-        kv_bytes,
-        ..
-    }) = err
-    else {
+    let err = Engine::new(SliceStorage::new(&bytes), &mut arena, 256).err().unwrap();
+    let Error::Budget(PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes, .. }) = err else {
         panic!("wrong error: {err}");
     };
     assert_eq!((budget, context, kv_bytes), (300 << 10, 256, 320 << 10));
     let msg = err.to_string();
     assert!(msg.starts_with("budget 300 KiB is below the "), "{msg}");
-    assert!(
-        msg.contains(&format!(
-            "{} KiB minimum for this model at context 256",
-            minimum.div_ceil(1024)
-        )),
-        "{msg}"
-    );
+    assert!(msg.contains(&format!("{} KiB minimum for this model at context 256", minimum.div_ceil(1024))), "{msg}");
     // The minimum it names works.
     let mut arena = vec![0u8; minimum];
     assert!(Engine::new(SliceStorage::new(&bytes), &mut arena, 256).is_ok());
     // Through the CLI too.
     let mut out = Vec::new();
     let mut err_out = Vec::new();
-    let args: Vec<String> = ["run", "-m", &model_path(), "--ram", "300K", "-n", "256"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> =
+        ["run", "-m", &model_path(), "--ram", "300K", "-n", "256"].iter().map(|s| s.to_string()).collect();
     assert_eq!(spool_sim::main_with(&args, &mut out, &mut err_out), 2);
     assert!(String::from_utf8_lossy(&err_out).contains("is below the"));
 }
@@ -88,19 +71,12 @@ fn wrong_magic_and_version_are_named() {
     let mut bytes = model_bytes();
     let mut arena = vec![0u8; 2 << 20];
     bytes[0] = b'X';
-    let e = Engine::new(SliceStorage::new(&bytes), &mut arena, 8)
-        .err()
-        .unwrap();
+    let e = Engine::new(SliceStorage::new(&bytes), &mut arena, 8).err().unwrap();
     assert!(matches!(e, Error::BadMagic(_)), "{e}");
     bytes[0] = b'G';
     bytes[4] = 9;
-    let e = Engine::new(SliceStorage::new(&bytes), &mut arena, 8)
-        .err()
-        .unwrap();
-    assert!(
-        e.to_string().contains("GGUF version 9 is not supported"),
-        "{e}"
-    );
+    let e = Engine::new(SliceStorage::new(&bytes), &mut arena, 8).err().unwrap();
+    assert!(e.to_string().contains("GGUF version 9 is not supported"), "{e}");
 }
 
 /// A storage that fails on its k-th read.
@@ -132,11 +108,7 @@ fn an_io_error_mid_run_is_returned_and_the_next_run_works() {
     let bytes = model_bytes();
     for fail_at in [1, 3, 10, 40, 200, 500] {
         let mut arena = vec![0u8; 450 << 10];
-        let storage = Failing {
-            inner: SliceStorage::new(&bytes),
-            reads: 0,
-            fail_at,
-        };
+        let storage = Failing { inner: SliceStorage::new(&bytes), reads: 0, fail_at };
         let result = Engine::new(storage, &mut arena, 16).and_then(|mut e| {
             for pos in 0..16 {
                 e.forward(1, pos)?;
@@ -144,22 +116,13 @@ fn an_io_error_mid_run_is_returned_and_the_next_run_works() {
             Ok(())
         });
         assert!(
-            matches!(
-                result,
-                Err(Error::Io {
-                    kind: embedded_io::ErrorKind::Interrupted,
-                    ..
-                })
-            ),
+            matches!(result, Err(Error::Io { kind: embedded_io::ErrorKind::Interrupted, .. })),
             "fail_at {fail_at}: {result:?}"
         );
     }
     // A run on healthy storage after the failures gives the reference tokens.
-    let r = spool_sim::run(&spool_sim::RunOptions {
-        ram: Some(450 << 10),
-        ..case_options(&case("greedy_once_64"))
-    })
-    .unwrap();
+    let r = spool_sim::run(&spool_sim::RunOptions { ram: Some(450 << 10), ..case_options(&case("greedy_once_64")) })
+        .unwrap();
     assert_eq!(r.token_ids, ids(&case("greedy_once_64")["token_ids"]));
 }
 
@@ -168,15 +131,6 @@ fn out_of_range_tokens_and_positions_are_errors() {
     let bytes = model_bytes();
     let mut arena = vec![0u8; 2 << 20];
     let mut engine = Engine::new(SliceStorage::new(&bytes), &mut arena, 8).unwrap();
-    assert!(matches!(
-        engine.forward(512, 0),
-        Err(Error::TokenOutOfRange {
-            token: 512,
-            vocab: 512
-        })
-    ));
-    assert!(matches!(
-        engine.forward(1, 8),
-        Err(Error::ContextFull { pos: 8, context: 8 })
-    ));
+    assert!(matches!(engine.forward(512, 0), Err(Error::TokenOutOfRange { token: 512, vocab: 512 })));
+    assert!(matches!(engine.forward(1, 8), Err(Error::ContextFull { pos: 8, context: 8 })));
 }

@@ -14,21 +14,9 @@ fn every_generation_case_matches_the_reference() {
         let r = spool_sim::run(&case_options(case)).unwrap();
         let id = case["id"].as_str().unwrap();
         assert_eq!(r.token_ids, ids(&case["token_ids"]), "{id}: token ids");
-        assert_eq!(
-            String::from_utf8_lossy(&r.stdout),
-            case["stdout"].as_str().unwrap(),
-            "{id}: stdout"
-        );
-        assert_eq!(
-            r.stdout,
-            case["stdout"].as_str().unwrap().as_bytes(),
-            "{id}: stdout bytes"
-        );
-        assert_eq!(
-            r.positions as u64,
-            case["positions_run"].as_u64().unwrap(),
-            "{id}: positions"
-        );
+        assert_eq!(String::from_utf8_lossy(&r.stdout), case["stdout"].as_str().unwrap(), "{id}: stdout");
+        assert_eq!(r.stdout, case["stdout"].as_str().unwrap().as_bytes(), "{id}: stdout bytes");
+        assert_eq!(r.positions as u64, case["positions_run"].as_u64().unwrap(), "{id}: positions");
     }
 }
 
@@ -43,10 +31,7 @@ fn every_tokenizer_case_matches_the_reference() {
     for case in cases {
         let text = case["text"].as_str().unwrap();
         let mut out = vec![0u32; text.len() + 3];
-        let n = engine
-            .tokenizer()
-            .encode(text.as_bytes(), true, &mut out)
-            .unwrap();
+        let n = engine.tokenizer().encode(text.as_bytes(), true, &mut out).unwrap();
         assert_eq!(&out[..n], &ids(&case["token_ids"])[..], "encode {text:?}");
     }
 }
@@ -73,11 +58,7 @@ fn logits_match_the_reference_within_1e4_with_identical_argmax() {
                 assert!(diff <= 1e-4 + 1e-4 * b.abs(), "pos {pos}: {a} vs {b}");
                 worst = worst.max(diff);
             }
-            assert_eq!(
-                spool_core::sampler::argmax(logits),
-                spool_core::sampler::argmax(want),
-                "argmax at {pos}"
-            );
+            assert_eq!(spool_core::sampler::argmax(logits), spool_core::sampler::argmax(want), "argmax at {pos}");
         }
         eprintln!("budget {budget}: worst logit difference {worst:e}");
     }

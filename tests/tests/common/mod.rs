@@ -8,10 +8,7 @@ pub fn repo() -> PathBuf {
 }
 
 pub fn model_path() -> String {
-    repo()
-        .join("models/stories260K.gguf")
-        .to_string_lossy()
-        .into_owned()
+    repo().join("models/stories260K.gguf").to_string_lossy().into_owned()
 }
 
 pub fn model_bytes() -> Vec<u8> {
@@ -24,11 +21,7 @@ pub fn golden() -> serde_json::Value {
 }
 
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 /// The generation case `id` as simulator options (full budget, file storage).
@@ -45,11 +38,5 @@ pub fn case_options(case: &serde_json::Value) -> spool_sim::RunOptions {
 }
 
 pub fn case(id: &str) -> serde_json::Value {
-    golden()["generation_cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap()
-        .clone()
+    golden()["generation_cases"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap().clone()
 }
