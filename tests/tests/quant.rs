@@ -306,3 +306,196 @@ fn a_type_without_a_kernel_is_refused_by_name() {
     assert!(msg.contains("Q2_K"), "{msg}");
     assert!(msg.contains("Q4_K"), "{msg}");
 }
+
+// BF16 and Q5_1 have no test file: rows are built here by exact encoders (ggml's rounding) from
+// real weights, and the kernels are checked against a float64 dot of the dequantized values.
+
+/// f32 to IEEE half, round to nearest even (as F16C / ggml's `GGML_FP32_TO_FP16`).
+fn f32_to_f16(v: f32) -> u16 {
+    let b = v.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    let round = |m: u32, shift: u32| {
+        let (r, rest, half) = (m >> shift, m & ((1 << shift) - 1), 1 << (shift - 1));
+        r + u32::from(rest > half || (rest == half && r & 1 == 1))
+    };
+    if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        return sign | round(man | 0x80_0000, (14 - e) as u32) as u16;
+    }
+    // A carry out of the mantissa correctly bumps the exponent (up to infinity).
+    sign | round(((e as u32) << 23) | man, 13) as u16
+}
+
+/// f32 to bfloat16 as ggml does: round to nearest even, NaN kept quiet.
+fn f32_to_bf16(v: f32) -> u16 {
+    let u = v.to_bits();
+    if u & 0x7fff_ffff > 0x7f80_0000 {
+        return ((u >> 16) | 64) as u16;
+    }
+    ((u + (0x7fff + ((u >> 16) & 1))) >> 16) as u16
+}
+
+/// ggml's reference Q5_1 quantizer for one block of 32: `d = (max - min) / 31`, `m = min`,
+/// `q = (uint8)((x - min) / d + 0.5)`.
+fn quantize_q5_1(x: &[f32]) -> [u8; 24] {
+    let (mut min, mut max) = (f32::MAX, -f32::MAX);
+    for &v in x {
+        min = min.min(v);
+        max = max.max(v);
+    }
+    let d = (max - min) / 31.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut b = [0u8; 24];
+    b[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
+    b[2..4].copy_from_slice(&f32_to_f16(min).to_le_bytes());
+    let mut qh = 0u32;
+    for j in 0..16 {
+        let q0 = ((x[j] - min) * id + 0.5) as u8;
+        let q1 = ((x[j + 16] - min) * id + 0.5) as u8;
+        b[8 + j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
+        qh |= u32::from(q0 >> 4) << j;
+        qh |= u32::from(q1 >> 4) << (j + 16);
+    }
+    b[4..8].copy_from_slice(&qh.to_le_bytes());
+    b
+}
+
+/// The values ggml's `dequantize_row_q5_1` gives (f32 `q * d + m`), from the encoded fields.
+fn dequantize_q5_1_ref(b: &[u8; 24]) -> [f32; 32] {
+    let half = |i: usize| spool_core::quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]));
+    let (d, m) = (half(0), half(2));
+    let qh = u32::from_le_bytes(b[4..8].try_into().unwrap());
+    std::array::from_fn(|i| {
+        let nib = if i < 16 {
+            b[8 + i] & 0x0f
+        } else {
+            b[8 + i - 16] >> 4
+        };
+        let q = nib as u32 | (((qh >> i) & 1) << 4);
+        q as f32 * d + m
+    })
+}
+
+#[test]
+fn the_f16_encoder_rounds_to_nearest_even() {
+    for h in 0..=u16::MAX {
+        let v = spool_core::quant::f16_to_f32(h);
+        if !v.is_nan() {
+            assert_eq!(f32_to_f16(v), h, "{h:#06x}");
+        }
+    }
+    // Halfway between 1 and the next half (1 + 2^-10) goes to the even one, 1.
+    assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3c00);
+    assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
+    assert_eq!(f32_to_f16(65520.0), 0x7c00);
+    assert_eq!(f32_to_f16(2f32.powi(-25)), 0x0000);
+    assert_eq!(f32_to_f16(3.0 * 2f32.powi(-26)), 0x0001);
+    assert_eq!(f32_to_bf16(1.0 + 2f32.powi(-8)), 0x3f80);
+    assert_eq!(f32_to_bf16(1.0 + 3.0 * 2f32.powi(-8)), 0x3f82);
+}
+
+/// Rows of 256 real weights (stories260K's embedding, scaled and shifted per row, so the
+/// blocks have varied scales and non-zero means), a constant row and a zero row; and an input.
+fn test_rows() -> (Vec<Vec<f32>>, Vec<f32>) {
+    let bytes = common::model_bytes();
+    let model = ModelInfo::load(&mut SliceStorage::new(&bytes)).unwrap();
+    let at = model.token_embd.offset as usize;
+    let embd: Vec<f32> = bytes[at..at + 4 * 512 * 64]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    let mut rows: Vec<Vec<f32>> = (0..8)
+        .map(|r| {
+            embd[r * 256..(r + 1) * 256]
+                .iter()
+                .map(|&v| v * (r as f32 + 1.0) * 0.37 + r as f32 * 0.1)
+                .collect()
+        })
+        .collect();
+    rows.push(vec![0.75; 256]);
+    rows.push(vec![0.0; 256]);
+    let x = embd[20_000..20_256].to_vec();
+    (rows, x)
+}
+
+/// `matvec` on `w` (laid out at an odd address) vs the float64 dot of `dequant` with `x`.
+fn check_matvec(ty: GgmlType, w: &[u8], dequant: &[Vec<f32>], x: &[f32]) {
+    let mut buf = vec![0u8; w.len() + 1];
+    buf[1..].copy_from_slice(w);
+    let mut out = vec![0.0f32; dequant.len()];
+    spool_core::quant::matvec(ty, &buf[1..], x, &mut out);
+    let row_bytes = w.len() / dequant.len();
+    for (r, (row, &got)) in dequant.iter().zip(&out).enumerate() {
+        let exact: f64 = row.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum();
+        let scale: f64 = row
+            .iter()
+            .zip(x)
+            .map(|(&a, &b)| (a as f64 * b as f64).abs())
+            .sum();
+        let err = (got as f64 - exact).abs();
+        assert!(
+            err <= 1e-6 * scale + 1e-9,
+            "{ty:?} row {r}: {got} vs {exact} (err {err:e}, scale {scale:e})"
+        );
+        let mut deq = vec![f32::NAN; 256];
+        spool_core::quant::dequantize_row(ty, &w[r * row_bytes..(r + 1) * row_bytes], &mut deq);
+        assert_eq!(&deq, row, "{ty:?} row {r}: dequantize_row");
+    }
+}
+
+#[test]
+fn bf16_rows_from_an_exact_encoder() {
+    let (rows, x) = test_rows();
+    let mut w = Vec::new();
+    let mut dequant = Vec::new();
+    for row in &rows {
+        let mut d = Vec::new();
+        for &v in row {
+            let h = f32_to_bf16(v);
+            w.extend_from_slice(&h.to_le_bytes());
+            d.push(f32::from_bits((h as u32) << 16));
+            assert!((d[d.len() - 1] - v).abs() <= v.abs() * 2f32.powi(-8));
+        }
+        dequant.push(d);
+    }
+    check_matvec(GgmlType::BF16, &w, &dequant, &x);
+}
+
+#[test]
+fn q5_1_rows_from_the_reference_quantizer() {
+    let (rows, x) = test_rows();
+    let mut w = Vec::new();
+    let mut dequant = Vec::new();
+    for row in &rows {
+        let mut d = Vec::new();
+        for block in row.chunks_exact(32) {
+            let b = quantize_q5_1(block);
+            w.extend_from_slice(&b);
+            let values = dequantize_q5_1_ref(&b);
+            // The encoder is sane: every value within half a step of the original, plus what
+            // rounding d and m to f16 moves (2^-11 relative each, d times up to 31).
+            let half =
+                |i: usize| spool_core::quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]));
+            let (step, min) = (half(0), half(2));
+            let tol = 0.5 * step + (31.0 * step + min.abs()) * 2f32.powi(-10) + 1e-7;
+            for (&v, &o) in values.iter().zip(block) {
+                assert!((v - o).abs() <= tol, "{v} vs {o} (step {step})");
+            }
+            d.extend_from_slice(&values);
+        }
+        dequant.push(d);
+    }
+    assert_eq!(w.len(), rows.len() * 8 * 24);
+    check_matvec(GgmlType::Q5_1, &w, &dequant, &x);
+}
