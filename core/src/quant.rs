@@ -8,6 +8,13 @@
 //! Summation order is part of the contract: each output row is summed left to right in f32,
 //! exactly as llama2.c's `matmul` does, so results do not depend on how rows are split into
 //! units or threads.
+//!
+//! Quantized types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are computed on in place:
+//! a row is read block by block from the slot, each block is decoded into a stack buffer (32
+//! or 256 f32) with the arithmetic of ggml's `dequantize_row_*`, and its products are added to
+//! the row's one running f32 sum in element order. Activations stay f32 (llama.cpp rounds them
+//! to Q8 first; this core does not), so the logits follow the exact reference of the weights.
+//! BF16 and F16 are decoded element by element.
 
 /// The GGML tensor types this core knows by name.
 #[allow(non_camel_case_types, missing_docs)]
