@@ -135,7 +135,11 @@ impl fmt::Display for Error {
                 f,
                 "tensor `{tensor}` has GGML type {} ({ggml_type}), which this build cannot compute with; supported: {}",
                 crate::quant::GgmlType::name_of(*ggml_type),
-                crate::quant::SUPPORTED_TYPES
+                if tensor.is_norm() {
+                    "F32 (norm weights)"
+                } else {
+                    crate::quant::SUPPORTED_TYPES
+                }
             ),
             Error::UnsupportedArchitecture => write!(f, "general.architecture is not \"llama\"; only Llama-family models are supported"),
             Error::Budget(e) => write!(f, "{e}"),

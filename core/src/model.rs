@@ -100,6 +100,11 @@ impl fmt::Display for TensorName {
 }
 
 impl TensorName {
+    /// Whether this is a 1-D RMSNorm weight (which must be F32).
+    pub fn is_norm(self) -> bool {
+        matches!(self, TensorName::OutputNorm | TensorName::Layer(_, LayerTensor::AttnNorm | LayerTensor::FfnNorm))
+    }
+
     /// Parses a GGUF tensor name; `None` for tensors the model does not use.
     pub fn parse(name: &[u8]) -> Option<Self> {
         let name = core::str::from_utf8(name).ok()?;
@@ -265,6 +270,10 @@ impl ModelInfo {
             let ty = GgmlType::from_id(e.ggml_type)
                 .filter(|t| t.is_supported())
                 .ok_or(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type })?;
+            // The norm weights are read as raw f32 by the forward pass, never decoded.
+            if name.is_norm() && ty != GgmlType::F32 {
+                return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
+            }
             let (erows, ecols) = expected_shape(&config, name);
             if (rows, cols) != (erows as u64, ecols as u64) {
                 return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });

@@ -8,6 +8,13 @@
 //! Summation order is part of the contract: each output row is summed left to right in f32,
 //! exactly as llama2.c's `matmul` does, so results do not depend on how rows are split into
 //! units or threads.
+//!
+//! Quantized types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) are computed on in place:
+//! a row is read block by block from the slot, each block is decoded into a stack buffer (32
+//! or 256 f32) with the arithmetic of ggml's `dequantize_row_*`, and its products are added to
+//! the row's one running f32 sum in element order. Activations stay f32 (llama.cpp rounds them
+//! to Q8 first; this core does not), so the logits follow the exact reference of the weights.
+//! BF16 and F16 are decoded element by element.
 
 /// The GGML tensor types this core knows by name.
 #[allow(non_camel_case_types, missing_docs)]
@@ -32,7 +39,7 @@ pub enum GgmlType {
 }
 
 /// Types the kernels compute with in this build (for error messages).
-pub const SUPPORTED_TYPES: &str = "F32, F16";
+pub const SUPPORTED_TYPES: &str = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K";
 
 impl GgmlType {
     /// The type for a GGML type id.
@@ -114,7 +121,8 @@ impl GgmlType {
 
     /// Whether the kernels of this build compute with the type.
     pub fn is_supported(self) -> bool {
-        matches!(self, GgmlType::F32 | GgmlType::F16)
+        use GgmlType::*;
+        matches!(self, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q4_K | Q5_K | Q6_K)
     }
 }
 
@@ -142,26 +150,257 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+/// Elements per block of the 32-wide formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
+const QK: usize = 32;
+/// Elements per super-block of the K-quants (Q4_K, Q5_K, Q6_K).
+const QK_K: usize = 256;
+
+#[inline]
+fn half_at(lo: u8, hi: u8) -> f32 {
+    f16_to_f32(u16::from_le_bytes([lo, hi]))
+}
+
+#[inline]
+fn bf16_to_f32(lo: u8, hi: u8) -> f32 {
+    f32::from_bits((u16::from_le_bytes([lo, hi]) as u32) << 16)
+}
+
+// Block decoders. Each turns one block, as it sits in the slot, into its f32 values with the
+// arithmetic of ggml's `dequantize_row_*` (f32, scale first, then offset), so the values are
+// exactly the ones llama.cpp and gguf-py produce.
+
+/// Q8_0: `d: f16, qs: [i8; 32]`; `y = d * q`.
+fn decode_q8_0(b: &[u8; 34], y: &mut [f32; QK]) {
+    let d = half_at(b[0], b[1]);
+    for (y, &q) in y.iter_mut().zip(&b[2..]) {
+        *y = (q as i8) as f32 * d;
+    }
+}
+
+/// Q4_0: `d: f16, qs: [u8; 16]`; element `j` is the low nibble of `qs[j]`, element `j + 16` the
+/// high nibble; `y = (q - 8) * d`.
+fn decode_q4_0(b: &[u8; 18], y: &mut [f32; QK]) {
+    let d = half_at(b[0], b[1]);
+    let (lo, hi) = y.split_at_mut(QK / 2);
+    for ((&q, a), c) in b[2..].iter().zip(lo).zip(hi) {
+        *a = ((q & 0x0f) as i32 - 8) as f32 * d;
+        *c = ((q >> 4) as i32 - 8) as f32 * d;
+    }
+}
+
+/// Q4_1: `d: f16, m: f16, qs: [u8; 16]` (nibbles as Q4_0); `y = q * d + m`.
+fn decode_q4_1(b: &[u8; 20], y: &mut [f32; QK]) {
+    let d = half_at(b[0], b[1]);
+    let m = half_at(b[2], b[3]);
+    let (lo, hi) = y.split_at_mut(QK / 2);
+    for ((&q, a), c) in b[4..].iter().zip(lo).zip(hi) {
+        *a = (q & 0x0f) as f32 * d + m;
+        *c = (q >> 4) as f32 * d + m;
+    }
+}
+
+/// The 5-bit quants of Q5_0/Q5_1: nibbles as Q4_0, and bit `j` of the little-endian `qh` is
+/// bit 4 of element `j`.
+#[inline]
+fn q5_pair(qs: u8, qh: u32, j: usize) -> (u8, u8) {
+    let h0 = (((qh >> j) << 4) & 0x10) as u8;
+    let h1 = ((qh >> (j + 12)) & 0x10) as u8;
+    ((qs & 0x0f) | h0, (qs >> 4) | h1)
+}
+
+/// Q5_0: `d: f16, qh: [u8; 4], qs: [u8; 16]`; `y = (q - 16) * d`.
+fn decode_q5_0(b: &[u8; 22], y: &mut [f32; QK]) {
+    let d = half_at(b[0], b[1]);
+    let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+    let (lo, hi) = y.split_at_mut(QK / 2);
+    for (j, ((&q, a), c)) in b[6..].iter().zip(lo).zip(hi).enumerate() {
+        let (x0, x1) = q5_pair(q, qh, j);
+        *a = (x0 as i32 - 16) as f32 * d;
+        *c = (x1 as i32 - 16) as f32 * d;
+    }
+}
+
+/// Q5_1: `d: f16, m: f16, qh: [u8; 4], qs: [u8; 16]`; `y = q * d + m`.
+fn decode_q5_1(b: &[u8; 24], y: &mut [f32; QK]) {
+    let d = half_at(b[0], b[1]);
+    let m = half_at(b[2], b[3]);
+    let qh = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    let (lo, hi) = y.split_at_mut(QK / 2);
+    for (j, ((&q, a), c)) in b[8..].iter().zip(lo).zip(hi).enumerate() {
+        let (x0, x1) = q5_pair(q, qh, j);
+        *a = x0 as f32 * d + m;
+        *c = x1 as f32 * d + m;
+    }
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) of a Q4_K/Q5_K super-block, packed in 12
+/// bytes: sub-blocks 0..4 in the low 6 bits of bytes `j` and `j + 4`; sub-blocks 4..8 in the
+/// nibbles of byte `j + 4` with their top 2 bits in the high bits of bytes `j - 4` and `j`.
+#[inline]
+fn scale_min_k4(j: usize, s: &[u8; 12]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// The super-block scale, min scale and the 12 packed sub-block scales of Q4_K/Q5_K.
+#[inline]
+fn k4_header(b: &[u8]) -> (f32, f32, [u8; 12]) {
+    let mut s = [0u8; 12];
+    for (s, &v) in s.iter_mut().zip(b.iter().skip(4)) {
+        *s = v;
+    }
+    match b {
+        [d0, d1, m0, m1, ..] => (half_at(*d0, *d1), half_at(*m0, *m1), s),
+        _ => (0.0, 0.0, s),
+    }
+}
+
+/// Q4_K: `d: f16, dmin: f16, scales: [u8; 12], qs: [u8; 128]`. Four groups of 64 elements; group
+/// `g` reads `qs[32g..32g + 32]`, low nibbles for sub-block `2g`, high nibbles for `2g + 1`;
+/// `y = (d * sc) * q - dmin * m`.
+fn decode_q4_k(b: &[u8; 144], y: &mut [f32; QK_K]) {
+    let (d, dmin, scales) = k4_header(b);
+    for (g, (y, qs)) in y.chunks_exact_mut(64).zip(b[16..].chunks_exact(32)).enumerate() {
+        let (sc1, m1) = scale_min_k4(2 * g, &scales);
+        let (sc2, m2) = scale_min_k4(2 * g + 1, &scales);
+        let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
+        let (d2, min2) = (d * sc2 as f32, dmin * m2 as f32);
+        let (lo, hi) = y.split_at_mut(32);
+        for ((&q, a), c) in qs.iter().zip(lo).zip(hi) {
+            *a = d1 * (q & 0x0f) as f32 - min1;
+            *c = d2 * (q >> 4) as f32 - min2;
+        }
+    }
+}
+
+/// Q5_K: `d: f16, dmin: f16, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]`. As Q4_K, plus a
+/// fifth bit: bit `2g` of `qh[l]` for element `l` of sub-block `2g`, bit `2g + 1` for `2g + 1`.
+fn decode_q5_k(b: &[u8; 176], y: &mut [f32; QK_K]) {
+    let (d, dmin, scales) = k4_header(b);
+    let qh = &b[16..48];
+    for (g, (y, qs)) in y.chunks_exact_mut(64).zip(b[48..].chunks_exact(32)).enumerate() {
+        let (sc1, m1) = scale_min_k4(2 * g, &scales);
+        let (sc2, m2) = scale_min_k4(2 * g + 1, &scales);
+        let (d1, min1) = (d * sc1 as f32, dmin * m1 as f32);
+        let (d2, min2) = (d * sc2 as f32, dmin * m2 as f32);
+        let (u1, u2) = (1u8 << (2 * g), 2u8 << (2 * g));
+        let (lo, hi) = y.split_at_mut(32);
+        for (((&q, &h), a), c) in qs.iter().zip(qh).zip(lo).zip(hi) {
+            let x0 = (q & 0x0f) + if h & u1 != 0 { 16 } else { 0 };
+            let x1 = (q >> 4) + if h & u2 != 0 { 16 } else { 0 };
+            *a = d1 * x0 as f32 - min1;
+            *c = d2 * x1 as f32 - min2;
+        }
+    }
+}
+
+/// Q6_K: `ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d: f16`. Two halves of 128 elements;
+/// half `n` reads `ql[64n..]`, `qh[32n..]`, `scales[8n..]`. For `l` in 0..32, the four
+/// elements `l`, `l + 32`, `l + 64`, `l + 96` take the low nibble of `ql[l]`, the low nibble of
+/// `ql[l + 32]`, the high nibble of `ql[l]`, the high nibble of `ql[l + 32]`, with bits
+/// (0,1), (2,3), (4,5), (6,7) of `qh[l]` on top; scale `l / 16 + 2i` for the `i`-th of the four;
+/// `y = (d * scale) * (q - 32)`.
+fn decode_q6_k(b: &[u8; 210], y: &mut [f32; QK_K]) {
+    let d = half_at(b[208], b[209]);
+    let halves = y
+        .chunks_exact_mut(128)
+        .zip(b[..128].chunks_exact(64))
+        .zip(b[128..192].chunks_exact(32))
+        .zip(b[192..208].chunks_exact(8));
+    for (((y, ql), qh), sc) in halves {
+        let (y01, y23) = y.split_at_mut(64);
+        let (y0, y1) = y01.split_at_mut(32);
+        let (y2, y3) = y23.split_at_mut(32);
+        let (ql0, ql1) = ql.split_at(32);
+        let quads = y0.iter_mut().zip(y1).zip(y2.iter_mut().zip(y3.iter_mut()));
+        for (l, (((a, b), (c, e)), ((&q0, &q1), &h))) in quads.zip(ql0.iter().zip(ql1).zip(qh)).enumerate() {
+            let s = |i: usize| sc.get(l / 16 + 2 * i).map_or(0.0, |&s| s as i8 as f32);
+            let x0 = ((q0 & 0x0f) | ((h & 3) << 4)) as i32 - 32;
+            let x1 = ((q1 & 0x0f) | (((h >> 2) & 3) << 4)) as i32 - 32;
+            let x2 = ((q0 >> 4) | (((h >> 4) & 3) << 4)) as i32 - 32;
+            let x3 = ((q1 >> 4) | (((h >> 6) & 3) << 4)) as i32 - 32;
+            *a = d * s(0) * x0 as f32;
+            *b = d * s(1) * x1 as f32;
+            *c = d * s(2) * x2 as f32;
+            *e = d * s(3) * x3 as f32;
+        }
+    }
+}
+
+/// Dot product of a row of `B`-byte blocks of `E` elements with `x`: each block is decoded
+/// into a stack buffer, then summed left to right in f32 into one running sum.
+#[inline]
+fn dot_blocks<const B: usize, const E: usize>(row: &[u8], x: &[f32], decode: impl Fn(&[u8; B], &mut [f32; E])) -> f32 {
+    let mut buf = [0.0f32; E];
     let mut sum = 0.0f32;
-    match ty {
-        GgmlType::F32 => {
-            for (c, &xi) in row.chunks_exact(4).zip(x) {
-                sum += f32_at(c) * xi;
-            }
+    for (b, xs) in row.as_chunks::<B>().0.iter().zip(x.chunks(E)) {
+        decode(b, &mut buf);
+        for (&w, &xi) in buf.iter().zip(xs) {
+            sum += w * xi;
         }
-        GgmlType::F16 => {
-            for (c, &xi) in row.chunks_exact(2).zip(x) {
-                sum += f16_to_f32(u16::from_le_bytes([c[0], c[1]])) * xi;
-            }
-        }
-        // The loader refuses other types before any compute (see `is_supported`).
-        _ => {}
     }
     sum
 }
 
+/// Decodes a row of `B`-byte blocks of `E` elements into `out`, one block at a time.
+#[inline]
+fn dequantize_blocks<const B: usize, const E: usize>(
+    row: &[u8],
+    out: &mut [f32],
+    decode: impl Fn(&[u8; B], &mut [f32; E]),
+) {
+    let mut buf = [0.0f32; E];
+    for (b, o) in row.as_chunks::<B>().0.iter().zip(out.chunks_mut(E)) {
+        decode(b, &mut buf);
+        for (o, &v) in o.iter_mut().zip(&buf) {
+            *o = v;
+        }
+    }
+}
+
+fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    match ty {
+        GgmlType::F32 => {
+            let mut sum = 0.0f32;
+            for (c, &xi) in row.chunks_exact(4).zip(x) {
+                sum += f32_at(c) * xi;
+            }
+            sum
+        }
+        GgmlType::F16 => {
+            let mut sum = 0.0f32;
+            for (c, &xi) in row.chunks_exact(2).zip(x) {
+                sum += f16_to_f32(u16::from_le_bytes([c[0], c[1]])) * xi;
+            }
+            sum
+        }
+        GgmlType::BF16 => {
+            let mut sum = 0.0f32;
+            for (c, &xi) in row.chunks_exact(2).zip(x) {
+                sum += bf16_to_f32(c[0], c[1]) * xi;
+            }
+            sum
+        }
+        GgmlType::Q8_0 => dot_blocks(row, x, decode_q8_0),
+        GgmlType::Q4_0 => dot_blocks(row, x, decode_q4_0),
+        GgmlType::Q4_1 => dot_blocks(row, x, decode_q4_1),
+        GgmlType::Q5_0 => dot_blocks(row, x, decode_q5_0),
+        GgmlType::Q5_1 => dot_blocks(row, x, decode_q5_1),
+        GgmlType::Q4_K => dot_blocks(row, x, decode_q4_k),
+        GgmlType::Q5_K => dot_blocks(row, x, decode_q5_k),
+        GgmlType::Q6_K => dot_blocks(row, x, decode_q6_k),
+        // The loader refuses other types before any compute (see `is_supported`).
+        GgmlType::Q8_1 | GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q8_K => 0.0,
+    }
+}
+
 /// `out[r] = W[r] · x` for each row of `w` (row-major, `out.len()` rows of `x.len()` columns).
+///
+/// Quantized rows are read block by block where they sit; only one decoded block exists at a
+/// time, in a stack buffer. Each row is one f32 sum taken left to right over its elements.
 pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
     let row_bytes = w.len() / out.len().max(1);
     for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes.max(1))) {
@@ -182,7 +421,20 @@ pub fn dequantize_row(ty: GgmlType, row: &[u8], out: &mut [f32]) {
                 *o = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
             }
         }
-        _ => {}
+        GgmlType::BF16 => {
+            for (o, c) in out.iter_mut().zip(row.chunks_exact(2)) {
+                *o = bf16_to_f32(c[0], c[1]);
+            }
+        }
+        GgmlType::Q8_0 => dequantize_blocks(row, out, decode_q8_0),
+        GgmlType::Q4_0 => dequantize_blocks(row, out, decode_q4_0),
+        GgmlType::Q4_1 => dequantize_blocks(row, out, decode_q4_1),
+        GgmlType::Q5_0 => dequantize_blocks(row, out, decode_q5_0),
+        GgmlType::Q5_1 => dequantize_blocks(row, out, decode_q5_1),
+        GgmlType::Q4_K => dequantize_blocks(row, out, decode_q4_k),
+        GgmlType::Q5_K => dequantize_blocks(row, out, decode_q5_k),
+        GgmlType::Q6_K => dequantize_blocks(row, out, decode_q6_k),
+        GgmlType::Q8_1 | GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q8_K => {}
     }
 }
 
@@ -197,6 +449,213 @@ mod tests {
         assert_eq!(f16_to_f32(0x0001), 5.960_464_5e-8);
         assert_eq!(f16_to_f32(0x7bff), 65504.0);
         assert!(f16_to_f32(0x7e00).is_nan());
+    }
+
+    const ONE_HALF: u16 = 0x3800; // 0.5
+    const QUARTER: u16 = 0x3400; // 0.25
+    const MINUS_ONE: u16 = 0xbc00; // -1.0
+    const TWO: u16 = 0x4000; // 2.0
+
+    /// Packs a block of `ty` from its fields and quants, independently of the decoders; returns
+    /// the bytes and the values ggml's dequantization gives. Quants are `q[i]` for element `i`.
+    #[allow(clippy::needless_range_loop)] // indices mirror the layout descriptions
+    fn pack(ty: GgmlType, seed: u32) -> ([u8; 210], [f32; 256]) {
+        let mut b = [0u8; 210];
+        let mut y = [0.0f32; 256];
+        let bits = |i: usize, n: u32| ((i as u32 * 7 + seed * 13 + (i as u32 >> 3)) % (1 << n)) as u8;
+        let put16 = |b: &mut [u8], at: usize, v: u16| b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        match ty {
+            GgmlType::Q8_0 => {
+                put16(&mut b, 0, ONE_HALF);
+                for i in 0..32 {
+                    let q = bits(i, 8) as i8;
+                    b[2 + i] = q as u8;
+                    y[i] = q as f32 * 0.5;
+                }
+            }
+            GgmlType::Q4_0 | GgmlType::Q4_1 => {
+                let q1 = ty == GgmlType::Q4_1;
+                put16(&mut b, 0, QUARTER);
+                if q1 {
+                    put16(&mut b, 2, MINUS_ONE);
+                }
+                let at = if q1 { 4 } else { 2 };
+                for i in 0..32 {
+                    let q = bits(i, 4);
+                    b[at + i % 16] |= q << (4 * (i / 16));
+                    y[i] = if q1 { q as f32 * 0.25 - 1.0 } else { (q as f32 - 8.0) * 0.25 };
+                }
+            }
+            GgmlType::Q5_0 | GgmlType::Q5_1 => {
+                let q1 = ty == GgmlType::Q5_1;
+                put16(&mut b, 0, ONE_HALF);
+                if q1 {
+                    put16(&mut b, 2, MINUS_ONE);
+                }
+                let (hat, at) = if q1 { (4, 8) } else { (2, 6) };
+                for i in 0..32 {
+                    let q = bits(i, 5);
+                    b[at + i % 16] |= (q & 15) << (4 * (i / 16));
+                    b[hat + i / 8] |= (q >> 4) << (i % 8);
+                    y[i] = if q1 { q as f32 * 0.5 - 1.0 } else { (q as f32 - 16.0) * 0.5 };
+                }
+            }
+            GgmlType::Q4_K | GgmlType::Q5_K => {
+                let five = ty == GgmlType::Q5_K;
+                put16(&mut b, 0, QUARTER);
+                put16(&mut b, 2, ONE_HALF);
+                let sc: [u8; 8] = core::array::from_fn(|j| bits(j + 40, 6));
+                let mn: [u8; 8] = core::array::from_fn(|j| bits(j + 90, 6));
+                for j in 0..4 {
+                    b[4 + j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+                    b[8 + j] = mn[j] | ((mn[j + 4] >> 4) << 6);
+                    b[12 + j] = (sc[j + 4] & 15) | ((mn[j + 4] & 15) << 4);
+                }
+                let at = if five { 48 } else { 16 };
+                for i in 0..256 {
+                    let q = bits(i, if five { 5 } else { 4 });
+                    let (g, half, l) = (i / 64, (i / 32) % 2, i % 32);
+                    b[at + 32 * g + l] |= (q & 15) << (4 * half);
+                    if five {
+                        b[16 + l] |= (q >> 4) << (i / 32);
+                    }
+                    let s = i / 32;
+                    y[i] = 0.25 * sc[s] as f32 * q as f32 - 0.5 * mn[s] as f32;
+                }
+            }
+            GgmlType::Q6_K => {
+                put16(&mut b, 208, TWO);
+                let sc: [i8; 16] = core::array::from_fn(|j| bits(j + 7, 8) as i8);
+                for (j, &s) in sc.iter().enumerate() {
+                    b[192 + j] = s as u8;
+                }
+                for i in 0..256 {
+                    let q = bits(i, 6);
+                    let (n, quad, l) = (i / 128, (i % 128) / 32, i % 32);
+                    b[64 * n + 32 * (quad % 2) + l] |= (q & 15) << (4 * (quad / 2));
+                    b[128 + 32 * n + l] |= (q >> 4) << (2 * quad);
+                    y[i] = 2.0 * sc[i / 16] as f32 * (q as f32 - 32.0);
+                }
+            }
+            GgmlType::BF16 => {
+                for i in 0..105 {
+                    let v = (bits(i, 8) as f32 - 100.0) * 0.125;
+                    put16(&mut b, 2 * i, (v.to_bits() >> 16) as u16);
+                    y[i] = v;
+                }
+            }
+            _ => unreachable!(),
+        }
+        (b, y)
+    }
+
+    const QUANTS: [GgmlType; 9] = [
+        GgmlType::BF16,
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+
+    /// (elements, bytes) of one test row: one block, or 105 elements of BF16.
+    fn row_shape(ty: GgmlType) -> (usize, usize) {
+        match ty {
+            GgmlType::BF16 => (105, 210),
+            _ => {
+                let (e, b) = ty.block();
+                (e as usize, b as usize)
+            }
+        }
+    }
+
+    #[test]
+    fn hand_built_blocks_decode_to_their_values() {
+        for ty in QUANTS {
+            assert!(ty.is_supported());
+            let (elems, bytes) = row_shape(ty);
+            for seed in 0..3 {
+                let (b, want) = pack(ty, seed);
+                let mut out = [f32::NAN; 256];
+                dequantize_row(ty, &b[..bytes], &mut out[..elems]);
+                assert_eq!(out[..elems], want[..elems], "{ty:?} seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn known_values_of_each_layout() {
+        // Q4_0: d = 0.5, nibbles 0x0 and 0xf: -8 * 0.5 and 7 * 0.5.
+        let mut b = [0u8; 18];
+        b[..2].copy_from_slice(&ONE_HALF.to_le_bytes());
+        b[2] = 0xf0;
+        let mut y = [0.0; 32];
+        dequantize_row(GgmlType::Q4_0, &b, &mut y);
+        assert_eq!((y[0], y[16], y[1]), (-4.0, 3.5, -4.0));
+        // Q5_0: the high bit of element 16 is bit 16 of qh.
+        let mut b = [0u8; 22];
+        b[..2].copy_from_slice(&ONE_HALF.to_le_bytes());
+        b[2 + 2] = 0x01;
+        dequantize_row(GgmlType::Q5_0, &b, &mut y);
+        assert_eq!((y[0], y[16]), (-8.0, 0.0));
+        // BF16 is the top half of an f32.
+        dequantize_row(GgmlType::BF16, &[0x80, 0x3f, 0x40, 0xc0], &mut y[..2]);
+        assert_eq!(&y[..2], &[1.0, -3.0]);
+        // Q6_K: every quant 32 (zero), and quant 0 of element 0 with scale 1 and d 2: -64.
+        let mut b = [0u8; 210];
+        for v in &mut b[128..192] {
+            *v = 0xaa; // high bits 2 for all four
+        }
+        b[128] = 0xa8; // element 0's high bits 0
+        b[192] = 1;
+        b[208..].copy_from_slice(&TWO.to_le_bytes());
+        let mut y = [1.0; 256];
+        dequantize_row(GgmlType::Q6_K, &b, &mut y);
+        assert_eq!(y[0], -64.0);
+        assert!(y[1..].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn matvec_on_unaligned_blocks_sums_the_decoded_row_in_order() {
+        for ty in QUANTS {
+            let (elems, bytes) = row_shape(ty);
+            // Three rows, starting at an odd address: no alignment is assumed.
+            let mut buf = [0u8; 3 * 210 + 1];
+            let mut rows = [[0.0f32; 256]; 3];
+            for (r, dec) in rows.iter_mut().enumerate() {
+                let (b, y) = pack(ty, r as u32 + 5);
+                buf[1 + r * bytes..1 + (r + 1) * bytes].copy_from_slice(&b[..bytes]);
+                *dec = y;
+            }
+            let x: [f32; 256] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
+            let mut out = [0.0; 3];
+            matvec(ty, &buf[1..1 + 3 * bytes], &x[..elems], &mut out);
+            for (r, dec) in rows.iter().enumerate() {
+                let mut want = 0.0f32;
+                for (w, xi) in dec[..elems].iter().zip(&x) {
+                    want += w * xi;
+                }
+                assert_eq!(out[r], want, "{ty:?} row {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_or_ragged_input_does_not_panic() {
+        let bytes = [0xffu8; 700];
+        let x = [1.0f32; 300];
+        let mut out = [0.0f32; 300];
+        for ty in QUANTS {
+            for n in [0, 1, 17, 33, 211, 699] {
+                matvec(ty, &bytes[..n], &x[..n.min(300)], &mut out[..3]);
+                matvec(ty, &bytes[..n], &x[..5], &mut out[..1]);
+                dequantize_row(ty, &bytes[..n], &mut out[..n.min(300)]);
+                dequantize_row(ty, &bytes[..n], &mut out[..7]);
+            }
+        }
     }
 
     #[test]
