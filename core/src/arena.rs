@@ -15,7 +15,7 @@ use core::fmt;
 use crate::model::{LayerTensor, ModelInfo, TensorName, TensorRef};
 
 /// Most units (tensors or row blocks) a plan can hold.
-pub const MAX_UNITS: usize = 4096;
+pub const MAX_UNITS: usize = 2048;
 /// Alignment of every region.
 pub const ALIGN: usize = 64;
 

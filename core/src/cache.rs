@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::storage::{read_exact_at, Storage};
 
 /// Most streaming slots.
-pub const MAX_SLOTS: usize = 1024;
+pub const MAX_SLOTS: usize = 512;
 /// Most reads a [`SyncLoader`] holds between start and wait.
 const MAX_PENDING: usize = crate::arena::MAX_PREFETCH as usize + 1;
 

@@ -134,7 +134,7 @@ pub struct RunReport {
     /// Units read ahead of use.
     pub prefetched: u64,
     /// The arena plan.
-    pub plan: Plan,
+    pub plan: Box<Plan>,
     /// Virtual-clock figures, with the simulated flash.
     pub sim: Option<SimReport>,
 }
@@ -468,7 +468,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         evictions: stats.evictions,
         reads: stats.reads,
         prefetched: stats.prefetched,
-        plan: engine.plan().clone(),
+        plan: Box::new(engine.plan().clone()),
         sim,
     })
 }
