@@ -6,7 +6,7 @@ RAM ?= 600K
 PROMPT ?= Once upon a time
 EMBEDDED_TARGET := thumbv7em-none-eabihf
 
-.PHONY: run test fmt lint unit check-nostd targets build inspect
+.PHONY: run test fmt lint unit check-nostd targets build inspect bench
 
 run: build
 	./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -37,3 +37,9 @@ unit:
 check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
+
+# The streaming sweeps of issue 3: tables on stdout, JSON and SVG plots in docs/bench.
+bench: build
+	./target/release/spool-sim bench budget -m $(MODEL)
+	./target/release/spool-sim bench prefetch -m $(MODEL)
+	./target/release/spool-sim bench policies -m $(MODEL)

@@ -12,8 +12,10 @@
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 //! ```
 
+pub mod bench;
 pub mod flash;
 pub mod json;
+pub mod plot;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -315,6 +317,18 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     Ok((v * mult).round() as usize)
 }
 
+/// Parses a budget: a size (`600K`, `1.5M`) or a percentage of the model file (`50%`).
+pub fn parse_budget(s: &str, model: &str) -> Result<usize, String> {
+    match s.trim().strip_suffix('%') {
+        Some(p) => {
+            let pct: f64 = p.parse().map_err(|_| format!("budget `{s}`: not a percentage"))?;
+            let len = std::fs::metadata(model).map_err(|e| format!("{model}: {e}"))?.len();
+            Ok((len as f64 * pct / 100.0).round() as usize)
+        }
+        None => parse_size(s),
+    }
+}
+
 /// The budget at which every weight, the KV cache and the buffers fit.
 pub fn full_budget(model: &ModelInfo, ctx: u32) -> Result<usize, String> {
     let plan = spool_core::plan(model, ctx, usize::MAX / 4).map_err(|e| e.to_string())?;
@@ -535,10 +549,13 @@ const USAGE: &str = "usage:
                 [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
                 [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
-sizes take K, M, G suffixes (K = 1024); --temp 0 is greedy; -n 0 means the model's context";
+  spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
+                [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
+sizes take K, M, G suffixes (K = 1024) or a % of the model file; --temp 0 is greedy; -n 0 means the model's context";
 
 fn parse_run(args: &[String]) -> Result<RunOptions, String> {
     let mut o = RunOptions::default();
+    let mut ram = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -550,7 +567,7 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
             "--temp" | "-t" => o.temperature = num(val()?)? as f32,
             "--top-p" => o.topp = num(val()?)? as f32,
             "--seed" | "-s" => o.seed = val()?.parse().map_err(|_| format!("{a} takes a whole number"))?,
-            "--ram" => o.ram = Some(parse_size(&val()?)?),
+            "--ram" => ram = Some(val()?),
             "--ctx" => o.ctx = Some(num(val()?)? as u32),
             "--json" => o.json = true,
             "--storage" => {
@@ -585,6 +602,9 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
     }
     if o.model.is_empty() {
         return Err("-m PATH is required".into());
+    }
+    if let Some(r) = ram {
+        o.ram = Some(parse_budget(&r, &o.model)?);
     }
     if !(o.flash.mbps > 0.0 && o.flash.latency_us >= 0.0) {
         return Err("--flash-mbps must be > 0 and --flash-latency-us >= 0".into());
@@ -640,6 +660,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             );
             Ok(())
         }),
+        Some("bench") => bench::cli(&args[1..], out, err),
         Some("inspect") => {
             let mut path = None;
             let (mut ram, mut ctx) = (None, None);
