@@ -6,7 +6,7 @@ RAM ?= 600K
 PROMPT ?= Once upon a time
 EMBEDDED_TARGET := thumbv7em-none-eabihf
 
-.PHONY: run test fmt lint unit check-nostd targets build inspect bench
+.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench
 
 run: build
 	./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -17,7 +17,7 @@ build:
 inspect: build
 	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
 
-test: targets fmt lint unit check-nostd
+test: targets fmt lint unit check-nostd miri
 
 targets:
 	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
@@ -32,6 +32,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+# The core's unsafe (arena byte views) under Miri: nightly's Miri is installed if missing.
+miri:
+	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
+	$(CARGO) +nightly miri test -p spool-core --lib
 
 # The core must build for a Cortex-M4F with no heap, with and without defmt.
 check-nostd: targets
