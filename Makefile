@@ -9,10 +9,10 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 .PHONY: run test fmt lint unit check-nostd miri targets build inspect bench
 
 run: build
-	./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
+	@./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
 
 build:
-	$(CARGO) build --release -p spool-sim
+	@$(CARGO) build --release -q -p spool-sim
 
 inspect: build
 	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
