@@ -12,6 +12,8 @@
 //! ```
 
 pub mod json;
+pub mod quantize;
+pub mod synth;
 
 use std::io::Write;
 use std::time::Instant;
@@ -411,6 +413,7 @@ const USAGE: &str = "usage:
   spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE] [--ctx N]
                 [--storage file|mmap] [--json]
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
+  spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b] [--dim N ...] [--type F32|F16|Q8_0|Q4_0|Q4_K] [--seed S]
 sizes take K, M, G suffixes (K = 1024); --temp 0 is greedy; -n 0 means the model's context";
 
 fn parse_run(args: &[String]) -> Result<RunOptions, String> {
@@ -483,6 +486,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             );
             Ok(())
         }),
+        Some("synth") => synth::cli(&args[1..], out, err),
         Some("inspect") => {
             let mut path = None;
             let (mut ram, mut ctx) = (None, None);
