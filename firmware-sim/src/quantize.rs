@@ -41,10 +41,11 @@ pub fn f32_to_f16(x: f32) -> u16 {
     sign | round(((e as u32) << 23) | man, 13) as u16
 }
 
-/// ggml's `nearest_int`: round to nearest, ties to even (for |x| < 2^22).
+/// ggml's `nearest_int`: round to nearest, ties to even (for |x| < 2^22), by adding
+/// 1.5 * 2^23 so that the integer lands in the low mantissa bits (no libm call).
 #[inline]
 fn nearest_int(x: f32) -> i32 {
-    x.round_ties_even() as i32
+    ((x + 12_582_912.0).to_bits() & 0x7f_ffff) as i32 - 0x40_0000
 }
 
 /// Appends one row quantized to `ty` (F32, F16, Q8_0, Q4_0 or Q4_K) to `out`.
