@@ -16,6 +16,8 @@ pub mod bench;
 pub mod flash;
 pub mod json;
 pub mod plot;
+pub mod quantize;
+pub mod synth;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -551,6 +553,7 @@ const USAGE: &str = "usage:
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
                 [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
+  spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b] [--dim N ...] [--type F32|F16|Q8_0|Q4_0|Q4_K] [--seed S]
 sizes take K, M, G suffixes (K = 1024) or a % of the model file; --temp 0 is greedy; -n 0 means the model's context";
 
 fn parse_run(args: &[String]) -> Result<RunOptions, String> {
@@ -661,6 +664,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             Ok(())
         }),
         Some("bench") => bench::cli(&args[1..], out, err),
+        Some("synth") => synth::cli(&args[1..], out, err),
         Some("inspect") => {
             let mut path = None;
             let (mut ram, mut ctx) = (None, None);

@@ -1,0 +1,299 @@
+//! Quantizers from f32 rows to the GGML block formats `spool-sim synth` writes: F16, Q8_0,
+//! Q4_0 and Q4_K, written from the behaviour of ggml's reference quantizers
+//! (`quantize_row_*_ref`, the ones llama-quantize uses without an importance matrix), so that
+//! the blocks are the ones llama.cpp would write. Also the Q4_K dequantizer, for checking.
+
+use spool_core::quant::{f16_to_f32, GgmlType};
+
+/// f32 to IEEE half, rounding to nearest even (as ggml's `GGML_FP32_TO_FP16`), NaN kept quiet.
+pub fn f32_to_f16(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let man = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    // Round `full >> shift` to nearest, ties to even.
+    let round = |full: u32, shift: u32| -> u32 {
+        let q = full >> shift;
+        let rem = full & ((1 << shift) - 1);
+        let half = 1 << (shift - 1);
+        if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        }
+    };
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    if e <= 0 {
+        // Subnormal half (or zero): units of 2^-24.
+        let shift = (126 - exp) as u32;
+        if shift > 24 {
+            return sign;
+        }
+        return sign | round(man | 0x80_0000, shift) as u16;
+    }
+    // A carry out of the mantissa bumps the exponent, up to infinity: both are right.
+    sign | round(((e as u32) << 23) | man, 13) as u16
+}
+
+/// ggml's `nearest_int`: round to nearest, ties to even (for |x| < 2^22), by adding
+/// 1.5 * 2^23 so that the integer lands in the low mantissa bits (no libm call).
+#[inline]
+fn nearest_int(x: f32) -> i32 {
+    ((x + 12_582_912.0).to_bits() & 0x7f_ffff) as i32 - 0x40_0000
+}
+
+/// Appends one row quantized to `ty` (F32, F16, Q8_0, Q4_0 or Q4_K) to `out`.
+///
+/// Panics if the row is not a whole number of blocks or the type is not one of these.
+pub fn quantize_row(ty: GgmlType, x: &[f32], out: &mut Vec<u8>) {
+    match ty {
+        GgmlType::F32 => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        GgmlType::F16 => x.iter().for_each(|&v| out.extend_from_slice(&f32_to_f16(v).to_le_bytes())),
+        GgmlType::Q8_0 => x.chunks(32).for_each(|b| q8_0_block(b, out)),
+        GgmlType::Q4_0 => x.chunks(32).for_each(|b| q4_0_block(b, out)),
+        GgmlType::Q4_K => x.chunks(256).for_each(|b| q4_k_block(b, out)),
+        t => panic!("no quantizer for {}", t.name()),
+    }
+    let (elems, _) = ty.block();
+    assert!((x.len() as u64).is_multiple_of(elems), "row of {} is not a whole number of {} blocks", x.len(), ty.name());
+}
+
+fn q8_0_block(x: &[f32], out: &mut Vec<u8>) {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+    // C's roundf: half away from zero.
+    out.extend(x.iter().map(|&v| (v * id).round() as i8 as u8));
+}
+
+fn q4_0_block(x: &[f32], out: &mut Vec<u8>) {
+    // The signed value of largest magnitude (the first one on ties) maps to -8.
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if amax < v.abs() {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    let d = max / -8.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    out.extend_from_slice(&f32_to_f16(d).to_le_bytes());
+    // C truncates the float to int8 (toward zero), then caps at 15.
+    let q = |v: f32| ((v * id + 8.5) as i8).min(15) as u8;
+    out.extend((0..16).map(|j| q(x[j]) | (q(x[16 + j]) << 4)));
+}
+
+/// ggml's `make_qkx2_quants`: a scale and a (non-positive) min for `x` with 4-bit levels in
+/// `l`, chosen by trying `nstep + 1` scales around the naive one and keeping the least
+/// weighted squared error. Returns (scale, -min).
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32; 32],
+    w: &[f32; 32],
+    l: &mut [u8; 32],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+) -> (f32, f32) {
+    let (mut min, mut max) = (x[0], x[0]);
+    let mut sum_w = w[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..32 {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l.fill(0);
+        return (0.0, -min);
+    }
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best = 0.0f32;
+    for i in 0..32 {
+        let q = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+        l[i] = q as u8;
+        let diff = scale * q as f32 + min - x[i];
+        best += w[i] * (diff * diff);
+    }
+    let mut aux = [0u8; 32];
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
+        for i in 0..32 {
+            let q = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            aux[i] = q as u8;
+            let q = q as f32;
+            sum_l += w[i] * q;
+            sum_l2 += w[i] * q * q;
+            sum_xl += w[i] * q * x[i];
+        }
+        let det = sum_w * sum_l2 - sum_l * sum_l;
+        if det > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / det;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / det;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut err = 0.0f32;
+            for i in 0..32 {
+                let diff = this_scale * aux[i] as f32 + this_min - x[i];
+                err += w[i] * (diff * diff);
+            }
+            if err < best {
+                *l = aux;
+                best = err;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of a K-quant block.
+pub fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// One Q4_K super-block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles.
+fn q4_k_block(x: &[f32], out: &mut Vec<u8>) {
+    let mut levels = [[0u8; 32]; 8];
+    let mut scales = [0.0f32; 8];
+    let mut mins = [0.0f32; 8];
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..8 {
+        let xs: &[f32; 32] = x[32 * j..32 * j + 32].try_into().unwrap();
+        let sum_x2 = xs.iter().fold(0.0f32, |s, v| s + v * v);
+        let av_x = (sum_x2 / 32.0).sqrt();
+        let w: [f32; 32] = core::array::from_fn(|i| av_x + xs[i].abs());
+        (scales[j], mins[j]) = make_qkx2_quants(15, xs, &w, &mut levels[j], -1.0, 0.1, 20);
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let mut packed = [0u8; 12];
+    for j in 0..8 {
+        let ls = nearest_int(inv_scale * scales[j]).min(63) as u8;
+        let lm = nearest_int(inv_min * mins[j]).min(63) as u8;
+        if j < 4 {
+            packed[j] = ls;
+            packed[j + 4] = lm;
+        } else {
+            packed[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+            packed[j - 4] |= (ls >> 4) << 6;
+            packed[j] |= (lm >> 4) << 6;
+        }
+    }
+    let d16 = f32_to_f16(max_scale / 63.0);
+    let dmin16 = f32_to_f16(max_min / 63.0);
+    let (d, dmin) = (f16_to_f32(d16), f16_to_f32(dmin16));
+    for (j, lv) in levels.iter_mut().enumerate() {
+        // Requantize against the rounded scales; a zero scale keeps make_qkx2_quants' levels.
+        let (sc, m) = scale_min_k4(j, &packed);
+        let dj = d * sc as f32;
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dmin * m as f32;
+        for (i, q) in lv.iter_mut().enumerate() {
+            *q = nearest_int((x[32 * j + i] + dm) / dj).clamp(0, 15) as u8;
+        }
+    }
+    out.extend_from_slice(&d16.to_le_bytes());
+    out.extend_from_slice(&dmin16.to_le_bytes());
+    out.extend_from_slice(&packed);
+    for pair in levels.chunks(2) {
+        out.extend((0..32).map(|i| pair[0][i] | (pair[1][i] << 4)));
+    }
+}
+
+/// Decodes Q4_K blocks (144 bytes per 256 values) into `out`.
+pub fn dequantize_q4_k(data: &[u8], out: &mut [f32]) {
+    for (b, y) in data.chunks_exact(144).zip(out.chunks_exact_mut(256)) {
+        let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        let dmin = f16_to_f32(u16::from_le_bytes([b[2], b[3]]));
+        let (scales, qs) = (&b[4..16], &b[16..]);
+        for j in 0..8 {
+            let (sc, m) = scale_min_k4(j, scales);
+            let (dj, mj) = (d * sc as f32, dmin * m as f32);
+            let q = &qs[32 * (j / 2)..32 * (j / 2) + 32];
+            for i in 0..32 {
+                let n = if j % 2 == 0 { q[i] & 0xf } else { q[i] >> 4 };
+                y[32 * j + i] = dj * n as f32 - mj;
+            }
+        }
+    }
+}
+
+/// Decodes Q8_0 blocks (34 bytes per 32 values) into `out`.
+pub fn dequantize_q8_0(data: &[u8], out: &mut [f32]) {
+    for (b, y) in data.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
+        let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+        for (o, &q) in y.iter_mut().zip(&b[2..]) {
+            *o = q as i8 as f32 * d;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_rounding_is_nearest_even() {
+        // Every half round-trips; every midpoint between neighbours rounds to the even one.
+        for h in 0..0x7bffu16 {
+            let v = f16_to_f32(h);
+            assert_eq!(f32_to_f16(v), h);
+            assert_eq!(f32_to_f16(-v), h | 0x8000);
+            let next = f16_to_f32(h + 1);
+            let mid = ((v as f64 + next as f64) / 2.0) as f32;
+            let even = if h & 1 == 0 { h } else { h + 1 };
+            assert_eq!(f32_to_f16(mid), even, "midpoint after {h:#x}");
+            assert_eq!(f32_to_f16(f32::from_bits(mid.to_bits() + 1)), h + 1);
+            assert_eq!(f32_to_f16(f32::from_bits(mid.to_bits() - 1)), h);
+        }
+        assert_eq!(f32_to_f16(65520.0), 0x7c00);
+        assert_eq!(f32_to_f16(f32::INFINITY), 0x7c00);
+        assert_eq!(f32_to_f16(1e-9), 0);
+        assert!(f16_to_f32(f32_to_f16(f32::NAN)).is_nan());
+    }
+
+    #[test]
+    fn q4_k_round_trips_closely() {
+        let x: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 40.0) / 50.0).collect();
+        let mut q = Vec::new();
+        quantize_row(GgmlType::Q4_K, &x, &mut q);
+        assert_eq!(q.len(), 288);
+        let mut y = vec![0.0; 512];
+        dequantize_q4_k(&q, &mut y);
+        let err = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err < 0.1, "max error {err}");
+    }
+}
