@@ -6,7 +6,7 @@ RAM ?= 600K
 PROMPT ?= Once upon a time
 EMBEDDED_TARGET := thumbv7em-none-eabihf
 
-.PHONY: run test fmt lint unit check-nostd targets build inspect
+.PHONY: run test fmt lint unit check-nostd targets build inspect bench-kernels miri-pool
 
 run: build
 	./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -37,3 +37,11 @@ unit:
 check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
+
+# Matrix-vector GB/s per weight type: scalar vs SIMD, 1 vs 2 threads, in one process.
+bench-kernels: build
+	./target/release/spool-sim bench matvec --rows 4096 --cols 4096
+
+# The thread pool's lifetime-erased jobs under Miri (needs the nightly miri component).
+miri-pool:
+	$(CARGO) +nightly miri test -p spool-std --lib pool
