@@ -86,7 +86,7 @@ pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     /// Which code computes the matrix-vector products.
     kernels: Kernels,
     /// Who runs their rows.
-    exec: &'a dyn Executor,
+    exec: &'a (dyn Executor + Sync),
 }
 
 impl<'a, S: Storage> Engine<'a, S> {
@@ -166,7 +166,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
 
     /// Runs the rows of each matrix-vector product on `exec` (default: [`Inline`], the
     /// caller's thread). Results are bit-identical for any executor.
-    pub fn set_executor(&mut self, exec: &'a dyn Executor) {
+    pub fn set_executor(&mut self, exec: &'a (dyn Executor + Sync)) {
         self.exec = exec;
     }
 

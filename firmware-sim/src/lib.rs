@@ -436,7 +436,7 @@ pub fn run_on<S: Storage, R: Storage + Send>(
 #[derive(Clone, Copy)]
 struct Compute<'p> {
     kernels: Kernels,
-    exec: &'p dyn Executor,
+    exec: &'p (dyn Executor + Sync),
     threads: usize,
 }
 

@@ -107,3 +107,39 @@ fn the_cli_gives_the_same_tokens_and_logits_at_1_2_and_3_threads() {
     }
     assert!(dumps.iter().all(|d| *d == dumps[0]), "tokens or logits differ between thread counts");
 }
+
+#[test]
+fn the_cli_parses_kernel_threads_and_dump_logits() {
+    let path = std::env::temp_dir().join(format!("spool-cli-dump-{}.f32", std::process::id()));
+    let args: Vec<String> = [
+        "run",
+        "-m",
+        &common::model_path(),
+        "-n",
+        "6",
+        "--temp",
+        "0",
+        "--kernel",
+        "scalar",
+        "--threads",
+        "2",
+        "--dump-logits",
+        &path.to_string_lossy(),
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(spool_sim::main_with(&args, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+    let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(json["stats"]["kernel"], "scalar");
+    assert_eq!(json["stats"]["threads"], 2.0);
+    assert_eq!(std::fs::read(&path).unwrap().len(), 6 * 512 * 4);
+    let _ = std::fs::remove_file(&path);
+    for bad in [["--kernel", "fast"], ["--threads", "0"]] {
+        let args: Vec<String> =
+            ["run", "-m", &common::model_path()].iter().chain(&bad).map(|s| s.to_string()).collect();
+        assert_eq!(spool_sim::main_with(&args, &mut Vec::new(), &mut Vec::new()), 2, "{bad:?}");
+    }
+}
