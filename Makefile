@@ -6,7 +6,7 @@ RAM ?= 600K
 PROMPT ?= Once upon a time
 EMBEDDED_TARGET := thumbv7em-none-eabihf
 
-.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench
+.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench bench-kernels
 
 run: build
 	@./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -33,10 +33,11 @@ lint:
 unit:
 	$(CARGO) test --workspace
 
-# The core's unsafe (arena byte views) under Miri: nightly's Miri is installed if missing.
+# The unsafe code under Miri (the core's arena byte views, the thread pool's borrowed jobs): nightly's Miri is installed if missing.
 miri:
 	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
 	$(CARGO) +nightly miri test -p spool-core --lib
+	$(CARGO) +nightly miri test -p spool-std --lib pool
 
 # The core must build for a Cortex-M4F with no heap, with and without defmt.
 check-nostd: targets
@@ -48,3 +49,8 @@ bench: build
 	./target/release/spool-sim bench budget -m $(MODEL)
 	./target/release/spool-sim bench prefetch -m $(MODEL)
 	./target/release/spool-sim bench policies -m $(MODEL)
+
+# Matrix-vector GB/s per weight type: scalar vs SIMD, 1 vs 2 threads, in one process.
+bench-kernels: build
+	./target/release/spool-sim bench matvec --rows 4096 --cols 4096
+

@@ -8,8 +8,9 @@
 use crate::arena::{self, as_f32_mut, as_u32_mut, Plan, Unit};
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, Result};
+use crate::exec::{Executor, Inline};
 use crate::model::{LayerTensor, ModelInfo, TensorName, MAX_LAYERS};
-use crate::quant;
+use crate::quant::{self, Kernels};
 use crate::sampler::Sampler;
 use crate::storage::{read_exact_at, Storage};
 use crate::tokenizer::{printable, Tokenizer};
@@ -82,6 +83,10 @@ pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     /// Index of the first unit of each matrix: per layer the 7 matrices, then the classifier.
     first_unit: heapless::Vec<u16, { MAX_LAYERS * 7 + 1 }>,
     load_bytes: u64,
+    /// Which code computes the matrix-vector products.
+    kernels: Kernels,
+    /// Who runs their rows.
+    exec: &'a (dyn Executor + Sync),
 }
 
 impl<'a, S: Storage> Engine<'a, S> {
@@ -144,7 +149,25 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             key_cache,
             value_cache,
             first_unit,
+            kernels: Kernels::SCALAR,
+            exec: &Inline,
         })
+    }
+
+    /// Selects the kernels of the matrix-vector products (default: [`Kernels::SCALAR`]).
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
+    }
+
+    /// The kernels in use.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
+    }
+
+    /// Runs the rows of each matrix-vector product on `exec` (default: [`Inline`], the
+    /// caller's thread). Results are bit-identical for any executor.
+    pub fn set_executor(&mut self, exec: &'a (dyn Executor + Sync)) {
+        self.exec = exec;
     }
 
     /// The model description.
@@ -223,6 +246,8 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 cache: &mut self.cache,
                 storage: &mut self.storage,
                 loader: &mut self.loader,
+                kernels: self.kernels,
+                exec: self.exec,
             };
             let work = &mut self.work;
             let attn_norm = &self.norms[2 * l * dim_bytes..][..dim_bytes];
@@ -271,6 +296,8 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             cache: &mut self.cache,
             storage: &mut self.storage,
             loader: &mut self.loader,
+            kernels: self.kernels,
+            exec: self.exec,
         };
         let work = &mut self.work;
         let last = &work.x[(n - 1) * dim..n * dim];
@@ -318,6 +345,8 @@ struct Weights<'e, 'a, S: Storage, L: Loader<'a>> {
     cache: &'e mut Cache<'a>,
     storage: &'e mut S,
     loader: &'e mut L,
+    kernels: Kernels,
+    exec: &'e dyn Executor,
 }
 
 impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
@@ -339,9 +368,16 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
         let mut i = self.first(name);
         while let Some(u) = self.units.get(i).filter(|u| u.tensor == name) {
             let w = self.cache.fetch(self.units, i, self.storage, self.loader)?;
+            let row_bytes = w.len() / (u.rows as usize).max(1);
+            let (kernels, ty) = (self.kernels, t.ty);
             for p in 0..n {
                 let out_rows = p * rows + u.row0 as usize..p * rows + (u.row0 + u.rows) as usize;
-                quant::matvec(t.ty, w, &x[p * cols..(p + 1) * cols], &mut out[out_rows]);
+                let xp = &x[p * cols..(p + 1) * cols];
+                let job = |row0: usize, chunk: &mut [f32]| {
+                    let rows = w.get(row0 * row_bytes..(row0 + chunk.len()) * row_bytes).unwrap_or(&[]);
+                    kernels.matvec(ty, rows, xp, chunk);
+                };
+                self.exec.run_rows(&mut out[out_rows], w.len(), &job);
             }
             i += 1;
         }
@@ -497,6 +533,20 @@ pub fn generate<'a, S: Storage, L: Loader<'a>>(
     sampler: &mut Sampler,
     prompt: &[u32],
     steps: u32,
+    on_token: impl FnMut(&TokenEvent<'_>),
+) -> Result<Outcome> {
+    generate_with_logits(engine, sampler, prompt, steps, |_, _| {}, on_token)
+}
+
+/// As [`generate`], and `on_logits(pos, logits)` sees the logits of every forward pass before
+/// they are sampled: those of position `pos`, the last of its prefill chunk (every position
+/// when the plan's prefill chunk is 1).
+pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
+    engine: &mut Engine<'a, S, L>,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    steps: u32,
+    mut on_logits: impl FnMut(u32, &[f32]),
     mut on_token: impl FnMut(&TokenEvent<'_>),
 ) -> Result<Outcome> {
     if prompt.is_empty() {
@@ -510,7 +560,8 @@ pub fn generate<'a, S: Storage, L: Loader<'a>>(
     let mut token = prompt[0];
     // Prefill: positions whose fed token comes from the prompt.
     for chunk in prompt[..prefilled].chunks(engine.work.positions) {
-        engine.forward_batch(chunk, pos as u32)?;
+        let logits = engine.forward_batch(chunk, pos as u32)?;
+        on_logits((pos + chunk.len() - 1) as u32, logits);
         for _ in chunk {
             let next = match prompt.get(pos + 1) {
                 Some(&t) => t,
@@ -536,7 +587,8 @@ pub fn generate<'a, S: Storage, L: Loader<'a>>(
     let mid = engine.stats();
     let mut stop = StopReason::Steps;
     while pos < steps {
-        engine.forward(token, pos as u32)?;
+        let logits = engine.forward(token, pos as u32)?;
+        on_logits(pos as u32, logits);
         let next = engine.sample(sampler);
         pos += 1;
         if next == bos {

@@ -9,12 +9,15 @@
 //! spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE]
 //!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
 //!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
+//!               [--kernel scalar|simd|auto] [--threads N] [--dump-logits PATH]
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
+//! spool-sim bench matvec [--rows R] [--cols C] [--types T,T,..] [--seconds S]
 //! ```
 
 pub mod bench;
 pub mod flash;
 pub mod json;
+pub mod kernel_bench;
 pub mod plot;
 pub mod quantize;
 pub mod synth;
@@ -27,8 +30,44 @@ use std::time::Instant;
 use flash::{FlashClock, FlashSpec, TimedLoader};
 use spool_core::arena::{Plan, Size};
 use spool_core::cache::{Loader, SyncLoader};
-use spool_core::{generate, Engine, ModelInfo, Phase, PlanOptions, Policy, Sampler, StopReason, Storage};
-use spool_std::{FileStorage, MmapStorage, PrefetchLoader};
+use spool_core::{
+    generate_with_logits, Engine, Executor, KernelPath, Kernels, ModelInfo, Phase, PlanOptions, Policy, Sampler,
+    StopReason, Storage,
+};
+use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
+
+/// Which kernels compute the matrix-vector products (`--kernel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// The SIMD kernels if the CPU has them, else the scalar ones.
+    Auto,
+    /// The portable scalar kernels (bit-exact with llama2.c on F32).
+    Scalar,
+    /// The SIMD kernels; an error if the CPU lacks them.
+    Simd,
+}
+
+impl KernelChoice {
+    /// Parses `scalar`, `simd` or `auto`.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "auto" => KernelChoice::Auto,
+            "scalar" => KernelChoice::Scalar,
+            "simd" => KernelChoice::Simd,
+            _ => return None,
+        })
+    }
+
+    /// The kernels this choice gives on this CPU.
+    pub fn kernels(self) -> Result<Kernels, String> {
+        match self {
+            KernelChoice::Auto => Ok(spool_std::kernels::detect()),
+            KernelChoice::Scalar => Ok(Kernels::SCALAR),
+            KernelChoice::Simd => spool_std::kernels::simd()
+                .ok_or_else(|| "--kernel simd: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()),
+        }
+    }
+}
 
 /// Which storage backend reads the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +122,13 @@ pub struct RunOptions {
     pub prefill_chunk: u32,
     /// Print one JSON object instead of text.
     pub json: bool,
+    /// Which kernels compute.
+    pub kernel: KernelChoice,
+    /// Compute threads for the matrix-vector products (1: the caller alone).
+    pub threads: usize,
+    /// Write the logits of every position here, little-endian f32 `[positions][vocab]`
+    /// (forces a prefill chunk of 1, so that every position has logits).
+    pub dump_logits: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -102,6 +148,9 @@ impl Default for RunOptions {
             prefetch: 0,
             prefill_chunk: PlanOptions::default().prefill_chunk,
             json: false,
+            kernel: KernelChoice::Auto,
+            threads: 1,
+            dump_logits: None,
         }
     }
 }
@@ -141,6 +190,10 @@ pub struct RunReport {
     pub plan: Box<Plan>,
     /// Virtual-clock figures, with the simulated flash.
     pub sim: Option<SimReport>,
+    /// The kernels that ran.
+    pub kernel: KernelPath,
+    /// Compute threads.
+    pub threads: usize,
 }
 
 /// What the simulated flash's virtual clock says about the decode positions.
@@ -211,6 +264,8 @@ impl RunReport {
             .str("policy", self.plan.options.policy.name())
             .num("prefetch", self.plan.options.prefetch)
             .num("prefill_chunk", self.plan.prefill_chunk())
+            .str("kernel", self.kernel.name())
+            .num("threads", self.threads as f64)
             .raw(
                 "sim",
                 &self.sim.map_or("null".into(), |s| {
@@ -343,7 +398,8 @@ fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
 
 /// The planner options of a run.
 pub fn plan_options(opts: &RunOptions) -> PlanOptions {
-    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk: opts.prefill_chunk }
+    let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
+    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk }
 }
 
 /// Runs a generation and returns its report (the CLI prints it).
@@ -376,17 +432,28 @@ pub fn run_on<S: Storage, R: Storage + Send>(
         Some(b) => b,
         None => full_budget(&model, ctx)?,
     };
+    let kernels = opts.kernel.kernels()?;
+    let pool = ThreadPool::new(opts.threads.max(1));
+    let compute = Compute { kernels, exec: &pool, threads: opts.threads.max(1) };
     let mut arena = vec![0u8; budget];
     let clock = (opts.backend == Backend::Flash).then(|| Rc::new(RefCell::new(FlashClock::new(opts.flash))));
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, opts)
+            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, compute, opts)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, opts)
+            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, compute, opts)
         }
     })
+}
+
+/// The kernels and the executor of a run.
+#[derive(Clone, Copy)]
+struct Compute<'p> {
+    kernels: Kernels,
+    exec: &'p (dyn Executor + Sync),
+    threads: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -398,9 +465,15 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     ctx: u32,
     steps: u32,
     clock: Option<Rc<RefCell<FlashClock>>>,
+    compute: Compute<'a>,
     opts: &RunOptions,
 ) -> Result<RunReport, String> {
     let mut engine = Engine::with_loader(storage, loader, arena, ctx, plan_options(opts)).map_err(|e| e.to_string())?;
+    engine.set_kernels(compute.kernels);
+    engine.set_executor(compute.exec);
+    let vocab = model.config.vocab as usize;
+    let mut dumped: Vec<f32> = Vec::new();
+    let dump = opts.dump_logits.is_some();
     let mut prompt = vec![0u32; opts.prompt.len() + 3];
     let n = engine.tokenizer().encode(opts.prompt.as_bytes(), true, &mut prompt).map_err(|e| e.to_string())?;
     let seed = if opts.seed == 0 {
@@ -420,7 +493,12 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         let mut c = c.borrow_mut();
         (c.now, c.compute, c.stall) = (0.0, 0.0, 0.0);
     }
-    let outcome = generate(&mut engine, &mut sampler, &prompt[..n], steps, |ev| {
+    let on_logits = |_pos: u32, logits: &[f32]| {
+        if dump {
+            dumped.extend_from_slice(&logits[..vocab.min(logits.len())]);
+        }
+    };
+    let outcome = generate_with_logits(&mut engine, &mut sampler, &prompt[..n], steps, on_logits, |ev| {
         stdout.extend_from_slice(ev.text);
         token_ids.push(ev.next);
         last = Instant::now();
@@ -434,6 +512,10 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         }
     })
     .map_err(|e| e.to_string())?;
+    if let Some(path) = &opts.dump_logits {
+        let bytes: Vec<u8> = dumped.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(path, bytes).map_err(|e| format!("--dump-logits {path}: {e}"))?;
+    }
     stdout.push(b'\n');
     let decode = outcome.positions - outcome.prefill_positions;
     let tokens_per_s = if decode > 0 {
@@ -486,6 +568,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         prefetched: stats.prefetched,
         plan: Box::new(engine.plan().clone()),
         sim,
+        kernel: compute.kernels.path(),
+        threads: compute.threads,
     })
 }
 
@@ -550,9 +634,11 @@ const USAGE: &str = "usage:
   spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE] [--ctx N]
                 [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
                 [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
+                [--kernel scalar|simd|auto] [--threads N] [--dump-logits PATH]
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
                 [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
+  spool-sim bench matvec [--rows R] [--cols C] [--types F32,Q4_0,..] [--seconds S]
   spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b] [--dim N ...] [--type F32|F16|Q8_0|Q4_0|Q4_K] [--seed S]
 sizes take K, M, G suffixes (K = 1024) or a % of the model file; --temp 0 is greedy; -n 0 means the model's context";
 
@@ -588,6 +674,19 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
             }
             "--prefetch" => o.prefetch = num(val()?)? as u32,
             "--prefill-chunk" => o.prefill_chunk = (num(val()?)? as u32).max(1),
+            "--kernel" => {
+                let v = val()?;
+                o.kernel = KernelChoice::from_name(&v).ok_or(format!("--kernel {v}: expected scalar, simd or auto"))?;
+            }
+            "--threads" => {
+                let v = val()?;
+                o.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|&t| (1..=256).contains(&t))
+                    .ok_or(format!("--threads {v}: expected 1 to 256"))?;
+            }
+            "--dump-logits" => o.dump_logits = Some(val()?),
             "--flash-mbps" => {
                 o.flash.mbps = num(val()?)?;
                 o.backend = Backend::Flash;
@@ -645,8 +744,10 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             }
             let _ = write!(
                 err,
-                "{}achieved tok/s: {:.1} ({} positions, {} from the prompt, stop: {:?})\ncache: {} hits, {} misses, {} evictions, {} read ahead, hit rate {:.1}%\nbytes read: load {}, prefill {}, decode {}; per decode token {:.0}\n",
+                "{}kernels: {}, {} thread(s)\nachieved tok/s: {:.1} ({} positions, {} from the prompt, stop: {:?})\ncache: {} hits, {} misses, {} evictions, {} read ahead, hit rate {:.1}%\nbytes read: load {}, prefill {}, decode {}; per decode token {:.0}\n",
                 plan_text(&r.plan),
+                r.kernel.name(),
+                r.threads,
                 r.tokens_per_s,
                 r.positions,
                 r.prefill_positions,
@@ -663,7 +764,10 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             );
             Ok(())
         }),
-        Some("bench") => bench::cli(&args[1..], out, err),
+        Some("bench") => match args.get(1).map(String::as_str) {
+            Some("matvec") => kernel_bench::parse(&args[2..]).and_then(|o| kernel_bench::matvec(&o, out)),
+            _ => bench::cli(&args[1..], out, err),
+        },
         Some("synth") => synth::cli(&args[1..], out, err),
         Some("inspect") => {
             let mut path = None;

@@ -2,11 +2,16 @@
 //!
 //! What only an operating system gives [`spool_core`]: storage over a file with positioned
 //! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose bytes the core can
-//! also address in place), and a [`PrefetchLoader`] that fills cache slots on a reader thread
-//! while the core computes. It holds no inference logic.
+//! also address in place), a [`PrefetchLoader`] that fills cache slots on a reader thread
+//! while the core computes, a [`ThreadPool`] that splits matrix-vector rows over worker
+//! threads, and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
+//! no inference logic.
 
+pub mod kernels;
+pub mod pool;
 pub mod prefetch;
 
+pub use pool::ThreadPool;
 pub use prefetch::PrefetchLoader;
 
 use std::fs::File;

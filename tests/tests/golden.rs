@@ -4,15 +4,35 @@ mod common;
 
 use common::*;
 use spool_core::{Engine, SliceStorage};
+use spool_sim::KernelChoice;
+
+/// The kernel paths this CPU runs: scalar, and SIMD where the CPU has it.
+fn kernel_choices() -> Vec<KernelChoice> {
+    let mut v = vec![KernelChoice::Scalar];
+    if spool_std::kernels::simd().is_some() {
+        v.push(KernelChoice::Simd);
+    }
+    v
+}
+
+fn read_f32(path: &std::path::Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
 
 #[test]
 fn every_generation_case_matches_the_reference() {
+    for kernel in kernel_choices() {
+        generation_cases_match(kernel);
+    }
+}
+
+fn generation_cases_match(kernel: KernelChoice) {
     let g = golden();
     let cases = g["generation_cases"].as_array().unwrap();
     assert_eq!(cases.len(), 10);
     for case in cases {
-        let r = spool_sim::run(&case_options(case)).unwrap();
-        let id = case["id"].as_str().unwrap();
+        let r = spool_sim::run(&spool_sim::RunOptions { kernel, ..case_options(case) }).unwrap();
+        let id = &format!("{} ({kernel:?} kernels)", case["id"].as_str().unwrap());
         assert_eq!(r.token_ids, ids(&case["token_ids"]), "{id}: token ids");
         assert_eq!(String::from_utf8_lossy(&r.stdout), case["stdout"].as_str().unwrap(), "{id}: stdout");
         assert_eq!(r.stdout, case["stdout"].as_str().unwrap().as_bytes(), "{id}: stdout bytes");
@@ -61,5 +81,36 @@ fn logits_match_the_reference_within_1e4_with_identical_argmax() {
             assert_eq!(spool_core::sampler::argmax(logits), spool_core::sampler::argmax(want), "argmax at {pos}");
         }
         eprintln!("budget {budget}: worst logit difference {worst:e}");
+    }
+}
+
+#[test]
+fn dump_logits_writes_every_position_as_the_reference() {
+    let reference = read_f32(&repo().join("tests/data/stories260K.logits.f32"));
+    let fed = ids(&golden()["logits"]["token_ids_fed"]);
+    for kernel in kernel_choices() {
+        let path = std::env::temp_dir().join(format!("spool-dump-{}-{kernel:?}.f32", std::process::id()));
+        let opts = spool_sim::RunOptions {
+            model: model_path(),
+            prompt: "Once upon a time".into(),
+            steps: 8,
+            temperature: 0.0,
+            kernel,
+            dump_logits: Some(path.to_string_lossy().into_owned()),
+            ..Default::default()
+        };
+        let r = spool_sim::run(&opts).unwrap();
+        assert_eq!(r.plan.prefill_chunk(), 1, "--dump-logits forces a prefill chunk of 1");
+        assert_eq!(r.token_ids[..8], fed[..], "{kernel:?}: the fed ids of the reference logits");
+        let got = read_f32(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(got.len(), 8 * 512, "{kernel:?}: [positions][vocab]");
+        for pos in 0..8 {
+            let (a, b) = (&got[pos * 512..(pos + 1) * 512], &reference[pos * 512..(pos + 1) * 512]);
+            for (&x, &y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-4, "{kernel:?} pos {pos}: {x} vs {y}");
+            }
+            assert_eq!(spool_core::sampler::argmax(a), spool_core::sampler::argmax(b), "{kernel:?} argmax at {pos}");
+        }
     }
 }

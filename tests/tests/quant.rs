@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use spool_core::quant::GgmlType;
-use spool_core::{Engine, Error, ModelInfo, SliceStorage};
+use spool_core::{Engine, Error, Kernels, ModelInfo, SliceStorage};
 
 /// "f32 activations" tolerance of the README: max abs logit difference vs the exact reference.
 const LOGIT_TOL: f32 = 1e-3;
@@ -72,9 +72,14 @@ fn argmax(x: &[f32]) -> u32 {
 /// Feeds the prompt one token per position, then `GREEDY_STEPS` argmax picks (no stop on
 /// BOS/EOS); returns the generated ids.
 fn greedy(bytes: &[u8], budget: usize, ctx: u32, prompt: &[u32]) -> Vec<u32> {
+    greedy_with(Kernels::SCALAR, bytes, budget, ctx, prompt)
+}
+
+fn greedy_with(kernels: Kernels, bytes: &[u8], budget: usize, ctx: u32, prompt: &[u32]) -> Vec<u32> {
     let mut arena = vec![0u8; budget];
     let mut engine = Engine::new(SliceStorage::new(bytes), &mut arena, ctx)
         .unwrap_or_else(|e| panic!("load at budget {budget}: {e}"));
+    engine.set_kernels(kernels);
     let mut out = Vec::new();
     let mut token = prompt[0];
     let mut pos = 0u32;
@@ -121,9 +126,31 @@ fn check_file(name: &str) {
     assert_eq!(want.len(), fed.len() * vocab, "{name}: reference logits shape");
     let ctx = 64;
     let full = spool_sim::full_budget(&model, ctx).unwrap();
+    let prompt = ids(&f["prompt_token_ids"]);
+    let ref_argmax = ids(&exact["argmax_per_position"]);
+    // The SIMD path (another summation order) meets the same tolerance and the same ids.
+    if let Some(k) = spool_std::kernels::simd() {
+        let mut arena = vec![0u8; full];
+        let mut engine = Engine::new(SliceStorage::new(&bytes), &mut arena, ctx).unwrap();
+        engine.set_kernels(k);
+        let mut worst = 0.0f32;
+        for (pos, &tok) in fed.iter().enumerate() {
+            let logits = engine.forward(tok, pos as u32).unwrap();
+            let want = &want[pos * vocab..(pos + 1) * vocab];
+            for (&a, &b) in logits.iter().zip(want) {
+                assert!((a - b).is_finite(), "{name} (simd): logit at pos {pos} is {a}");
+                worst = worst.max((a - b).abs());
+            }
+            assert_eq!(argmax(logits), ref_argmax[pos], "{name} (simd): argmax at pos {pos}");
+        }
+        println!("{name:<24} simd worst |logit - exact| = {worst:.3e}");
+        assert!(worst <= LOGIT_TOL, "{name} (simd): max abs logit diff {worst:e} exceeds {LOGIT_TOL:e}");
+        drop(engine);
+        let got = greedy_with(k, &bytes, full, ctx, &prompt);
+        assert_eq!(got, ids(&exact["greedy_ids"]), "{name} (simd): greedy ids vs exact");
+    }
     let mut arena = vec![0u8; full];
     let mut engine = Engine::new(SliceStorage::new(&bytes), &mut arena, ctx).unwrap();
-    let ref_argmax = ids(&exact["argmax_per_position"]);
     let mut worst = 0.0f32;
     let mut worst_at = (0, 0);
     for (pos, &tok) in fed.iter().enumerate() {
@@ -145,7 +172,6 @@ fn check_file(name: &str) {
     drop(engine);
 
     // Greedy ids: all equal to the exact reference's, and to llama.cpp's over the robust prefix.
-    let prompt = ids(&f["prompt_token_ids"]);
     let got = greedy(&bytes, full, ctx, &prompt);
     assert_eq!(got, ids(&exact["greedy_ids"]), "{name}: greedy ids vs exact");
     let robust = exact["greedy_robust_prefix_len"].as_u64().unwrap() as usize;

@@ -1,0 +1,292 @@
+//! AVX2 + FMA + F16C dot products (x86-64), reached only through [`super::Kernels`].
+//!
+//! Every function here carries `#[target_feature(enable = "avx2,fma,f16c")]`; the only way in
+//! from code without those features is `Kernels::matvec` on a `Kernels` made by the `unsafe`
+//! [`super::Kernels::avx2`], whose contract is that the CPU has them.
+//!
+//! Each row keeps eight f32 lanes of partial sums (quantized blocks: one partial sum per block
+//! or sub-block, scaled once), reduced in a fixed order at the end of the row. The order
+//! depends only on the row's length, never on which rows run together. Elements that do not
+//! fill a vector (or a block whose input is cut short) go through the scalar code and are
+//! added last.
+//!
+//! The only `unsafe` operations are the unaligned vector loads in `load_*`, each from a
+//! reference to a fixed-size array of exactly the loaded size.
+
+use core::arch::x86_64::*;
+
+use super::{k4_header, scale_min_k4, GgmlType};
+
+// Unaligned loads from fixed-size arrays: the array type guarantees the bytes exist.
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_ps(x: &[f32; 8]) -> __m256 {
+    // SAFETY: `x` is 8 readable f32; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_ps(x.as_ptr()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_f32_bytes(b: &[u8; 32]) -> __m256 {
+    // SAFETY: `b` is 32 readable bytes, 8 little-endian f32 (x86 is little-endian); `loadu`
+    // has no alignment requirement.
+    unsafe { _mm256_loadu_ps(b.as_ptr().cast::<f32>()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load128(b: &[u8; 16]) -> __m128i {
+    // SAFETY: `b` is 16 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm_loadu_si128(b.as_ptr().cast::<__m128i>()) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load256(b: &[u8; 32]) -> __m256i {
+    // SAFETY: `b` is 32 readable bytes; `loadu` has no alignment requirement.
+    unsafe { _mm256_loadu_si256(b.as_ptr().cast::<__m256i>()) }
+}
+
+/// A fixed-size sub-array at `at` (the bounds are checked; they are constant after inlining).
+#[inline(always)]
+fn arr<const N: usize, T>(s: &[T], at: usize) -> &[T; N] {
+    s[at..at + N].try_into().unwrap_or_else(|_| unreachable!())
+}
+
+/// IEEE half to f32 with the F16C instruction (exact, like [`super::f16_to_f32`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn half(lo: u8, hi: u8) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(u16::from_le_bytes([lo, hi]) as i32)))
+}
+
+/// The sum of the eight lanes, in a fixed order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// 16 signed bytes to two vectors of 8 f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn i8x16_to_ps(v: __m128i) -> [__m256; 2] {
+    [_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128::<8>(v)))]
+}
+
+/// 32 signed bytes to four vectors of 8 f32, in element order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn i8x32_to_ps(v: __m256i) -> [__m256; 4] {
+    let [a, b] = i8x16_to_ps(_mm256_castsi256_si128(v));
+    let [c, d] = i8x16_to_ps(_mm256_extracti128_si256::<1>(v));
+    [a, b, c, d]
+}
+
+/// `Σ q[k] * x[k]` over 16 elements: two vectors of quants against `x[0..16]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot16(q: [__m256; 2], x: &[f32; 16]) -> __m256 {
+    _mm256_fmadd_ps(q[1], load_ps(arr(x, 8)), _mm256_mul_ps(q[0], load_ps(arr(x, 0))))
+}
+
+/// `Σ q[k] * x[k]` over 32 elements.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot32(q: [__m256; 4], x: &[f32; 32]) -> __m256 {
+    let a = dot16([q[0], q[1]], arr(x, 0));
+    let b = dot16([q[2], q[3]], arr(x, 16));
+    _mm256_add_ps(a, b)
+}
+
+/// The sum of `x[0..32]`, as eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum32(x: &[f32; 32]) -> __m256 {
+    let a = _mm256_add_ps(load_ps(arr(x, 0)), load_ps(arr(x, 8)));
+    let b = _mm256_add_ps(load_ps(arr(x, 16)), load_ps(arr(x, 24)));
+    _mm256_add_ps(a, b)
+}
+
+/// A row of elements `E` bytes wide each: vector steps of 8 elements with four accumulators,
+/// then the tail in scalar code.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_elems<const B8: usize>(ty: GgmlType, row: &[u8], x: &[f32], load8: impl Fn(&[u8; B8]) -> __m256) -> f32 {
+    let n = (row.len() / (B8 / 8)).min(x.len());
+    let vec_n = n / 32 * 32;
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let (wq, _) = row[..vec_n * B8 / 8].as_chunks::<B8>();
+    let (xq, _) = x[..vec_n].as_chunks::<8>();
+    for (w4, x4) in wq.chunks_exact(4).zip(xq.chunks_exact(4)) {
+        for k in 0..4 {
+            acc[k] = _mm256_fmadd_ps(load8(&w4[k]), load_ps(&x4[k]), acc[k]);
+        }
+    }
+    let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    hsum(v) + super::dot_row_scalar(ty, &row[vec_n * B8 / 8..], &x[vec_n..n])
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f32(row: &[u8], x: &[f32]) -> f32 {
+    dot_elems::<32>(GgmlType::F32, row, x, |b| load_f32_bytes(b))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_f16(row: &[u8], x: &[f32]) -> f32 {
+    dot_elems::<16>(GgmlType::F16, row, x, |b| _mm256_cvtph_ps(load128(b)))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_bf16(row: &[u8], x: &[f32]) -> f32 {
+    dot_elems::<16>(GgmlType::BF16, row, x, |b| {
+        _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(load128(b))))
+    })
+}
+
+/// A row of `B`-byte blocks of `E` elements: `block` adds one block's products to the
+/// accumulator; blocks whose input is cut short go through the scalar code.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_blocks<const B: usize, const E: usize>(
+    ty: GgmlType,
+    row: &[u8],
+    x: &[f32],
+    block: impl Fn(&[u8; B], &[f32; E], __m256) -> __m256,
+) -> f32 {
+    let (blocks, _) = row.as_chunks::<B>();
+    let (xs, _) = x.as_chunks::<E>();
+    let n = blocks.len().min(xs.len());
+    let mut acc = _mm256_setzero_ps();
+    for (b, xe) in blocks[..n].iter().zip(&xs[..n]) {
+        acc = block(b, xe, acc);
+    }
+    hsum(acc) + super::dot_row_scalar(ty, &row[n * B..], &x[n * E..])
+}
+
+/// Q8_0: `acc += d * Σ q x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks::<34, 32>(GgmlType::Q8_0, row, x, |b, x, acc| {
+        let d = _mm256_set1_ps(half(b[0], b[1]));
+        let [q0, q1] = i8x16_to_ps(load128(arr(b, 2)));
+        let [q2, q3] = i8x16_to_ps(load128(arr(b, 18)));
+        _mm256_fmadd_ps(d, dot32([q0, q1, q2, q3], x), acc)
+    })
+}
+
+/// Q4_0: `acc += d * Σ (q - 8) x`; low nibbles are elements 0..16, high nibbles 16..32.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_0(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks::<18, 32>(GgmlType::Q4_0, row, x, |b, x, acc| {
+        let d = _mm256_set1_ps(half(b[0], b[1]));
+        let v = load128(arr(b, 2));
+        let (m4, eight) = (_mm_set1_epi8(0x0f), _mm_set1_epi8(8));
+        let lo = _mm_sub_epi8(_mm_and_si128(v, m4), eight);
+        let hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), eight);
+        let [q0, q1] = i8x16_to_ps(lo);
+        let [q2, q3] = i8x16_to_ps(hi);
+        _mm256_fmadd_ps(d, dot32([q0, q1, q2, q3], x), acc)
+    })
+}
+
+/// Q4_1: `acc += d * Σ q x + m * Σ x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks::<20, 32>(GgmlType::Q4_1, row, x, |b, x, acc| {
+        let d = _mm256_set1_ps(half(b[0], b[1]));
+        let m = _mm256_set1_ps(half(b[2], b[3]));
+        let v = load128(arr(b, 4));
+        let m4 = _mm_set1_epi8(0x0f);
+        let [q0, q1] = i8x16_to_ps(_mm_and_si128(v, m4));
+        let [q2, q3] = i8x16_to_ps(_mm_and_si128(_mm_srli_epi16::<4>(v), m4));
+        let acc = _mm256_fmadd_ps(d, dot32([q0, q1, q2, q3], x), acc);
+        _mm256_fmadd_ps(m, sum32(x), acc)
+    })
+}
+
+/// Q4_K: per sub-block of 32, `acc += (d * sc) * Σ q x - (dmin * m) * Σ x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_k(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks::<144, 256>(GgmlType::Q4_K, row, x, |b, x, mut acc| {
+        let (d, dmin, scales) = k4_header(b);
+        let m4 = _mm256_set1_epi8(0x0f);
+        for g in 0..4 {
+            let v = load256(arr(b, 16 + 32 * g));
+            let lo = i8x32_to_ps(_mm256_and_si256(v, m4));
+            let hi = i8x32_to_ps(_mm256_and_si256(_mm256_srli_epi16::<4>(v), m4));
+            for (j, q) in [(2 * g, lo), (2 * g + 1, hi)] {
+                let (sc, m) = scale_min_k4(j, &scales);
+                let xs = arr(x, 32 * j);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc as f32), dot32(q, xs), acc);
+                acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * m as f32), sum32(xs), acc);
+            }
+        }
+        acc
+    })
+}
+
+/// Q6_K: per group of 16 elements, `acc += (d * scale) * Σ (q - 32) x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q6_k(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks::<210, 256>(GgmlType::Q6_K, row, x, |b, x, mut acc| {
+        let d = half(b[208], b[209]);
+        let (m4, m3, m32) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        for n in 0..2 {
+            let ql0 = load256(arr(b, 64 * n));
+            let ql1 = load256(arr(b, 64 * n + 32));
+            let qh = load256(arr(b, 128 + 32 * n));
+            let high = |h: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(h, m3));
+            let quarters = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
+            ];
+            for (i, q) in quarters.into_iter().enumerate() {
+                let [a, b2, c, e] = i8x32_to_ps(_mm256_sub_epi8(q, m32));
+                let at = 128 * n + 32 * i;
+                let s = 8 * n + 2 * i;
+                let (sa, sb) = (b[192 + s] as i8 as f32, b[192 + s + 1] as i8 as f32);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sa), dot16([a, b2], arr(x, at)), acc);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sb), dot16([c, e], arr(x, at + 16)), acc);
+            }
+        }
+        acc
+    })
+}
+
+/// Whether this path has a vector kernel for `ty` (the others run the scalar code).
+pub(super) fn has_kernel(ty: GgmlType) -> bool {
+    use GgmlType::*;
+    matches!(ty, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q4_K | Q6_K)
+}
+
+/// One row's dot product on this path.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_row(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    match ty {
+        GgmlType::F32 => dot_f32(row, x),
+        GgmlType::F16 => dot_f16(row, x),
+        GgmlType::BF16 => dot_bf16(row, x),
+        GgmlType::Q8_0 => dot_q8_0(row, x),
+        GgmlType::Q4_0 => dot_q4_0(row, x),
+        GgmlType::Q4_1 => dot_q4_1(row, x),
+        GgmlType::Q4_K => dot_q4_k(row, x),
+        GgmlType::Q6_K => dot_q6_k(row, x),
+        _ => super::dot_row_scalar(ty, row, x),
+    }
+}
+
+/// [`super::matvec`] on this path.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    let row_bytes = w.len() / out.len().max(1);
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes.max(1))) {
+        *o = dot_row(ty, row, x);
+    }
+}
