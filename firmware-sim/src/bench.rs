@@ -387,3 +387,121 @@ pub fn cli(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<
     }
     Ok(())
 }
+
+/// Options of `bench decode`.
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// The model files.
+    pub models: Vec<String>,
+    /// Thread counts.
+    pub threads: Vec<usize>,
+    /// Tokens decoded per measurement.
+    pub tokens: u32,
+    /// Measurements per (model, threads), alternating Spool and llama.cpp.
+    pub reps: usize,
+    /// Spool's kernels.
+    pub kernel: crate::KernelChoice,
+    /// llama.cpp's timing script (`shared/peer/bench.sh`); none: Spool alone.
+    pub peer_script: Option<PathBuf>,
+    /// Where llama.cpp was built (`PREFIX` of the script).
+    pub peer_prefix: PathBuf,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn peer_tokens_per_s(o: &DecodeOptions, script: &Path, model: &str, threads: usize) -> Result<f64, String> {
+    let output = std::process::Command::new("bash")
+        .arg(script)
+        .args([model, &threads.to_string(), &o.tokens.to_string(), "1"])
+        .env("PREFIX", &o.peer_prefix)
+        .output()
+        .map_err(|e| format!("{}: {e}", script.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.split("tok/s:")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("llama.cpp timing failed: {}{}", text, String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Decode tokens/s with the whole model resident, next to llama.cpp on the same file and threads.
+pub fn decode(o: &DecodeOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>8} {:>14} {:>14} {:>14}",
+        "model", "threads", "kernel", "spool tok/s", "llama.cpp", "spool/llama"
+    );
+    for model in &o.models {
+        for &threads in &o.threads {
+            let opts = RunOptions {
+                model: model.clone(),
+                prompt: String::new(),
+                steps: 1 + o.tokens,
+                temperature: 0.0,
+                kernel: o.kernel,
+                threads,
+                ..RunOptions::default()
+            };
+            let (mut spool, mut peer) = (Vec::new(), Vec::new());
+            let mut kernel = String::new();
+            for rep in 0..o.reps {
+                let _ = writeln!(err, "[{model}, {threads} thread(s), rep {}] spool", rep + 1);
+                let r = run(&opts)?;
+                kernel = r.kernel.name().to_string();
+                spool.push(r.tokens_per_s);
+                if let Some(script) = &o.peer_script {
+                    let _ = writeln!(err, "[{model}, {threads} thread(s), rep {}] llama.cpp", rep + 1);
+                    peer.push(peer_tokens_per_s(o, script, model, threads)?);
+                }
+            }
+            let (s, p) = (median(spool), median(peer));
+            let name = Path::new(model).file_name().map_or(model.clone(), |n| n.to_string_lossy().into_owned());
+            let _ = writeln!(out, "{name:<28} {threads:>7} {kernel:>8} {s:>14.2} {p:>14.2} {:>14.3}", s / p);
+        }
+    }
+    Ok(())
+}
+
+/// Parses `bench decode` options.
+pub fn parse_decode(args: &[String]) -> Result<DecodeOptions, String> {
+    let mut o = DecodeOptions {
+        models: Vec::new(),
+        threads: vec![1, 2],
+        tokens: 32,
+        reps: 3,
+        kernel: crate::KernelChoice::Auto,
+        peer_script: None,
+        peer_prefix: ".peer/llama.cpp".into(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next().ok_or(format!("{a} needs a value"))?;
+        let num = || v.parse::<usize>().map_err(|_| format!("{a}: `{v}` is not a whole number"));
+        match a.as_str() {
+            "-m" | "--model" => o.models.push(v.clone()),
+            "--threads" => {
+                o.threads = v
+                    .split(',')
+                    .map(|t| t.trim().parse().map_err(|_| format!("--threads {v}")))
+                    .collect::<Result<_, _>>()?
+            }
+            "-n" | "--tokens" => o.tokens = num()? as u32,
+            "--reps" => o.reps = num()?.max(1),
+            "--kernel" => o.kernel = crate::KernelChoice::from_name(v).ok_or(format!("--kernel {v}"))?,
+            "--peer" => o.peer_script = Some(v.into()),
+            "--peer-prefix" => o.peer_prefix = v.into(),
+            other => return Err(format!("unknown bench decode option `{other}`")),
+        }
+    }
+    if o.models.is_empty() {
+        return Err("bench decode needs -m MODEL (repeatable)".into());
+    }
+    Ok(o)
+}
