@@ -52,13 +52,13 @@ bench: build
 	./target/release/spool-sim bench budget -m $(MODEL)
 	./target/release/spool-sim bench prefetch -m $(MODEL)
 	./target/release/spool-sim bench policies -m $(MODEL)
-	@test -f $(SYNTH24) || ./target/release/spool-sim synth --layers 24 --dim 512 --hidden 1376 --heads 8 --vocab 512 --ctx 2048 -o $(SYNTH24)
+	@mkdir -p $(dir $(SYNTH24)); test -f $(SYNTH24) || ./target/release/spool-sim synth --layers 24 --dim 512 --hidden 1376 --heads 8 --vocab 512 --ctx 2048 -o $(SYNTH24)
 	./target/release/spool-sim bench budget -m $(SYNTH24) -n 16 --name budget-synth24-F32
 
 # Decode tok/s with the model resident, Spool next to llama.cpp on the same files and threads.
 # Needs the peer (bash ../shared/peer/install.sh, about 3 minutes) and TinyLlama-shaped files.
 bench-decode: build
-	@test -f $(TINY)-Q4_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q4_0 -o $(TINY)-Q4_0.gguf
+	@mkdir -p $(dir $(TINY)); test -f $(TINY)-Q4_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q4_0 -o $(TINY)-Q4_0.gguf
 	@test -f $(TINY)-Q8_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q8_0 -o $(TINY)-Q8_0.gguf
 	@test -x .peer/llama.cpp/bin/llama-bench || bash ../shared/peer/install.sh
 	./target/release/spool-sim bench decode -m $(TINY)-Q8_0.gguf -m $(TINY)-Q4_0.gguf --threads 1,2 -n 32 --reps 3 --peer ../shared/peer/bench.sh
