@@ -15,6 +15,23 @@ use crate::sampler::Sampler;
 use crate::storage::{read_exact_at, Storage};
 use crate::tokenizer::{printable, Tokenizer};
 
+/// The weight access of `$engine`, borrowing only the fields it needs so that the working
+/// buffers stay free for the step.
+macro_rules! weights {
+    ($engine:expr) => {
+        Weights {
+            units: &$engine.plan.units,
+            first_unit: &$engine.first_unit,
+            model: &$engine.model,
+            cache: &mut $engine.cache,
+            storage: &mut $engine.storage,
+            loader: &mut $engine.loader,
+            kernels: $engine.kernels,
+            exec: $engine.exec,
+        }
+    };
+}
+
 /// The activation buffers of up to `positions` prompt positions, row-major `[position][...]`.
 struct Work<'a> {
     /// Positions the buffers hold.
@@ -239,16 +256,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             (pos as usize, c.dim as usize, c.hidden_dim as usize, c.kv_dim as usize, self.plan.context as usize);
         let dim_bytes = dim * 4;
         for l in 0..c.n_layers as usize {
-            let mut w = Weights {
-                units: &self.plan.units,
-                first_unit: &self.first_unit,
-                model: &self.model,
-                cache: &mut self.cache,
-                storage: &mut self.storage,
-                loader: &mut self.loader,
-                kernels: self.kernels,
-                exec: self.exec,
-            };
+            let mut w = weights!(self);
             let work = &mut self.work;
             let attn_norm = &self.norms[2 * l * dim_bytes..][..dim_bytes];
             let ffn_norm = &self.norms[(2 * l + 1) * dim_bytes..][..dim_bytes];
@@ -289,16 +297,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         }
         // Only the last position's logits are used; the classifier still runs once per chunk,
         // which keeps the unit schedule cyclic.
-        let mut w = Weights {
-            units: &self.plan.units,
-            first_unit: &self.first_unit,
-            model: &self.model,
-            cache: &mut self.cache,
-            storage: &mut self.storage,
-            loader: &mut self.loader,
-            kernels: self.kernels,
-            exec: self.exec,
-        };
+        let mut w = weights!(self);
         let work = &mut self.work;
         let last = &work.x[(n - 1) * dim..n * dim];
         let final_norm = &self.norms[2 * c.n_layers as usize * dim_bytes..][..dim_bytes];

@@ -56,6 +56,21 @@ pub enum GgmlType {
 /// Types the kernels compute with in this build (for error messages).
 pub const SUPPORTED_TYPES: &str = "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K";
 
+/// The types the kernels compute with, in the order of [`SUPPORTED_TYPES`].
+pub const SUPPORTED: [GgmlType; 11] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
 impl GgmlType {
     /// The type for a GGML type id.
     pub fn from_id(id: u32) -> Option<Self> {
@@ -650,17 +665,8 @@ mod tests {
         (b, y)
     }
 
-    const QUANTS: [GgmlType; 9] = [
-        GgmlType::BF16,
-        GgmlType::Q8_0,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q4_K,
-        GgmlType::Q5_K,
-        GgmlType::Q6_K,
-    ];
+    /// The supported types without F32 and F16.
+    const QUANTS: &[GgmlType] = SUPPORTED.split_at(2).1;
 
     /// (elements, bytes) of one test row: one block, or 105 elements of BF16.
     fn row_shape(ty: GgmlType) -> (usize, usize) {
@@ -675,7 +681,7 @@ mod tests {
 
     #[test]
     fn hand_built_blocks_decode_to_their_values() {
-        for ty in QUANTS {
+        for &ty in QUANTS {
             assert!(ty.is_supported());
             let (elems, bytes) = row_shape(ty);
             for seed in 0..3 {
@@ -721,7 +727,7 @@ mod tests {
 
     #[test]
     fn matvec_on_unaligned_blocks_sums_the_decoded_row_in_order() {
-        for ty in QUANTS {
+        for &ty in QUANTS {
             let (elems, bytes) = row_shape(ty);
             // Three rows, starting at an odd address: no alignment is assumed.
             let mut buf = [0u8; 3 * 210 + 1];
@@ -749,7 +755,7 @@ mod tests {
         let bytes = [0xffu8; 700];
         let x = [1.0f32; 300];
         let mut out = [0.0f32; 300];
-        for ty in QUANTS {
+        for &ty in QUANTS {
             for n in [0, 1, 17, 33, 211, 699] {
                 matvec(ty, &bytes[..n], &x[..n.min(300)], &mut out[..3]);
                 matvec(ty, &bytes[..n], &x[..5], &mut out[..1]);
@@ -831,7 +837,7 @@ mod tests {
     fn avx2_kernels_agree_with_the_scalar_path() {
         let Some(k) = avx2() else { return };
         assert_eq!(k.path(), KernelPath::Avx2);
-        for ty in [GgmlType::F32, GgmlType::F16].into_iter().chain(QUANTS) {
+        for ty in [GgmlType::F32, GgmlType::F16].into_iter().chain(QUANTS.iter().copied()) {
             let ((bytes, row_bytes), values, cols) = multi_block_rows(ty, 3);
             use GgmlType::*;
             assert_eq!(k.vectorized(ty), matches!(ty, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q4_K | Q6_K));
@@ -860,7 +866,7 @@ mod tests {
         let bytes = [0x3cu8; 700];
         let x = [1.0f32; 300];
         let mut out = [0.0f32; 300];
-        for ty in [GgmlType::F32, GgmlType::F16].into_iter().chain(QUANTS) {
+        for ty in [GgmlType::F32, GgmlType::F16].into_iter().chain(QUANTS.iter().copied()) {
             for n in [0, 1, 17, 33, 211, 699] {
                 k.matvec(ty, &bytes[..n], &x[..n.min(300)], &mut out[..3]);
                 k.matvec(ty, &bytes[..n], &x[..5], &mut out[..1]);

@@ -25,19 +25,7 @@ pub struct BenchOptions {
     pub seconds: f64,
 }
 
-const ALL: [GgmlType; 11] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];
+const ALL: [GgmlType; 11] = spool_core::quant::SUPPORTED;
 
 /// Parses the options after `bench matvec`.
 pub fn parse(args: &[String]) -> Result<BenchOptions, String> {
