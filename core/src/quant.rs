@@ -30,6 +30,27 @@
 //! stories260K F32 golden generations match token for token (`tests/tests/quant.rs`,
 //! `tests/tests/golden.rs`). Measured differences from the scalar path are a few 1e-6 on
 //! stories260K.
+//!
+//! # The opt-in integer path (`KernelPath::Avx2Q8`)
+//!
+//! [`Kernels::avx2_q8`] (`spool-sim --kernel simd-q8`; never chosen automatically) does what
+//! llama.cpp's CPU backend does: before a product with Q4_0 or Q8_0 weights the input is
+//! rounded to Q8_0 blocks, before Q4_K or Q6_K to Q8_K blocks ([`quantize_activations`], the
+//! arithmetic of ggml's `quantize_row_q8_0_ref` / `quantize_row_q8_K_ref`), and each block's
+//! dot product is an exact integer sum (AVX2 `maddubs`/`madd`), scaled once in f32. Other types
+//! run the f32 AVX2 kernels. The engine rounds each position's input once per product, before
+//! the first unit, into a region of the working arena that the planner adds only when asked
+//! ([`crate::PlanOptions::quantized_activations`]: `positions * 292/256` bytes per element of
+//! the longest input row; a forward pass on this path without it is an error). No stack
+//! buffer grows with the row length. Per-row order is fixed, so results are bit-identical for
+//! any split over units or threads.
+//!
+//! Its tolerance is not the f32-activation one: it is #2 of `shared/models/quant/README.md`
+//! ("activations rounded like llama.cpp"): against both llama.cpp's logits and the exact
+//! reference, max abs ≤ 0.5 and ≤ 2% of the max |logit|, rms ≤ 0.1, the same argmax at all 8
+//! positions and the same greedy ids over the robust prefix (`tests/tests/quant_q8.rs`).
+//! Where every product is rounded as llama.cpp rounds it (synth-k Q8_0, Q6_K, Q4_K_M) the
+//! logits equal llama.cpp's to < 5e-5.
 
 /// The GGML tensor types this core knows by name.
 #[allow(non_camel_case_types, missing_docs)]
