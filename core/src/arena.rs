@@ -132,11 +132,20 @@ pub struct WorkingLayout {
     pub logits: usize,
     /// Sampler candidate indices: `vocab` u32.
     pub candidates: usize,
+    /// Bytes per position of the quantized activations (Q8_0/Q8_K blocks of the largest input
+    /// row) used by the integer kernels, at the end of the region; 0 unless the plan was made
+    /// with [`PlanOptions::quantized_activations`].
+    pub q8: usize,
 }
 
 impl WorkingLayout {
-    fn bytes(&self) -> usize {
+    /// Bytes of the f32 and u32 buffers; the quantized activations follow at this offset.
+    pub fn q8_offset(&self) -> usize {
         4 * (self.positions * (4 * self.dim + 2 * self.hidden) + self.att + self.logits + self.candidates)
+    }
+
+    fn bytes(&self) -> usize {
+        self.q8_offset() + self.positions * self.q8
     }
 }
 
@@ -259,11 +268,16 @@ pub struct PlanOptions {
     /// Most prompt positions run through a layer together. The planner lowers it to fit the
     /// budget (down to 1) and never raises it.
     pub prefill_chunk: u32,
+    /// Plans room in the working region for each position's input rounded to Q8_0/Q8_K
+    /// blocks, which the opt-in integer kernels ([`crate::quant::KernelPath::Avx2Q8`]) need
+    /// (`positions * 292/256` bytes per element of the longest input row). Off by default: the
+    /// other paths never use it.
+    pub quantized_activations: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16 }
+        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16, quantized_activations: false }
     }
 }
 
@@ -361,8 +375,9 @@ fn region(at: &mut usize, bytes: usize) -> Region {
 }
 
 /// The regions every plan has, for `positions` prefill positions.
-fn fixed_regions(model: &ModelInfo, context: u32, positions: usize) -> Fixed {
+fn fixed_regions(model: &ModelInfo, context: u32, positions: usize, q8: bool) -> Fixed {
     let c = &model.config;
+    let q8_bytes = |cols: u32| crate::quant::activation_buffer_bytes(cols as usize);
     let working_layout = WorkingLayout {
         positions,
         dim: c.dim as usize,
@@ -370,6 +385,7 @@ fn fixed_regions(model: &ModelInfo, context: u32, positions: usize) -> Fixed {
         att: c.n_heads as usize * context as usize,
         logits: c.vocab as usize,
         candidates: c.vocab as usize,
+        q8: if q8 { q8_bytes(c.dim).max(q8_bytes(c.hidden_dim)) } else { 0 },
     };
     let strings = model.header.tokens.map_or(0, |t| t.string_bytes) as usize;
     let mut at = 0usize;
@@ -406,7 +422,7 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
     let touched = units.iter().map(|u| u.bytes as u64).sum::<u64>() + norms + embd_row;
     let min_slots = 1 + opts.prefetch as usize;
 
-    let minimum = fixed_regions(model, context, 1).end + ALIGN + min_slots * largest;
+    let minimum = fixed_regions(model, context, 1, opts.quantized_activations).end + ALIGN + min_slots * largest;
     if budget < minimum {
         return Err(PlanError::BudgetTooSmall {
             budget,
@@ -418,10 +434,10 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
     }
     // The prefill chunk is the first thing to give up: halve it until a slot set fits.
     let mut positions = opts.prefill_chunk as usize;
-    let mut fixed = fixed_regions(model, context, positions);
+    let mut fixed = fixed_regions(model, context, positions, opts.quantized_activations);
     while positions > 1 && fixed.end + ALIGN + min_slots * largest > budget {
         positions = positions.div_ceil(2).max(1);
-        fixed = fixed_regions(model, context, positions);
+        fixed = fixed_regions(model, context, positions, opts.quantized_activations);
         if positions == 1 {
             break;
         }

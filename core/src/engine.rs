@@ -28,6 +28,7 @@ macro_rules! weights {
             loader: &mut $engine.loader,
             kernels: $engine.kernels,
             exec: $engine.exec,
+            q8: $engine.q8,
         }
     };
 }
@@ -95,6 +96,9 @@ pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     key_cache: &'a mut [f32],
     value_cache: &'a mut [f32],
     scratch: &'a mut [u8],
+    /// The input of a product rounded to Q8_0/Q8_K blocks, `[positions][layout.q8]` bytes
+    /// (empty unless planned with `PlanOptions::quantized_activations`).
+    q8: &'a mut [u8],
     /// Norm weights: per layer attention then FFN, then the final norm; `dim` f32 each.
     norms: &'a [u8],
     /// Index of the first unit of each matrix: per layer the 7 matrices, then the classifier.
@@ -152,9 +156,11 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 last = Some(u.tensor);
             }
         }
+        let (working, q8) = regions.working.split_at_mut(plan.working_layout.q8_offset());
         Ok(Engine {
             load_bytes: model.parse_bytes + tok_bytes + norm_read + pinned_bytes,
-            work: Work::new(&plan, regions.working),
+            work: Work::new(&plan, working),
+            q8,
             scratch: regions.scratch,
             norms: regions.norms,
             storage,
@@ -346,6 +352,8 @@ struct Weights<'e, 'a, S: Storage, L: Loader<'a>> {
     loader: &'e mut L,
     kernels: Kernels,
     exec: &'e dyn Executor,
+    /// Room for the quantized input of every position (see [`Kernels::activation_type`]).
+    q8: &'e mut [u8],
 }
 
 impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
@@ -360,10 +368,26 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
     }
 
     /// out[p] = W x[p] for `n` positions (`x`: `[n][cols]`, `out`: `[n][rows]`), over the
-    /// tensor's units in order, each unit fetched once for all positions.
+    /// tensor's units in order, each unit fetched once for all positions. On a path that rounds
+    /// the input ([`Kernels::activation_type`]), each position is rounded once, before the
+    /// first unit.
     fn matvec(&mut self, name: TensorName, n: usize, x: &[f32], out: &mut [f32]) -> Result<()> {
         let t = self.model.tensor(name);
         let (rows, cols) = (t.rows as usize, t.cols as usize);
+        let rounded = self.kernels.activation_type(t.ty).and_then(|vt| Some((vt, quant::activation_bytes(vt, cols)?)));
+        let q_row = rounded.map_or(0, |(_, b)| b);
+        if let Some((vt, q_row)) = rounded {
+            let got = self.q8.len();
+            let q8 = self.q8.get_mut(..n * q_row).ok_or(Error::BufferTooSmall {
+                what: "quantized activations (plan with PlanOptions::quantized_activations)",
+                needed: n * q_row,
+                got,
+            })?;
+            for (xp, qp) in x.chunks_exact(cols).zip(q8.chunks_exact_mut(q_row)) {
+                quant::quantize_activations(vt, xp, qp);
+            }
+        }
+        let q8: &[u8] = self.q8;
         let mut i = self.first(name);
         while let Some(u) = self.units.get(i).filter(|u| u.tensor == name) {
             let w = self.cache.fetch(self.units, i, self.storage, self.loader)?;
@@ -372,9 +396,14 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
             for p in 0..n {
                 let out_rows = p * rows + u.row0 as usize..p * rows + (u.row0 + u.rows) as usize;
                 let xp = &x[p * cols..(p + 1) * cols];
+                let xq = q8.get(p * q_row..(p + 1) * q_row).unwrap_or(&[]);
                 let job = |row0: usize, chunk: &mut [f32]| {
                     let rows = w.get(row0 * row_bytes..(row0 + chunk.len()) * row_bytes).unwrap_or(&[]);
-                    kernels.matvec(ty, rows, xp, chunk);
+                    if q_row > 0 {
+                        kernels.matvec_quantized(ty, rows, xq, chunk);
+                    } else {
+                        kernels.matvec(ty, rows, xp, chunk);
+                    }
                 };
                 self.exec.run_rows(&mut out[out_rows], w.len(), &job);
             }

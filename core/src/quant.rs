@@ -30,6 +30,27 @@
 //! stories260K F32 golden generations match token for token (`tests/tests/quant.rs`,
 //! `tests/tests/golden.rs`). Measured differences from the scalar path are a few 1e-6 on
 //! stories260K.
+//!
+//! # The opt-in integer path (`KernelPath::Avx2Q8`)
+//!
+//! [`Kernels::avx2_q8`] (`spool-sim --kernel simd-q8`; never chosen automatically) does what
+//! llama.cpp's CPU backend does: before a product with Q4_0 or Q8_0 weights the input is
+//! rounded to Q8_0 blocks, before Q4_K or Q6_K to Q8_K blocks ([`quantize_activations`], the
+//! arithmetic of ggml's `quantize_row_q8_0_ref` / `quantize_row_q8_K_ref`), and each block's
+//! dot product is an exact integer sum (AVX2 `maddubs`/`madd`), scaled once in f32. Other types
+//! run the f32 AVX2 kernels. The engine rounds each position's input once per product, before
+//! the first unit, into a region of the working arena that the planner adds only when asked
+//! ([`crate::PlanOptions::quantized_activations`]: `positions * 292/256` bytes per element of
+//! the longest input row; a forward pass on this path without it is an error). No stack
+//! buffer grows with the row length. Per-row order is fixed, so results are bit-identical for
+//! any split over units or threads.
+//!
+//! Its tolerance is not the f32-activation one: it is #2 of `shared/models/quant/README.md`
+//! ("activations rounded like llama.cpp"): against both llama.cpp's logits and the exact
+//! reference, max abs ≤ 0.5 and ≤ 2% of the max |logit|, rms ≤ 0.1, the same argmax at all 8
+//! positions and the same greedy ids over the robust prefix (`tests/tests/quant_q8.rs`).
+//! Where every product is rounded as llama.cpp rounds it (synth-k Q8_0, Q6_K, Q4_K_M) the
+//! logits equal llama.cpp's to < 5e-5.
 
 /// The GGML tensor types this core knows by name.
 #[allow(non_camel_case_types, missing_docs)]
@@ -178,6 +199,39 @@ pub fn f16_to_f32(h: u16) -> f32 {
         (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
     };
     f32::from_bits(bits)
+}
+
+/// Single precision to IEEE half, rounding to nearest even (as ggml's `GGML_FP32_TO_FP16`
+/// and the F16C instruction): overflow gives infinity, NaN stays NaN.
+pub fn f32_to_f16(f: f32) -> u16 {
+    let b = f.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32;
+    let mant = b & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if mant != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    // The significand with its hidden bit, and how far it shifts down to the half's last bit.
+    let (full, shift) = if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        (mant | 0x80_0000, (14 - e) as u32)
+    } else {
+        (mant, 13)
+    };
+    let mut h = full >> shift;
+    let rem = full & ((1 << shift) - 1);
+    let half = 1 << (shift - 1);
+    if rem > half || (rem == half && h & 1 == 1) {
+        h += 1; // a carry into the exponent is the correct rounding (up to infinity)
+    }
+    let exp_bits = if e <= 0 { 0 } else { (e as u32) << 10 };
+    sign | (exp_bits + h) as u16
 }
 
 /// Elements per block of the 32-wide formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0).
@@ -438,6 +492,100 @@ pub fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
     }
 }
 
+// Quantized activations for the integer kernels ([`KernelPath::Avx2Q8`]).
+//
+// The input vector of a product is rounded once per position, as llama.cpp's CPU backend
+// rounds it to the weight type's `vec_dot_type`, into blocks laid out for this core (byte
+// arrays, little-endian, no alignment needed):
+// - Q8_0 (for Q4_0 and Q8_0 weights): 36 bytes per 32 elements, `d: f32` then `qs: [i8; 32]`.
+//   As ggml's `quantize_row_q8_0_ref`: `d = max|x| / 127`, `q = round(x / d)` (half away from
+//   zero), and `d` is stored rounded to f16 (ggml's `block_q8_0` keeps an f16), here widened
+//   back to f32.
+// - Q8_K (for Q4_K and Q6_K weights): 292 bytes per 256 elements, `d: f32`, `qs: [i8; 256]`,
+//   `bsums: [i16; 16]` (ggml's `block_q8_K`). As `quantize_row_q8_K_ref`: `max` is the element
+//   of largest magnitude (with its sign), `iscale = -127 / max`, `q = min(127,
+//   nearest(iscale * x))` (half to even), `d = 1 / iscale`, and `bsums[g]` is the sum of the
+//   quants `16g..16g + 16` (the K kernels take their minimum/offset terms from it).
+
+/// Bytes of one Q8_0 block of quantized activations.
+pub const Q8_0_X_BYTES: usize = 36;
+/// Bytes of one Q8_K block of quantized activations.
+pub const Q8_K_X_BYTES: usize = 292;
+
+/// Bytes of `cols` activations quantized to `vt` (Q8_0 or Q8_K), or `None` if `cols` is not a
+/// whole number of its blocks (or `vt` is neither).
+pub fn activation_bytes(vt: GgmlType, cols: usize) -> Option<usize> {
+    match vt {
+        GgmlType::Q8_0 => cols.is_multiple_of(QK).then_some(cols / QK * Q8_0_X_BYTES),
+        GgmlType::Q8_K => cols.is_multiple_of(QK_K).then_some(cols / QK_K * Q8_K_X_BYTES),
+        _ => None,
+    }
+}
+
+/// Bytes that hold one input row of `cols` quantized to either activation type (0 if
+/// neither fits).
+pub fn activation_buffer_bytes(cols: usize) -> usize {
+    let q0 = activation_bytes(GgmlType::Q8_0, cols).unwrap_or(0);
+    let qk = activation_bytes(GgmlType::Q8_K, cols).unwrap_or(0);
+    q0.max(qk)
+}
+
+/// ggml's `nearest_int`: round to nearest, ties to even (valid for |v| < 2^22).
+#[inline]
+fn nearest_int(v: f32) -> i32 {
+    ((v + 12_582_912.0).to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// Rounds `x` to Q8_0 activation blocks in `out` (see the layout above). Whole blocks only:
+/// a tail shorter than a block is ignored.
+pub fn quantize_activations_q8_0(x: &[f32], out: &mut [u8]) {
+    for (xs, b) in x.chunks_exact(QK).zip(out.chunks_exact_mut(Q8_0_X_BYTES)) {
+        let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b[..4].copy_from_slice(&f16_to_f32(f32_to_f16(d)).to_le_bytes());
+        for (q, &v) in b[4..].iter_mut().zip(xs) {
+            *q = libm::roundf(v * id) as i8 as u8;
+        }
+    }
+}
+
+/// Rounds `x` to Q8_K activation blocks in `out` (see the layout above). Whole blocks only.
+pub fn quantize_activations_q8_k(x: &[f32], out: &mut [u8]) {
+    for (xs, b) in x.chunks_exact(QK_K).zip(out.chunks_exact_mut(Q8_K_X_BYTES)) {
+        let (mut amax, mut max) = (0.0f32, 0.0f32);
+        for &v in xs {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            b.fill(0);
+            continue;
+        }
+        let iscale = -127.0 / max;
+        let (head, sums) = b.split_at_mut(4 + QK_K);
+        for (q, &v) in head[4..].iter_mut().zip(xs) {
+            *q = nearest_int(iscale * v).min(127) as i8 as u8;
+        }
+        for (s, qs) in sums.chunks_exact_mut(2).zip(head[4..].chunks_exact(16)) {
+            let sum: i32 = qs.iter().map(|&q| q as i8 as i32).sum();
+            s.copy_from_slice(&(sum as i16).to_le_bytes());
+        }
+        head[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+    }
+}
+
+/// Rounds `x` to `vt` (Q8_0 or Q8_K) activation blocks in `out`.
+pub fn quantize_activations(vt: GgmlType, x: &[f32], out: &mut [u8]) {
+    match vt {
+        GgmlType::Q8_0 => quantize_activations_q8_0(x, out),
+        GgmlType::Q8_K => quantize_activations_q8_k(x, out),
+        _ => {}
+    }
+}
+
 /// Which implementation of the dot products a [`Kernels`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -448,6 +596,10 @@ pub enum KernelPath {
     /// x86-64 AVX2 + FMA + F16C vectors for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K
     /// (the other types run the scalar code).
     Avx2,
+    /// Opt-in: [`KernelPath::Avx2`], except that Q4_0, Q8_0, Q4_K and Q6_K products first round
+    /// the input to Q8_0 or Q8_K blocks, as llama.cpp does, and take integer dot products. Not
+    /// within the f32-activation tolerance; see the module documentation.
+    Avx2Q8,
 }
 
 impl KernelPath {
@@ -456,6 +608,7 @@ impl KernelPath {
         match self {
             KernelPath::Scalar => "scalar",
             KernelPath::Avx2 => "avx2",
+            KernelPath::Avx2Q8 => "avx2-q8",
         }
     }
 }
@@ -487,6 +640,41 @@ impl Kernels {
         Kernels { path: KernelPath::Avx2 }
     }
 
+    /// The AVX2 kernels with quantized activations ([`KernelPath::Avx2Q8`]), opt-in only.
+    ///
+    /// # Safety
+    /// As [`Kernels::avx2`]: the CPU must support `avx2`, `fma` and `f16c`.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx2_q8() -> Kernels {
+        Kernels { path: KernelPath::Avx2Q8 }
+    }
+
+    /// The type this path rounds the input to before a product with `ty` weights (Q8_0 or
+    /// Q8_K), or `None` when the input stays f32. Only [`KernelPath::Avx2Q8`] rounds.
+    pub fn activation_type(self, ty: GgmlType) -> Option<GgmlType> {
+        match (self.path, ty) {
+            (KernelPath::Avx2Q8, GgmlType::Q4_0 | GgmlType::Q8_0) => Some(GgmlType::Q8_0),
+            (KernelPath::Avx2Q8, GgmlType::Q4_K | GgmlType::Q6_K) => Some(GgmlType::Q8_K),
+            _ => None,
+        }
+    }
+
+    /// `out[r] = W[r] · x` where `xq` is `x` rounded by [`quantize_activations`] to
+    /// [`Kernels::activation_type`]`(ty)`: integer dot products per block, scaled and summed in
+    /// f32 in a fixed order per row. Falls back to nothing else: on a path or type without
+    /// such kernels, `out` is left unchanged.
+    pub fn matvec_quantized(self, ty: GgmlType, w: &[u8], xq: &[u8], out: &mut [f32]) {
+        match self.path {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an Avx2Q8 `Kernels` is only made by `Kernels::avx2_q8`, whose caller
+            // promised that this CPU supports avx2, fma and f16c.
+            KernelPath::Avx2Q8 => unsafe { avx2::matvec_q8(ty, w, xq, out) },
+            _ => {
+                let _ = (ty, w, xq, out);
+            }
+        }
+    }
+
     /// Which path this is.
     pub fn path(self) -> KernelPath {
         self.path
@@ -497,9 +685,9 @@ impl Kernels {
         match self.path {
             KernelPath::Scalar => false,
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 => avx2::has_kernel(ty),
+            KernelPath::Avx2 | KernelPath::Avx2Q8 => avx2::has_kernel(ty),
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 => {
+            KernelPath::Avx2 | KernelPath::Avx2Q8 => {
                 let _ = ty;
                 false
             }
@@ -513,10 +701,11 @@ impl Kernels {
             KernelPath::Scalar => matvec(ty, w, x, out),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` with the Avx2 path is only made by `Kernels::avx2`, whose
-            // caller promised that this CPU supports avx2, fma and f16c.
-            KernelPath::Avx2 => unsafe { avx2::matvec(ty, w, x, out) },
+            // caller promised that this CPU supports avx2, fma and f16c (`Kernels::avx2_q8`
+            // makes the same promise).
+            KernelPath::Avx2 | KernelPath::Avx2Q8 => unsafe { avx2::matvec(ty, w, x, out) },
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 => matvec(ty, w, x, out),
+            KernelPath::Avx2 | KernelPath::Avx2Q8 => matvec(ty, w, x, out),
         }
     }
 }
@@ -871,6 +1060,124 @@ mod tests {
                 k.matvec(ty, &bytes[..n], &x[..n.min(300)], &mut out[..3]);
                 k.matvec(ty, &bytes[..n], &x[..5], &mut out[..1]);
             }
+        }
+    }
+
+    #[test]
+    fn f32_to_f16_rounds_to_nearest_even() {
+        for h in 0..=u16::MAX {
+            let f = f16_to_f32(h);
+            if !f.is_nan() {
+                assert_eq!(f32_to_f16(f), h, "{h:#06x}");
+            }
+        }
+        assert_eq!(f32_to_f16(1.0 + 1.0 / 2048.0), 0x3c00); // halfway: down to even
+        assert_eq!(f32_to_f16(1.0 + 3.0 / 2048.0), 0x3c02); // halfway: up to even
+        assert_eq!(f32_to_f16(1.0 + 1.1 / 2048.0), 0x3c01);
+        assert_eq!(f32_to_f16(65520.0), 0x7c00); // rounds up to infinity
+        assert_eq!(f32_to_f16(-1e-9), 0x8000);
+        assert_eq!(f32_to_f16(3.0e-8), 0x0001); // above half the smallest subnormal
+        assert!(f16_to_f32(f32_to_f16(f32::NAN)).is_nan());
+    }
+
+    /// The decoded f32 value of quantized activation `i` and the block scale.
+    fn q8_value(vt: GgmlType, xq: &[u8], i: usize) -> f32 {
+        let (e, b) = if vt == GgmlType::Q8_0 { (QK, Q8_0_X_BYTES) } else { (QK_K, Q8_K_X_BYTES) };
+        let blk = &xq[i / e * b..];
+        f32::from_le_bytes([blk[0], blk[1], blk[2], blk[3]]) * (blk[4 + i % e] as i8) as f32
+    }
+
+    #[test]
+    fn activations_round_like_ggml_reference() {
+        // Q8_0: d = max|x| / 127, q = round half away from zero of x / d, d kept as f16.
+        let mut x = [0.0f32; 64];
+        x[..5].copy_from_slice(&[127.0, -63.5, 0.5, -0.5, 1.49]);
+        for (i, v) in x[32..].iter_mut().enumerate() {
+            *v = (i as f32 - 10.0) * 0.001; // max |x| 0.021: d = 0.021 / 127, not a half
+        }
+        let mut q = [0u8; 2 * Q8_0_X_BYTES];
+        quantize_activations(GgmlType::Q8_0, &x, &mut q);
+        assert_eq!(f32::from_le_bytes(q[..4].try_into().unwrap()), 1.0);
+        assert_eq!(core::array::from_fn::<i8, 5, _>(|i| q[4 + i] as i8), [127, -64, 1, -1, 1]);
+        assert!(q[9..36].iter().all(|&v| v == 0));
+        let d = 0.021f32 / 127.0;
+        let stored = f32::from_le_bytes(q[36..40].try_into().unwrap());
+        assert_eq!(stored, f16_to_f32(f32_to_f16(d)));
+        assert_ne!(stored, d, "the scale is rounded to f16");
+        for (i, &v) in x[32..].iter().enumerate() {
+            assert_eq!(q[40 + i] as i8 as f32, libm::roundf(v * (1.0 / d)), "element {i}");
+        }
+        assert_eq!(q[40] as i8, -60); // -0.010 / (0.021 / 127) = -60.47...
+        assert_eq!(q[40 + 31] as i8, 127);
+
+        // Q8_K: iscale = -127 / (the element of largest magnitude, signed), q = min(127,
+        // nearest(iscale * x)) with ties to even, d = 1 / iscale, bsums of 16.
+        let mut x = [0.0f32; 512];
+        x[..4].copy_from_slice(&[-2.0, 1.0, -1.0, 0.25]);
+        for (i, v) in x[256..].iter_mut().enumerate() {
+            *v = ((i * 37 % 101) as f32 - 50.0) * 0.01; // ±0.5; the first of largest magnitude is -0.5
+        }
+        let mut q = [0u8; 2 * Q8_K_X_BYTES];
+        quantize_activations(GgmlType::Q8_K, &x, &mut q);
+        assert_eq!(f32::from_le_bytes(q[..4].try_into().unwrap()), 1.0 / 63.5);
+        // 63.5 ties to 64 (even), -63.5 to -64, 15.875 to 16.
+        assert_eq!(core::array::from_fn::<i8, 4, _>(|i| q[4 + i] as i8), [-127, 64, -64, 16]);
+        assert_eq!(i16::from_le_bytes([q[260], q[261]]), -127 + 64 - 64 + 16);
+        assert!((1..16).all(|g| q[260 + 2 * g] == 0 && q[261 + 2 * g] == 0));
+        let b = &q[Q8_K_X_BYTES..];
+        assert_eq!(f32::from_le_bytes(b[..4].try_into().unwrap()), 1.0 / (-127.0 / -0.5));
+        for g in 0..16 {
+            let sum: i32 = b[4 + 16 * g..4 + 16 * g + 16].iter().map(|&v| v as i8 as i32).sum();
+            assert_eq!(i16::from_le_bytes([b[260 + 2 * g], b[261 + 2 * g]]) as i32, sum);
+        }
+        for (i, &v) in x[256..].iter().enumerate() {
+            let want = libm::rintf(254.0 * v) as i32; // iscale = -127 / -0.5, rint ties to even
+            assert_eq!(b[4 + i] as i8 as i32, want.min(127), "element {i}");
+            assert!((q8_value(GgmlType::Q8_K, &q, 256 + i) - v).abs() <= 0.5 / 254.0 + 1e-7);
+        }
+        // All zero: zero scale, quants and sums.
+        let mut q = [0xffu8; Q8_K_X_BYTES];
+        quantize_activations(GgmlType::Q8_K, &[0.0; 256], &mut q);
+        assert!(q.iter().all(|&v| v == 0));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn integer_kernels_equal_the_dot_of_the_rounded_values() {
+        let Some(k) = avx2() else { return };
+        // SAFETY: `avx2` just checked the CPU.
+        let k8 = unsafe { Kernels::avx2_q8() };
+        assert_eq!(k8.path(), KernelPath::Avx2Q8);
+        assert_eq!(k.activation_type(GgmlType::Q4_0), None);
+        for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+            let vt = k8.activation_type(ty).unwrap();
+            let ((bytes, row_bytes), values, cols) = multi_block_rows(ty, 3);
+            let x: [f32; 512] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * (1.0 + (i % 7) as f32));
+            let mut xq = [0u8; 2 * Q8_K_X_BYTES];
+            let xq = &mut xq[..activation_bytes(vt, cols).unwrap()];
+            quantize_activations(vt, &x[..cols], xq);
+            let mut buf = [0u8; 4097];
+            buf[1..1 + 3 * row_bytes].copy_from_slice(&bytes[..3 * row_bytes]);
+            let mut out = [f32::NAN; 3];
+            k8.matvec_quantized(ty, &buf[1..1 + 3 * row_bytes], xq, &mut out);
+            for r in 0..3 {
+                let (mut want, mut mag) = (0.0f64, 0.0f64);
+                for (i, &w) in values[r][..cols].iter().enumerate() {
+                    let p = w as f64 * q8_value(vt, xq, i) as f64;
+                    want += p;
+                    mag += p.abs();
+                }
+                let d = (out[r] as f64 - want).abs();
+                assert!(d <= 1e-6 * mag + 1e-6, "{ty:?} row {r}: {} vs {want}", out[r]);
+            }
+            // The f32 entry point of the same path is the f32 SIMD path.
+            let (mut a, mut b) = ([0.0f32; 3], [0.0f32; 3]);
+            k8.matvec(ty, &buf[1..1 + 3 * row_bytes], &x[..cols], &mut a);
+            k.matvec(ty, &buf[1..1 + 3 * row_bytes], &x[..cols], &mut b);
+            assert_eq!(a, b);
+            // Short or mismatched input does not panic.
+            k8.matvec_quantized(ty, &buf[1..40], &xq[..7], &mut out[..1]);
+            k8.matvec_quantized(ty, &[], &[], &mut out);
         }
     }
 

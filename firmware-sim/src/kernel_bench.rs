@@ -1,5 +1,8 @@
 //! `spool-sim bench matvec`: matrix-vector GB/s per weight type, scalar against SIMD and one
-//! thread against two, measured in one process and printed as ratios.
+//! thread against two, measured in one process and printed as ratios. A last group measures
+//! the opt-in integer path (`--kernel simd-q8`: input rounded to Q8_0/Q8_K, as llama.cpp) against
+//! the f32 SIMD path, for the types it has kernels for; its time includes rounding the input
+//! once per product, as the engine does.
 //!
 //! Each type gets a `rows x cols` matrix of random values in valid blocks (finite f16 scales),
 //! and the product runs as the engine runs it: [`Kernels::matvec`] over row chunks given out by
@@ -8,7 +11,7 @@
 use std::io::Write;
 use std::time::Instant;
 
-use spool_core::quant::{GgmlType, SUPPORTED_TYPES};
+use spool_core::quant::{self, GgmlType, SUPPORTED_TYPES};
 use spool_core::{Executor, Inline, Kernels};
 use spool_std::ThreadPool;
 
@@ -131,20 +134,74 @@ fn time(kernels: Kernels, exec: &dyn Executor, ty: GgmlType, w: &[u8], x: &[f32]
     start.elapsed().as_secs_f64() / n as f64
 }
 
+/// Seconds per product on the integer path: the input rounded to `vt` once per product (on the
+/// caller's thread, as the engine does), then the rows.
+#[allow(clippy::too_many_arguments)]
+fn time_q8(
+    kernels: Kernels,
+    exec: &dyn Executor,
+    ty: GgmlType,
+    vt: GgmlType,
+    w: &[u8],
+    x: &[f32],
+    out: &mut [f32],
+    s: f64,
+) -> f64 {
+    let row_bytes = w.len() / out.len();
+    let mut xq = vec![0u8; quant::activation_bytes(vt, x.len()).unwrap_or(0)];
+    let mut once = |out: &mut [f32]| {
+        quant::quantize_activations(vt, x, &mut xq);
+        let xq = &xq[..];
+        let job = |row0: usize, chunk: &mut [f32]| {
+            kernels.matvec_quantized(ty, &w[row0 * row_bytes..(row0 + chunk.len()) * row_bytes], xq, chunk)
+        };
+        exec.run_rows(out, w.len(), &job);
+    };
+    once(out); // warm up
+    let start = Instant::now();
+    let mut n = 0u32;
+    while n < 3 || start.elapsed().as_secs_f64() < s {
+        once(out);
+        n += 1;
+    }
+    start.elapsed().as_secs_f64() / n as f64
+}
+
+/// The largest `|a - b|` over `reference`'s largest magnitude.
+fn rel_diff(a: &[f32], reference: &[f32]) -> f32 {
+    let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+    a.iter().zip(reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
 /// Runs the benchmark and prints one line per type.
 pub fn matvec(o: &BenchOptions, out: &mut dyn Write) -> Result<(), String> {
     let simd = spool_std::kernels::simd();
     let pool = ThreadPool::new(2).with_min_work(0);
     let simd_name = simd.map_or("none", |k| k.path().name());
+    let q8 = spool_std::kernels::simd_q8();
     let _ = writeln!(
         out,
-        "matvec {} x {}, f32 activations; GB/s of weight bytes; scalar vs SIMD ({simd_name}), 1 vs 2 threads",
+        "matvec {} x {}; GB/s of weight bytes; scalar vs SIMD ({simd_name}), 1 vs 2 threads, f32 activations; \
+         q8: activations rounded to Q8_0/Q8_K, integer dots (opt-in simd-q8), vs SIMD",
         o.rows, o.cols
     );
     let _ = writeln!(
         out,
-        "{:<5} {:>9} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>7} {:>7} | {:>9}",
-        "type", "MiB", "scalar", "simd", "simd/sc", "scal 2t", "simd 2t", "2t/1t", "2t/sc1", "max rel d"
+        "{:<5} {:>9} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>7} {:>7} | {:>9} | {:>8} {:>8} {:>8} {:>9}",
+        "type",
+        "MiB",
+        "scalar",
+        "simd",
+        "simd/sc",
+        "scal 2t",
+        "simd 2t",
+        "2t/1t",
+        "2t/sc1",
+        "max rel d",
+        "q8",
+        "q8/simd",
+        "q8 2t",
+        "q8 rel d"
     );
     let mut rng = Rng(0x5eed);
     let x: Vec<f32> = (0..o.cols).map(|_| rng.unit()).collect();
@@ -166,15 +223,25 @@ pub fn matvec(o: &BenchOptions, out: &mut dyn Write) -> Result<(), String> {
                 if got != one {
                     return Err(format!("{}: SIMD results differ between 1 and 2 threads", ty.name()));
                 }
-                let scale = reference.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
-                let d = one.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
-                (v1, v2, d)
+                (v1, v2, rel_diff(&one, &reference))
             }
             None => (s1, s2, 0.0),
         };
+        let q8_cols = match q8.and_then(|k| Some((k, k.activation_type(ty)?))) {
+            Some((k, vt)) => {
+                let mut one = vec![0.0f32; o.rows];
+                let q1 = time_q8(k, &Inline, ty, vt, &w, &x, &mut one, o.seconds);
+                let q2 = time_q8(k, &pool, ty, vt, &w, &x, &mut got, o.seconds);
+                if got != one {
+                    return Err(format!("{}: q8 results differ between 1 and 2 threads", ty.name()));
+                }
+                format!("{:>8.2} {:>7.2}x {:>8.2} {:>9.1e}", gb / q1, v1 / q1, gb / q2, rel_diff(&one, &reference))
+            }
+            None => format!("{:>8} {:>8} {:>8} {:>9}", "-", "-", "-", "-"),
+        };
         let _ = writeln!(
             out,
-            "{:<5} {:>9.1} | {:>8.2} {:>8.2} {:>7.2}x | {:>8.2} {:>8.2} {:>6.2}x {:>6.2}x | {:>9.1e}",
+            "{:<5} {:>9.1} | {:>8.2} {:>8.2} {:>7.2}x | {:>8.2} {:>8.2} {:>6.2}x {:>6.2}x | {:>9.1e} | {q8_cols}",
             ty.name(),
             w.len() as f64 / (1 << 20) as f64,
             gb / s1,

@@ -9,7 +9,7 @@
 //! spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE]
 //!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
 //!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
-//!               [--kernel scalar|simd|auto] [--threads N] [--dump-logits PATH]
+//!               [--kernel scalar|simd|simd-q8|auto] [--threads N] [--dump-logits PATH]
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 //! spool-sim bench matvec [--rows R] [--cols C] [--types T,T,..] [--seconds S]
 //! ```
@@ -45,15 +45,19 @@ pub enum KernelChoice {
     Scalar,
     /// The SIMD kernels; an error if the CPU lacks them.
     Simd,
+    /// The SIMD kernels with activations rounded to Q8_0/Q8_K and integer dot products (as
+    /// llama.cpp); opt-in only, an error if the CPU lacks AVX2/FMA/F16C.
+    SimdQ8,
 }
 
 impl KernelChoice {
-    /// Parses `scalar`, `simd` or `auto`.
+    /// Parses `scalar`, `simd`, `simd-q8` or `auto`.
     pub fn from_name(s: &str) -> Option<Self> {
         Some(match s {
             "auto" => KernelChoice::Auto,
             "scalar" => KernelChoice::Scalar,
             "simd" => KernelChoice::Simd,
+            "simd-q8" => KernelChoice::SimdQ8,
             _ => return None,
         })
     }
@@ -65,6 +69,9 @@ impl KernelChoice {
             KernelChoice::Scalar => Ok(Kernels::SCALAR),
             KernelChoice::Simd => spool_std::kernels::simd()
                 .ok_or_else(|| "--kernel simd: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()),
+            KernelChoice::SimdQ8 => spool_std::kernels::simd_q8().ok_or_else(|| {
+                "--kernel simd-q8: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()
+            }),
         }
     }
 }
@@ -388,7 +395,12 @@ pub fn parse_budget(s: &str, model: &str) -> Result<usize, String> {
 
 /// The budget at which every weight, the KV cache and the buffers fit.
 pub fn full_budget(model: &ModelInfo, ctx: u32) -> Result<usize, String> {
-    let plan = spool_core::plan(model, ctx, usize::MAX / 4).map_err(|e| e.to_string())?;
+    full_budget_with(model, ctx, PlanOptions::default())
+}
+
+/// As [`full_budget`], for plans made with `opts`.
+pub fn full_budget_with(model: &ModelInfo, ctx: u32, opts: PlanOptions) -> Result<usize, String> {
+    let plan = spool_core::plan_with(model, ctx, usize::MAX / 4, opts).map_err(|e| e.to_string())?;
     Ok(plan.used_bytes())
 }
 
@@ -399,7 +411,8 @@ fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
 /// The planner options of a run.
 pub fn plan_options(opts: &RunOptions) -> PlanOptions {
     let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
-    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk }
+    let quantized_activations = opts.kernel == KernelChoice::SimdQ8;
+    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations }
 }
 
 /// Runs a generation and returns its report (the CLI prints it).
@@ -430,7 +443,7 @@ pub fn run_on<S: Storage, R: Storage + Send>(
     let ctx = opts.ctx.unwrap_or(steps).clamp(1, max_ctx);
     let budget = match opts.ram {
         Some(b) => b,
-        None => full_budget(&model, ctx)?,
+        None => full_budget_with(&model, ctx, plan_options(opts))?,
     };
     let kernels = opts.kernel.kernels()?;
     let pool = ThreadPool::new(opts.threads.max(1));
@@ -634,7 +647,7 @@ const USAGE: &str = "usage:
   spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE] [--ctx N]
                 [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
                 [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
-                [--kernel scalar|simd|auto] [--threads N] [--dump-logits PATH]
+                [--kernel scalar|simd|simd-q8|auto] [--threads N] [--dump-logits PATH]
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
                 [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
@@ -678,7 +691,8 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
             "--prefill-chunk" => o.prefill_chunk = (num(val()?)? as u32).max(1),
             "--kernel" => {
                 let v = val()?;
-                o.kernel = KernelChoice::from_name(&v).ok_or(format!("--kernel {v}: expected scalar, simd or auto"))?;
+                o.kernel = KernelChoice::from_name(&v)
+                    .ok_or(format!("--kernel {v}: expected scalar, simd, simd-q8 or auto"))?;
             }
             "--threads" => {
                 let v = val()?;

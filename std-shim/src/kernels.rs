@@ -18,6 +18,22 @@ pub fn simd() -> Option<Kernels> {
     None
 }
 
+/// The opt-in integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp
+/// (`KernelPath::Avx2Q8`) if this CPU has AVX2, FMA and F16C, else `None`. Never chosen by
+/// [`detect`]; an engine using them needs a plan made with
+/// `PlanOptions::quantized_activations`.
+pub fn simd_q8() -> Option<Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd().is_some() {
+            // SAFETY: `simd` just checked this CPU for avx2, fma and f16c, the contract of
+            // `Kernels::avx2_q8`.
+            return Some(unsafe { Kernels::avx2_q8() });
+        }
+    }
+    None
+}
+
 /// The fastest kernels this CPU runs: [`simd`] if available, else [`Kernels::SCALAR`].
 pub fn detect() -> Kernels {
     simd().unwrap_or(Kernels::SCALAR)

@@ -1,5 +1,5 @@
 //! Rows split over threads: the same token ids and bit-identical logits at 1, 2 and 3 threads,
-//! on both kernel paths, on stories260K F32 and on quantized files of `../shared/models/quant`.
+//! on every kernel path (scalar, SIMD, and the opt-in SIMD path with Q8-rounded activations), on stories260K F32 and on quantized files of `../shared/models/quant`.
 
 mod common;
 
@@ -10,7 +10,14 @@ use spool_std::ThreadPool;
 fn kernel_paths() -> Vec<Kernels> {
     let mut v = vec![Kernels::SCALAR];
     v.extend(spool_std::kernels::simd());
+    v.extend(spool_std::kernels::simd_q8());
     v
+}
+
+/// The planner options for `kernels` (the integer path needs room for rounded activations).
+fn opts_for(kernels: Kernels) -> PlanOptions {
+    let quantized_activations = kernels.path() == spool_core::KernelPath::Avx2Q8;
+    PlanOptions { prefill_chunk: 4, quantized_activations, ..Default::default() }
 }
 
 fn quant_file(name: &str) -> Vec<u8> {
@@ -31,7 +38,7 @@ fn run(
     // Every job is split, however small: the point is to exercise the split.
     let pool = ThreadPool::new(threads).with_min_work(0);
     let mut arena = vec![0u8; budget];
-    let opts = PlanOptions { prefill_chunk: 4, ..Default::default() };
+    let opts = opts_for(kernels);
     let mut engine = Engine::with_loader(SliceStorage::new(bytes), SyncLoader::new(), &mut arena, 64, opts).unwrap();
     engine.set_kernels(kernels);
     engine.set_executor(&pool);
@@ -54,10 +61,14 @@ fn run(
 
 fn check(name: &str, bytes: &[u8]) {
     let model = ModelInfo::load(&mut SliceStorage::new(bytes)).unwrap();
-    let full = spool_sim::full_budget(&model, 64).unwrap();
-    let min = spool_sim::minimum_budget(&model, 64);
     let prompt = [1, 403, 407, 261, 378];
     for kernels in kernel_paths() {
+        let opts = opts_for(kernels);
+        let full = spool_sim::full_budget_with(&model, 64, opts).unwrap();
+        let min = match spool_core::plan_with(&model, 64, 0, opts) {
+            Err(spool_core::PlanError::BudgetTooSmall { minimum, .. }) => minimum,
+            other => panic!("{other:?}"),
+        };
         for budget in [full, min] {
             let (ids1, logits1) = run(bytes, kernels, 1, budget, &prompt, 24);
             for threads in [2, 3] {
@@ -78,6 +89,12 @@ fn stories260k_f32_is_bit_identical_at_1_2_and_3_threads() {
 #[test]
 fn stories260k_q4_0_is_bit_identical_at_1_2_and_3_threads() {
     check("stories260K-Q4_0", &quant_file("stories260K-Q4_0.gguf"));
+}
+
+#[test]
+fn synth_k_q8_0_and_q6_k_are_bit_identical_at_1_2_and_3_threads() {
+    check("synth-k-Q8_0", &quant_file("synth-k-Q8_0.gguf"));
+    check("synth-k-Q6_K", &quant_file("synth-k-Q6_K.gguf"));
 }
 
 #[test]

@@ -290,3 +290,180 @@ pub(super) fn matvec(ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
         *o = dot_row(ty, row, x);
     }
 }
+
+// Integer kernels of the `Avx2Q8` path: the input was rounded to Q8_0 or Q8_K blocks (layout
+// in `super`), and each block's products are exact integer sums (`maddubs` of unsigned by
+// signed bytes into i16 pairs, `madd` into i32), scaled once in f32. Q4_0/Q8_0 keep eight f32
+// lanes per row; the K-quants add one exact integer per super-block to one f32 running sum.
+// Either way the order depends only on the row.
+
+/// `Σ a·b` over 32 byte pairs as eight i32 lanes: `a` unsigned, `b` signed, with every pair
+/// sum `a[2k]b[2k] + a[2k+1]b[2k+1]` inside i16 (true for the quants here).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_u8_i8(a: __m256i, b: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+}
+
+/// `Σ a·b` over 32 signed byte pairs (`b` never -128): `|a|` times `b` with `a`'s sign.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_i8_i8(a: __m256i, b: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a))
+}
+
+/// The sum of eight i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum_i32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b0100_1110>(s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b1011_0001>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+#[inline(always)]
+fn f32_le(b: &[u8; 4]) -> f32 {
+    f32::from_le_bytes(*b)
+}
+
+/// A row of `B`-byte blocks against Q8_0 activation blocks: `acc += (dx * dy) * Σ qx qy`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0_blocks<const B: usize>(row: &[u8], xq: &[u8], quants: impl Fn(&[u8; B]) -> __m256i) -> f32 {
+    let (blocks, _) = row.as_chunks::<B>();
+    let (ys, _) = xq.as_chunks::<{ super::Q8_0_X_BYTES }>();
+    // Two accumulators (even and odd blocks) to overlap the dependent FMAs.
+    let mut acc = [_mm256_setzero_ps(); 2];
+    for (k, (b, y)) in blocks.iter().zip(ys).enumerate() {
+        let p = dot_i8_i8(quants(b), load256(arr(y, 4)));
+        let d = _mm256_set1_ps(half(b[0], b[1]) * f32_le(arr(y, 0)));
+        acc[k & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[k & 1]);
+    }
+    hsum(_mm256_add_ps(acc[0], acc[1]))
+}
+
+/// Q4_0 × Q8_0: quants `q - 8`, low nibbles first.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_0_q8(row: &[u8], xq: &[u8]) -> f32 {
+    dot_q8_0_blocks::<18>(row, xq, |b| {
+        let v = load128(arr(b, 2));
+        let m4 = _mm_set1_epi8(0x0f);
+        let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), _mm_and_si128(v, m4));
+        _mm256_sub_epi8(q, _mm256_set1_epi8(8))
+    })
+}
+
+/// Q8_0 × Q8_0.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q8_0_q8(row: &[u8], xq: &[u8]) -> f32 {
+    dot_q8_0_blocks::<34>(row, xq, |b| load256(arr(b, 2)))
+}
+
+/// The 16 `bsums` of a Q8_K activation block as i16 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn bsums(y: &[u8; super::Q8_K_X_BYTES]) -> __m256i {
+    load256(arr(y, 4 + super::QK_K))
+}
+
+/// Q4_K × Q8_K: per super-block `dy * (d * Σ_j sc_j Σ q x - dmin * Σ_j m_j bsum_j)`, both sums
+/// exact integers.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
+    let (blocks, _) = row.as_chunks::<144>();
+    let (ys, _) = xq.as_chunks::<{ super::Q8_K_X_BYTES }>();
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut sum = 0.0f32;
+    for (b, y) in blocks.iter().zip(ys) {
+        let (d, dmin, scales) = k4_header(b);
+        let mut sc = [0u8; 8];
+        let mut mn = [0u8; 8];
+        for j in 0..8 {
+            (sc[j], mn[j]) = scale_min_k4(j, &scales);
+        }
+        let mut sumi = _mm256_setzero_si256();
+        for g in 0..4 {
+            let v = load256(arr(b, 16 + 32 * g));
+            let lo = _mm256_maddubs_epi16(_mm256_and_si256(v, m4), load256(arr(y, 4 + 64 * g)));
+            let hi =
+                _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16::<4>(v), m4), load256(arr(y, 36 + 64 * g)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * g] as i16)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * g + 1] as i16)));
+        }
+        // Σ_j m_j (bsums[2j] + bsums[2j + 1]): pair sums as i32, times the mins.
+        let pairs = _mm256_madd_epi16(bsums(y), _mm256_set1_epi16(1));
+        let mins = _mm256_cvtepu8_epi32(load64(&mn));
+        let m = hsum_i32(_mm256_mullo_epi32(pairs, mins));
+        sum += f32_le(arr(y, 0)) * (d * hsum_i32(sumi) as f32 - dmin * m as f32);
+    }
+    sum
+}
+
+/// 8 bytes into the low half of a vector (the rest zero).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load64(b: &[u8; 8]) -> __m128i {
+    _mm_cvtsi64_si128(i64::from_le_bytes(*b))
+}
+
+/// Q6_K × Q8_K: per super-block `(d * dy) * (Σ_g sc_g Σ q x - 32 Σ_g sc_g bsum_g)` with the
+/// unsigned 6-bit quants `q`, an exact integer.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q6_k_q8(row: &[u8], xq: &[u8]) -> f32 {
+    let (blocks, _) = row.as_chunks::<210>();
+    let (ys, _) = xq.as_chunks::<{ super::Q8_K_X_BYTES }>();
+    let (m4, m3) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3));
+    let mut sum = 0.0f32;
+    for (b, y) in blocks.iter().zip(ys) {
+        let sc: &[u8; 16] = arr(b, 192);
+        // -32 Σ_g sc_g bsum_g, as eight i32 lanes to start the sum from.
+        let sc16 = _mm256_cvtepi8_epi16(load128(sc));
+        let mut sumi =
+            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bsums(y))));
+        for n in 0..2 {
+            let ql0 = load256(arr(b, 64 * n));
+            let ql1 = load256(arr(b, 64 * n + 32));
+            let qh = load256(arr(b, 128 + 32 * n));
+            let high = |h: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(h, m3));
+            let quarters = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
+            ];
+            for (i, q) in quarters.into_iter().enumerate() {
+                let (at, s) = (128 * n + 32 * i, 8 * n + 2 * i);
+                let p = _mm256_maddubs_epi16(q, load256(arr(y, 4 + at)));
+                let (s0, s1) = (sc[s] as i8 as i16, sc[s + 1] as i8 as i16);
+                let scales = _mm256_set_m128i(_mm_set1_epi16(s1), _mm_set1_epi16(s0));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
+            }
+        }
+        sum += half(b[208], b[209]) * f32_le(arr(y, 0)) * hsum_i32(sumi) as f32;
+    }
+    sum
+}
+
+/// Each row of `w` against `xq` with `dot`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q8(w: &[u8], xq: &[u8], out: &mut [f32], dot: impl Fn(&[u8], &[u8]) -> f32) {
+    let row_bytes = w.len() / out.len().max(1);
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes.max(1))) {
+        *o = dot(row, xq);
+    }
+}
+
+/// [`super::Kernels::matvec_quantized`] on this path; types without an integer kernel leave
+/// `out` unchanged.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn matvec_q8(ty: GgmlType, w: &[u8], xq: &[u8], out: &mut [f32]) {
+    match ty {
+        GgmlType::Q4_0 => rows_q8(w, xq, out, |r, x| dot_q4_0_q8(r, x)),
+        GgmlType::Q8_0 => rows_q8(w, xq, out, |r, x| dot_q8_0_q8(r, x)),
+        GgmlType::Q4_K => rows_q8(w, xq, out, |r, x| dot_q4_k_q8(r, x)),
+        GgmlType::Q6_K => rows_q8(w, xq, out, |r, x| dot_q6_k_q8(r, x)),
+        _ => {}
+    }
+}
