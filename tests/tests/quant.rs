@@ -459,3 +459,44 @@ fn q5_1_rows_from_the_reference_quantizer() {
     assert_eq!(w.len(), rows.len() * 8 * 24);
     check_matvec(GgmlType::Q5_1, &w, &dequant, &x);
 }
+
+/// BF16 and Q5_1 have no file in the shared folder: `tests/data/quant-extra/` holds stories260K
+/// quantized to them by llama.cpp's own `llama-quantize`, with float64 references made from the
+/// `gguf` package's dequantizer (see its `make_refs.py`).
+#[test]
+fn bf16_and_q5_1_files_from_llama_quantize_match_their_exact_references() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/quant-extra");
+    let refs: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("refs.json")).unwrap()).unwrap();
+    for (stem, ty) in [("stories260K-BF16", GgmlType::BF16), ("stories260K-Q5_1", GgmlType::Q5_1)] {
+        let bytes = std::fs::read(dir.join(format!("{stem}.gguf"))).unwrap();
+        let model = ModelInfo::load(&mut SliceStorage::new(&bytes)).unwrap();
+        assert!(model_types(&model).contains(&ty), "{stem} has {ty:?} tensors");
+        let want: Vec<f32> = std::fs::read(dir.join(format!("{stem}.exact-logits.f32")))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let r = &refs[stem];
+        let fed = ids(&r["fed_token_ids"]);
+        let full = spool_sim::full_budget(&model, 64).unwrap();
+        let paths = [Some(Kernels::SCALAR), spool_std::kernels::simd()];
+        for kernels in paths.into_iter().flatten() {
+            let mut arena = vec![0u8; full];
+            let mut engine = Engine::new(SliceStorage::new(&bytes), &mut arena, 64).unwrap();
+            engine.set_kernels(kernels);
+            let mut worst = 0.0f32;
+            for (pos, &t) in fed.iter().enumerate() {
+                let logits = engine.forward(t, pos as u32).unwrap();
+                let row = &want[pos * 512..(pos + 1) * 512];
+                for (a, b) in logits.iter().zip(row) {
+                    worst = worst.max((a - b).abs());
+                }
+                assert_eq!(argmax(logits), argmax(row), "{stem} argmax at {pos}");
+            }
+            eprintln!("{stem} ({:?}): worst logit difference {worst:e}", kernels.path());
+            assert!(worst <= LOGIT_TOL, "{stem}: {worst}");
+            let got = greedy_with(kernels, &bytes, full, 64, &fed[..5]);
+            assert_eq!(got, ids(&r["greedy_ids"]), "{stem} greedy ids");
+        }
+    }
+}
