@@ -9,7 +9,7 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench bench-kernels bench-decode
+.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench bench-kernels bench-decode qemu
 
 run: build
 	@./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -20,7 +20,7 @@ build:
 inspect: build
 	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
 
-test: targets fmt lint unit check-nostd miri
+test: targets fmt lint unit check-nostd miri qemu
 
 targets:
 	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
@@ -29,6 +29,7 @@ targets:
 
 fmt:
 	$(CARGO) fmt --all -- --check
+	rustfmt --check --edition 2021 firmware-qemu/src/main.rs firmware-qemu/build.rs
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -46,6 +47,21 @@ miri:
 check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
+
+# The core on an emulated Cortex-M4F (QEMU mps2-an386): the golden greedy story, weights streamed
+# from models/ over semihosting through a 600 KiB static arena; fails unless the token ids match.
+# QEMU runs from the repository root, where the firmware finds the model.
+QEMU_FW := firmware-qemu/target/$(EMBEDDED_TARGET)/release/spool-qemu
+QEMU_TIMEOUT ?= 120
+qemu:
+	@# Installing Debian's qemu-system-arm removes the machine's newer qemu-utils: put it back.
+	@command -v qemu-system-arm >/dev/null || { img=$$(command -v qemu-img); \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-arm >/dev/null && \
+		{ [ -z "$$img" ] || command -v qemu-img >/dev/null || apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null; }; }
+	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
+	cd firmware-qemu && $(CARGO) build --release -q
+	timeout $(QEMU_TIMEOUT) qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
+		-semihosting-config enable=on,target=native -kernel $(QEMU_FW)
 
 # The streaming sweeps of issue 3: tables on stdout, JSON and SVG plots in docs/bench.
 bench: build

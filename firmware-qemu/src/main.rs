@@ -1,0 +1,293 @@
+//! Spool on an emulated Cortex-M4F (QEMU `mps2-an386`): the golden greedy case of stories260K,
+//! with the weights streamed from a host file over semihosting through a static arena of about
+//! half the model. No heap: the arena and the engine live in `.bss`, everything else on the stack.
+//!
+//! Exits QEMU with status 0 when the token ids equal the reference (llama2.c `run.c`), 1 otherwise
+//! or on any error or panic.
+#![no_std]
+#![no_main]
+
+use core::fmt::Write as _;
+use core::mem::MaybeUninit;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use cortex_m as _; // links the critical-section implementation
+use cortex_m_rt::entry;
+use semihosting::fs::File;
+use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use semihosting::{print, println};
+use spool_core::{generate, Engine, Sampler, Storage};
+
+/// The model, relative to the directory QEMU starts in (the repository root under `make qemu`).
+const MODEL: &core::ffi::CStr = c"models/stories260K.gguf";
+/// The RAM budget: about half the 1.18 MB model, so most weights stream through slots.
+const ARENA_BYTES: usize = 600 * 1024;
+/// Positions planned and run: the golden case's `steps`.
+const STEPS: u32 = 64;
+const PROMPT: &[u8] = b"Once upon a time";
+
+/// `token_ids` of case `greedy_once_64` in tests/data/stories260K.golden.json (llama2.c run.c,
+/// temperature 0): the token fed at position 0, then every next token.
+const GOLDEN: [u32; 65] = [
+    1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+    419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338,
+    391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13, 438, 310,
+];
+
+/// The arena, aligned like the planner's regions.
+#[repr(C, align(64))]
+struct Arena([u8; ARENA_BYTES]);
+
+/// Words below the stack pointer are painted with this at boot to measure the stack's peak.
+const PAINT: u32 = 0x5EA5_11ED;
+
+/// A semihosting host file as positioned storage (seek, then read until the buffer is full).
+struct HostFile {
+    file: File,
+    len: u64,
+}
+
+/// Every byte read from the host file (header, tokenizer, norms, pinned and streamed weights)
+/// and the reads issued, counted beside the engine's own statistics.
+static HOST_BYTES: AtomicU32 = AtomicU32::new(0);
+static HOST_READS: AtomicU32 = AtomicU32::new(0);
+
+/// A failed semihosting call.
+#[derive(Debug, Clone, Copy)]
+enum HostError {
+    Io(semihosting::io::ErrorKind),
+    Eof,
+}
+
+impl core::fmt::Display for HostError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HostError::Io(kind) => write!(f, "semihosting I/O error: {kind:?}"),
+            HostError::Eof => f.write_str("unexpected end of the host file"),
+        }
+    }
+}
+
+impl core::error::Error for HostError {}
+
+impl embedded_io::Error for HostError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        embedded_io::ErrorKind::Other
+    }
+}
+
+impl embedded_io::ErrorType for HostFile {
+    type Error = HostError;
+}
+
+impl Storage for HostFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn read_at(&mut self, offset: u64, mut buf: &mut [u8]) -> Result<(), HostError> {
+        self.file.seek(SeekFrom::Start(offset)).map_err(|e| HostError::Io(e.kind()))?;
+        HOST_READS.fetch_add(1, Ordering::Relaxed);
+        while !buf.is_empty() {
+            match self.file.read(buf).map_err(|e| HostError::Io(e.kind()))? {
+                0 => return Err(HostError::Eof),
+                n => {
+                    HOST_BYTES.fetch_add(n as u32, Ordering::Relaxed);
+                    buf = &mut buf[n..];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Host wall time in nanoseconds (SYS_ELAPSED over SYS_TICKFREQ); `None` if QEMU lacks them.
+fn now_ns() -> Option<u64> {
+    use semihosting::sys::arm_compat::{sys_elapsed, sys_tickfreq};
+    let ticks = sys_elapsed().ok()?;
+    let freq = sys_tickfreq().ok()? as u64;
+    (freq != 0).then(|| (ticks as u128 * 1_000_000_000 / freq as u128) as u64)
+}
+
+fn fail(what: &str, err: impl core::fmt::Display) -> ! {
+    println!("\nFAIL: {what}: {err}");
+    semihosting::process::exit(1)
+}
+
+#[entry]
+fn main() -> ! {
+    // cortex-m-rt turns these into `&'static mut` references, taken once: no `unsafe`, no heap.
+    static mut ARENA: Arena = Arena([0; ARENA_BYTES]);
+    static mut ENGINE: MaybeUninit<Engine<'static, HostFile>> = MaybeUninit::uninit();
+    paint_stack();
+
+    println!("spool on QEMU mps2-an386 (Cortex-M4F), scalar kernels, arena {} KiB (static)", ARENA_BYTES / 1024);
+    let file =
+        File::open(MODEL).unwrap_or_else(|e| fail("open models/stories260K.gguf (start QEMU from the repo root)", e));
+    let len = file.metadata().unwrap_or_else(|e| fail("file length", e)).len();
+    let storage = HostFile { file, len };
+
+    let t0 = now_ns();
+    let engine = init(ENGINE, storage, &mut ARENA.0);
+    let t1 = now_ns();
+    let load_stack = stack_peak();
+    paint_stack();
+    let plan = engine.plan();
+    println!(
+        "model: {} bytes; engine: {} bytes (static)\nplan: budget {} B, used {} B, context {}, prefill chunk {}",
+        len,
+        core::mem::size_of::<Engine<'static, HostFile>>(),
+        plan.budget,
+        plan.used_bytes(),
+        plan.context,
+        plan.prefill_chunk()
+    );
+    println!(
+        "plan: resident {} B ({} B pinned weights incl. norms), {} slot(s) x {} B, kv {} B, working {} B, tokenizer {} B",
+        plan.resident.bytes,
+        plan.pinned_bytes,
+        plan.slot_count,
+        plan.slot_bytes,
+        plan.kv.bytes,
+        plan.working.bytes,
+        plan.tokenizer.bytes
+    );
+    println!(
+        "plan: touched {} B per token, streamed {} B in {} reads per decode token; load read {} B",
+        plan.touched_bytes_per_token,
+        plan.streamed_bytes_per_token(),
+        plan.streamed_reads_per_token(),
+        engine.load_bytes()
+    );
+
+    let mut prompt = [0u32; PROMPT.len() + 3];
+    let n = engine.tokenizer().encode(PROMPT, true, &mut prompt).unwrap_or_else(|e| fail("encode", e));
+    let mut sampler = Sampler::new(0.0, 0.9, 42);
+    let mut ids = [0u32; STEPS as usize + 1];
+    let mut count = 0usize;
+    let mut push = |id: u32| {
+        if let Some(slot) = ids.get_mut(count) {
+            *slot = id;
+        }
+        count += 1;
+    };
+    println!("---");
+    let t2 = now_ns();
+    let outcome = generate(engine, &mut sampler, &prompt[..n], STEPS, |ev| {
+        if ev.pos == 0 {
+            push(ev.token);
+        }
+        push(ev.next);
+        let _ = semihosting::io::stdout().and_then(|mut out| out.write_all(ev.text));
+    })
+    .unwrap_or_else(|e| fail("generate", e));
+    let t3 = now_ns();
+    println!("\n---");
+
+    let ids = &ids[..count.min(ids.len())];
+    print!("token ids ({count}):");
+    for id in ids {
+        print!(" {id}");
+    }
+    println!();
+    let stats = engine.stats();
+    println!(
+        "positions {} ({} prefill), stop {:?}; weights read: prefill {} B, decode {} B ({} B/token over {} decode tokens)",
+        outcome.positions,
+        outcome.prefill_positions,
+        outcome.stop,
+        outcome.prefill.bytes_read,
+        outcome.decode.bytes_read,
+        outcome.decode.bytes_read / u64::from((outcome.positions - outcome.prefill_positions).max(1)),
+        outcome.positions - outcome.prefill_positions
+    );
+    println!(
+        "cache: hits {}, misses {}; host file: {} B in {} reads in all (load included)",
+        stats.hits,
+        stats.misses,
+        HOST_BYTES.load(Ordering::Relaxed),
+        HOST_READS.load(Ordering::Relaxed)
+    );
+    if let (Some(t0), Some(t1), Some(t2), Some(t3)) = (t0, t1, t2, t3) {
+        let gen_ms = (t3 - t2) / 1_000_000;
+        let tps_x10 = u64::from(outcome.positions) * 10_000_000_000 / (t3 - t2).max(1);
+        println!(
+            "time under QEMU (host wall clock, not MCU speed): load {} ms, {} positions in {} ms = {}.{} tok/s",
+            (t1 - t0) / 1_000_000,
+            outcome.positions,
+            gen_ms,
+            tps_x10 / 10,
+            tps_x10 % 10
+        );
+    }
+    println!("stack peak: Engine::new {} B, generate {} B", load_stack, stack_peak());
+
+    if count == GOLDEN.len() && ids == GOLDEN {
+        println!("PASS: {} token ids equal the llama2.c reference (greedy_once_64)", ids.len());
+        semihosting::process::exit(0)
+    }
+    let first = ids.iter().zip(GOLDEN.iter()).position(|(a, b)| a != b).unwrap_or(ids.len().min(GOLDEN.len()));
+    println!("FAIL: token ids differ from the reference at index {first} (got {count} ids, expected {})", GOLDEN.len());
+    semihosting::process::exit(1)
+}
+
+/// Builds the engine into its static. Not inlined, so that the temporaries of the construction
+/// (the plan is built on the stack and moved) leave the stack before generation starts.
+#[inline(never)]
+fn init(
+    slot: &'static mut MaybeUninit<Engine<'static, HostFile>>,
+    storage: HostFile,
+    arena: &'static mut [u8],
+) -> &'static mut Engine<'static, HostFile> {
+    slot.write(Engine::new(storage, arena, STEPS).unwrap_or_else(|e| fail("Engine::new", e)))
+}
+
+extern "C" {
+    /// End of `.bss`/`.uninit` (cortex-m-rt): the lowest address the stack may reach.
+    static _stack_end: u32;
+}
+
+/// Paints the words between the end of `.bss` and a little below the current stack pointer.
+fn paint_stack() {
+    let sp = cortex_m::register::msp::read() as usize - 256;
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    while p < sp {
+        // SAFETY: the words between the end of .bss and below the live stack are unused RAM
+        // (no heap); nothing else references them.
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack used at the deepest point since `paint_stack`: the first word from the bottom
+/// that lost its paint.
+fn stack_peak() -> usize {
+    extern "C" {
+        static _stack_start: u32;
+    }
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    // SAFETY: reads of RAM between the end of .bss and the top of the stack.
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let _ = semihosting::io::stderr().map(|mut err| {
+        let mut w = Stderr(&mut err);
+        let _ = writeln!(w, "\npanicked: {info}");
+    });
+    semihosting::process::exit(1)
+}
+
+/// `core::fmt::Write` over semihosting stderr, for the panic message.
+struct Stderr<'a>(&'a mut semihosting::io::Stderr);
+
+impl core::fmt::Write for Stderr<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
+}
