@@ -455,15 +455,16 @@ pub fn run_on<S: Storage, R: Storage + Send>(
     let kernels = opts.kernel.kernels()?;
     let pool = ThreadPool::new(opts.threads.max(1));
     let compute = Compute { kernels, exec: &pool, threads: opts.threads.max(1) };
-    let mut arena = vec![0u8; budget];
+    let mut arena = spool_std::Arena::new(budget).map_err(|e| format!("cannot map a {budget}-byte arena: {e}"))?;
+    let arena = &mut arena[..budget];
     let clock = (opts.backend == Backend::Flash).then(|| Rc::new(RefCell::new(FlashClock::new(opts.flash))));
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, compute, opts)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, compute, opts)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
         }
     })
 }
