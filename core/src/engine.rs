@@ -429,19 +429,27 @@ fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[u8], eps: f32) {
 
 /// Rotates adjacent pairs of q (all heads) and k (kv heads) by the position's angles.
 fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
-    for i in (0..q.len()).step_by(2) {
-        let head_dim = i % head_size;
+    // Every even `i` is rotated once by the angle of `i % head_size`, as llama2.c does; the
+    // angle (a `powf`, a `cosf` and a `sinf`) is computed once per head dimension instead of
+    // once per head. Each element's arithmetic is unchanged.
+    for head_dim in 0..head_size.max(1) {
+        let mut pairs = (head_dim..q.len()).step_by(head_size.max(1)).filter(|i| i % 2 == 0).peekable();
+        if pairs.peek().is_none() {
+            continue;
+        }
         let freq = 1.0 / libm::powf(theta, head_dim as f32 / head_size as f32);
         let val = pos as f32 * freq;
         let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
-        let rotate = |v: &mut [f32]| {
-            let (v0, v1) = (v[i], v[i + 1]);
-            v[i] = v0 * fcr - v1 * fci;
-            v[i + 1] = v0 * fci + v1 * fcr;
-        };
-        rotate(q);
-        if i < k.len() {
-            rotate(k);
+        for i in pairs {
+            let rotate = |v: &mut [f32]| {
+                let (v0, v1) = (v[i], v[i + 1]);
+                v[i] = v0 * fcr - v1 * fci;
+                v[i + 1] = v0 * fci + v1 * fcr;
+            };
+            rotate(q);
+            if i < k.len() {
+                rotate(k);
+            }
         }
     }
 }

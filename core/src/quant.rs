@@ -51,6 +51,14 @@
 //! positions and the same greedy ids over the robust prefix (`tests/tests/quant_q8.rs`).
 //! Where every product is rounded as llama.cpp rounds it (synth-k Q8_0, Q6_K, Q4_K_M) the
 //! logits equal llama.cpp's to < 5e-5.
+//!
+//! Q4_0 and Q8_0 weights are read four rows per pass, so each activation block is loaded once
+//! for four rows; each row keeps its own accumulators (even and odd blocks) and the same
+//! operations whichever rows run beside it. [`Kernels::avx512_q8`] ([`KernelPath::Avx512Q8`],
+//! what `spool-std` picks for `simd-q8` on a CPU with AVX-512 VNNI) computes the same exact
+//! integer lanes with `vpdpbusd` (Q4_0: two blocks per 512-bit vector), so its results are
+//! bit-identical with [`Kernels::avx2_q8`]. The vector kernels prefetch the weights a few KiB
+//! ahead: a resident model streams from main memory every token.
 
 /// The GGML tensor types this core knows by name.
 #[allow(non_camel_case_types, missing_docs)]
@@ -600,6 +608,9 @@ pub enum KernelPath {
     /// the input to Q8_0 or Q8_K blocks, as llama.cpp does, and take integer dot products. Not
     /// within the f32-activation tolerance; see the module documentation.
     Avx2Q8,
+    /// [`KernelPath::Avx2Q8`] with AVX-512 VNNI (`vpdpbusd`) for the Q4_0 and Q8_0 integer dots:
+    /// the same exact integer lanes, so bit-identical results, in fewer instructions.
+    Avx512Q8,
 }
 
 impl KernelPath {
@@ -609,7 +620,14 @@ impl KernelPath {
             KernelPath::Scalar => "scalar",
             KernelPath::Avx2 => "avx2",
             KernelPath::Avx2Q8 => "avx2-q8",
+            KernelPath::Avx512Q8 => "avx512-q8",
         }
+    }
+
+    /// Whether this path rounds the input of (some) products to Q8_0/Q8_K blocks, so that its
+    /// plan needs [`crate::PlanOptions::quantized_activations`].
+    pub fn quantizes_activations(self) -> bool {
+        matches!(self, KernelPath::Avx2Q8 | KernelPath::Avx512Q8)
     }
 }
 
@@ -649,12 +667,23 @@ impl Kernels {
         Kernels { path: KernelPath::Avx2Q8 }
     }
 
+    /// [`Kernels::avx2_q8`] with AVX-512 VNNI integer dots ([`KernelPath::Avx512Q8`]),
+    /// bit-identical with it, opt-in only.
+    ///
+    /// # Safety
+    /// The CPU must support `avx2`, `fma`, `f16c`, `avx512f`, `avx512bw`, `avx512vl` and
+    /// `avx512vnni`.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx512_q8() -> Kernels {
+        Kernels { path: KernelPath::Avx512Q8 }
+    }
+
     /// The type this path rounds the input to before a product with `ty` weights (Q8_0 or
     /// Q8_K), or `None` when the input stays f32. Only [`KernelPath::Avx2Q8`] rounds.
     pub fn activation_type(self, ty: GgmlType) -> Option<GgmlType> {
         match (self.path, ty) {
-            (KernelPath::Avx2Q8, GgmlType::Q4_0 | GgmlType::Q8_0) => Some(GgmlType::Q8_0),
-            (KernelPath::Avx2Q8, GgmlType::Q4_K | GgmlType::Q6_K) => Some(GgmlType::Q8_K),
+            (KernelPath::Avx2Q8 | KernelPath::Avx512Q8, GgmlType::Q4_0 | GgmlType::Q8_0) => Some(GgmlType::Q8_0),
+            (KernelPath::Avx2Q8 | KernelPath::Avx512Q8, GgmlType::Q4_K | GgmlType::Q6_K) => Some(GgmlType::Q8_K),
             _ => None,
         }
     }
@@ -669,6 +698,10 @@ impl Kernels {
             // SAFETY: an Avx2Q8 `Kernels` is only made by `Kernels::avx2_q8`, whose caller
             // promised that this CPU supports avx2, fma and f16c.
             KernelPath::Avx2Q8 => unsafe { avx2::matvec_q8(ty, w, xq, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: an Avx512Q8 `Kernels` is only made by `Kernels::avx512_q8`, whose caller
+            // promised that this CPU supports avx2, fma, f16c, avx512f/bw/vl and avx512vnni.
+            KernelPath::Avx512Q8 => unsafe { avx2::matvec_q8_vnni(ty, w, xq, out) },
             _ => {
                 let _ = (ty, w, xq, out);
             }
@@ -685,9 +718,9 @@ impl Kernels {
         match self.path {
             KernelPath::Scalar => false,
             #[cfg(target_arch = "x86_64")]
-            KernelPath::Avx2 | KernelPath::Avx2Q8 => avx2::has_kernel(ty),
+            KernelPath::Avx2 | KernelPath::Avx2Q8 | KernelPath::Avx512Q8 => avx2::has_kernel(ty),
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 | KernelPath::Avx2Q8 => {
+            KernelPath::Avx2 | KernelPath::Avx2Q8 | KernelPath::Avx512Q8 => {
                 let _ = ty;
                 false
             }
@@ -702,10 +735,10 @@ impl Kernels {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: a `Kernels` with the Avx2 path is only made by `Kernels::avx2`, whose
             // caller promised that this CPU supports avx2, fma and f16c (`Kernels::avx2_q8`
-            // makes the same promise).
-            KernelPath::Avx2 | KernelPath::Avx2Q8 => unsafe { avx2::matvec(ty, w, x, out) },
+            // and `Kernels::avx512_q8` make the same promise, and more).
+            KernelPath::Avx2 | KernelPath::Avx2Q8 | KernelPath::Avx512Q8 => unsafe { avx2::matvec(ty, w, x, out) },
             #[cfg(not(target_arch = "x86_64"))]
-            KernelPath::Avx2 | KernelPath::Avx2Q8 => matvec(ty, w, x, out),
+            KernelPath::Avx2 | KernelPath::Avx2Q8 | KernelPath::Avx512Q8 => matvec(ty, w, x, out),
         }
     }
 }
@@ -1178,6 +1211,64 @@ mod tests {
             // Short or mismatched input does not panic.
             k8.matvec_quantized(ty, &buf[1..40], &xq[..7], &mut out[..1]);
             k8.matvec_quantized(ty, &[], &[], &mut out);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn integer_kernels_give_each_row_the_same_bits_in_any_group() {
+        extern crate std;
+        fn bits(v: &[f32]) -> [u32; 11] {
+            core::array::from_fn(|i| v.get(i).map_or(0, |f| f.to_bits()))
+        }
+        let Some(_) = avx2() else { return };
+        // SAFETY: `avx2` just checked the CPU for avx2, fma and f16c.
+        let mut paths = [Some(unsafe { Kernels::avx2_q8() }), None];
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+        {
+            // SAFETY: the CPU was just checked for every feature of the contract.
+            paths[1] = Some(unsafe { Kernels::avx512_q8() });
+        }
+        for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+            let (elems, bpb) = ty.block();
+            let (elems, bpb) = (elems as usize, bpb as usize);
+            let cols = if elems == 32 { 9 * 32 } else { 2 * 256 };
+            let row_bytes = cols / elems * bpb;
+            let n = (4096 / row_bytes).min(11);
+            let mut bytes = [0u8; 4097];
+            for r in 0..n {
+                for blk in 0..cols / elems {
+                    let (b, _) = pack(ty, (r * 5 + blk * 3) as u32);
+                    let at = 1 + r * row_bytes + blk * bpb;
+                    bytes[at..at + bpb].copy_from_slice(&b[..bpb]);
+                }
+            }
+            let w = &bytes[1..1 + n * row_bytes];
+            let x: [f32; 512] = core::array::from_fn(|i| (i as f32 * 0.61).cos() * (1.0 + (i % 5) as f32));
+            let vt = paths[0].unwrap().activation_type(ty).unwrap();
+            let mut xq = [0u8; 2 * Q8_K_X_BYTES];
+            let xq = &mut xq[..activation_bytes(vt, cols).unwrap()];
+            quantize_activations(vt, &x[..cols], xq);
+            let mut all = [0.0f32; 11];
+            paths[0].unwrap().matvec_quantized(ty, w, xq, &mut all[..n]);
+            for k in paths.iter().flatten() {
+                // Every split of the rows into two groups, and every row alone.
+                for cut in 0..=n {
+                    let mut got = [f32::NAN; 11];
+                    let (a, b) = got[..n].split_at_mut(cut);
+                    k.matvec_quantized(ty, &w[..cut * row_bytes], xq, a);
+                    k.matvec_quantized(ty, &w[cut * row_bytes..], xq, b);
+                    assert_eq!(bits(&got[..n]), bits(&all[..n]), "{ty:?} {:?} cut {cut}", k.path());
+                }
+                for r in 0..n {
+                    let mut one = [f32::NAN];
+                    k.matvec_quantized(ty, &w[r * row_bytes..(r + 1) * row_bytes], xq, &mut one);
+                    assert_eq!(one[0].to_bits(), all[r].to_bits(), "{ty:?} {:?} row {r}", k.path());
+                }
+            }
         }
     }
 

@@ -9,7 +9,7 @@
 //! spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE]
 //!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
 //!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
-//!               [--kernel scalar|simd|simd-q8|auto] [--threads N] [--dump-logits PATH]
+//!               [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 //! spool-sim bench matvec [--rows R] [--cols C] [--types T,T,..] [--seconds S]
 //! ```
@@ -46,18 +46,22 @@ pub enum KernelChoice {
     /// The SIMD kernels; an error if the CPU lacks them.
     Simd,
     /// The SIMD kernels with activations rounded to Q8_0/Q8_K and integer dot products (as
-    /// llama.cpp); opt-in only, an error if the CPU lacks AVX2/FMA/F16C.
+    /// llama.cpp), with AVX-512 VNNI dots where the CPU has them (bit-identical); opt-in only,
+    /// an error if the CPU lacks AVX2/FMA/F16C.
     SimdQ8,
+    /// [`KernelChoice::SimdQ8`] on AVX2 alone, even where AVX-512 VNNI is present.
+    SimdQ8Avx2,
 }
 
 impl KernelChoice {
-    /// Parses `scalar`, `simd`, `simd-q8` or `auto`.
+    /// Parses `scalar`, `simd`, `simd-q8`, `simd-q8-avx2` or `auto`.
     pub fn from_name(s: &str) -> Option<Self> {
         Some(match s {
             "auto" => KernelChoice::Auto,
             "scalar" => KernelChoice::Scalar,
             "simd" => KernelChoice::Simd,
             "simd-q8" => KernelChoice::SimdQ8,
+            "simd-q8-avx2" => KernelChoice::SimdQ8Avx2,
             _ => return None,
         })
     }
@@ -71,6 +75,9 @@ impl KernelChoice {
                 .ok_or_else(|| "--kernel simd: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()),
             KernelChoice::SimdQ8 => spool_std::kernels::simd_q8().ok_or_else(|| {
                 "--kernel simd-q8: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()
+            }),
+            KernelChoice::SimdQ8Avx2 => spool_std::kernels::simd_q8_avx2().ok_or_else(|| {
+                "--kernel simd-q8-avx2: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()
             }),
         }
     }
@@ -411,7 +418,7 @@ fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
 /// The planner options of a run.
 pub fn plan_options(opts: &RunOptions) -> PlanOptions {
     let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
-    let quantized_activations = opts.kernel == KernelChoice::SimdQ8;
+    let quantized_activations = matches!(opts.kernel, KernelChoice::SimdQ8 | KernelChoice::SimdQ8Avx2);
     PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations }
 }
 
@@ -448,15 +455,16 @@ pub fn run_on<S: Storage, R: Storage + Send>(
     let kernels = opts.kernel.kernels()?;
     let pool = ThreadPool::new(opts.threads.max(1));
     let compute = Compute { kernels, exec: &pool, threads: opts.threads.max(1) };
-    let mut arena = vec![0u8; budget];
+    let mut arena = spool_std::Arena::new(budget).map_err(|e| format!("cannot map a {budget}-byte arena: {e}"))?;
+    let arena = &mut arena[..budget];
     let clock = (opts.backend == Backend::Flash).then(|| Rc::new(RefCell::new(FlashClock::new(opts.flash))));
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, compute, opts)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, &mut arena, &model, ctx, steps, clock, compute, opts)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
         }
     })
 }
@@ -647,7 +655,7 @@ const USAGE: &str = "usage:
   spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE] [--ctx N]
                 [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
                 [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
-                [--kernel scalar|simd|simd-q8|auto] [--threads N] [--dump-logits PATH]
+                [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
                 [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
@@ -692,7 +700,7 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
             "--kernel" => {
                 let v = val()?;
                 o.kernel = KernelChoice::from_name(&v)
-                    .ok_or(format!("--kernel {v}: expected scalar, simd, simd-q8 or auto"))?;
+                    .ok_or(format!("--kernel {v}: expected scalar, simd, simd-q8, simd-q8-avx2 or auto"))?;
             }
             "--threads" => {
                 let v = val()?;

@@ -19,10 +19,8 @@ pub fn simd() -> Option<Kernels> {
 }
 
 /// The opt-in integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp
-/// (`KernelPath::Avx2Q8`) if this CPU has AVX2, FMA and F16C, else `None`. Never chosen by
-/// [`detect`]; an engine using them needs a plan made with
-/// `PlanOptions::quantized_activations`.
-pub fn simd_q8() -> Option<Kernels> {
+/// (`KernelPath::Avx2Q8`, AVX2 only) if this CPU has AVX2, FMA and F16C, else `None`.
+pub fn simd_q8_avx2() -> Option<Kernels> {
     #[cfg(target_arch = "x86_64")]
     {
         if simd().is_some() {
@@ -32,6 +30,28 @@ pub fn simd_q8() -> Option<Kernels> {
         }
     }
     None
+}
+
+/// The opt-in integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp, the
+/// fastest this CPU runs: `KernelPath::Avx512Q8` (AVX-512 VNNI dots, bit-identical with
+/// AVX2's) if it has AVX-512F/BW/VL and VNNI, else [`simd_q8_avx2`]. Never chosen by
+/// [`detect`]; an engine using them needs a plan made with
+/// `PlanOptions::quantized_activations`.
+pub fn simd_q8() -> Option<Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd().is_some()
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni")
+        {
+            // SAFETY: this CPU was just checked for avx2, fma, f16c (in `simd`), avx512f,
+            // avx512bw, avx512vl and avx512vnni, the contract of `Kernels::avx512_q8`.
+            return Some(unsafe { Kernels::avx512_q8() });
+        }
+    }
+    simd_q8_avx2()
 }
 
 /// The fastest kernels this CPU runs: [`simd`] if available, else [`Kernels::SCALAR`].

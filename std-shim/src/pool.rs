@@ -11,6 +11,7 @@
 //! of threads.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
@@ -18,6 +19,12 @@ use spool_core::exec::{split_point, Executor, RowJob};
 
 /// Below this many weight bytes a job runs on the caller alone: waking workers costs more.
 pub const DEFAULT_MIN_WORK: usize = 128 * 1024;
+
+/// How many times a worker (or the caller) polls for the next job (or for the workers to
+/// finish) before it sleeps on a condition variable. A token runs about seven jobs per layer
+/// with little work in between, so a short spin saves two futex round trips per job; a busy
+/// machine loses at most this many `spin_loop` hints (tens of microseconds) per job.
+const SPINS: u32 = 2000;
 
 /// One job, lifetime-erased. Only valid between its publication and `remaining == 0`.
 #[derive(Clone, Copy)]
@@ -48,6 +55,25 @@ struct Shared {
     state: Mutex<State>,
     start: Condvar,
     done: Condvar,
+    /// `State::generation`, readable without the lock (written under it).
+    generation: AtomicU64,
+    /// `State::remaining`, readable without the lock (written under it).
+    remaining: AtomicUsize,
+    /// Workers asleep on `start` (written under the lock): no wake-up call when none is.
+    sleepers: AtomicUsize,
+    /// The caller sleeps on `done` (written under the lock).
+    caller_waits: AtomicBool,
+}
+
+/// Polls `busy` up to [`SPINS`] times; true if it turned false meanwhile.
+fn spin_until(busy: impl Fn() -> bool) -> bool {
+    for _ in 0..SPINS {
+        if !busy() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    !busy()
 }
 
 impl Shared {
@@ -71,6 +97,10 @@ impl ThreadPool {
             state: Mutex::new(State { generation: 0, task: None, remaining: 0, panicked: false, shutdown: false }),
             start: Condvar::new(),
             done: Condvar::new(),
+            generation: AtomicU64::new(0),
+            remaining: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            caller_waits: AtomicBool::new(false),
         });
         let workers = (1..threads.max(1))
             .map(|index| {
@@ -94,10 +124,13 @@ impl ThreadPool {
 fn worker(shared: &Shared, index: usize) {
     let mut seen = 0u64;
     loop {
+        spin_until(|| shared.generation.load(Ordering::Acquire) == seen);
         let task = {
             let mut st = shared.lock();
             while st.generation == seen && !st.shutdown {
+                shared.sleepers.fetch_add(1, Ordering::Relaxed);
                 st = shared.start.wait(st).unwrap_or_else(PoisonError::into_inner);
+                shared.sleepers.fetch_sub(1, Ordering::Relaxed);
             }
             if st.shutdown {
                 return;
@@ -121,7 +154,8 @@ fn worker(shared: &Shared, index: usize) {
         let mut st = shared.lock();
         st.panicked |= !ok;
         st.remaining -= 1;
-        if st.remaining == 0 {
+        shared.remaining.store(st.remaining, Ordering::Release);
+        if st.remaining == 0 && shared.caller_waits.load(Ordering::Relaxed) {
             shared.done.notify_all();
         }
     }
@@ -134,10 +168,13 @@ struct Pending<'p> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
+        spin_until(|| self.shared.remaining.load(Ordering::Acquire) > 0);
         let mut st = self.shared.lock();
         while st.remaining > 0 {
+            self.shared.caller_waits.store(true, Ordering::Relaxed);
             st = self.shared.done.wait(st).unwrap_or_else(PoisonError::into_inner);
         }
+        self.shared.caller_waits.store(false, Ordering::Relaxed);
         st.task = None;
     }
 }
@@ -161,8 +198,12 @@ impl Executor for ThreadPool {
             st.task = Some(Task { job: job_ptr, out, len, parts });
             st.remaining = parts - 1;
             st.panicked = false;
+            self.shared.remaining.store(st.remaining, Ordering::Release);
+            self.shared.generation.store(st.generation, Ordering::Release);
+            if self.shared.sleepers.load(Ordering::Relaxed) > 0 {
+                self.shared.start.notify_all();
+            }
         }
-        self.shared.start.notify_all();
         let pending = Pending { shared: &self.shared };
         let end = split_point(len, parts, 1);
         // SAFETY: chunk 0 (`0..end`) is disjoint from the workers' chunks; `out` came from a

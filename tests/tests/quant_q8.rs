@@ -1,4 +1,5 @@
-//! The opt-in integer path (`KernelPath::Avx2Q8`, `--kernel simd-q8`): activations rounded to
+//! The opt-in integer path (`KernelPath::Avx2Q8`, or `Avx512Q8` where the CPU has AVX-512
+//! VNNI; `--kernel simd-q8`): activations rounded to
 //! Q8_0/Q8_K as llama.cpp rounds them. On every stored file of `../shared/models/quant`, its
 //! logits meet tolerance #2 of that folder's README ("activations rounded like llama.cpp")
 //! against both llama.cpp's logits and the exact reference, and its greedy ids equal
@@ -117,8 +118,13 @@ fn every_quant_file_meets_the_rounded_activation_tolerance() {
         .collect();
     names.sort();
     assert_eq!(names.len(), 10, "{names:?}");
+    // The fastest variant (AVX-512 VNNI where present) and the AVX2 one.
+    let mut paths = vec![k];
+    paths.extend(spool_std::kernels::simd_q8_avx2().filter(|&a| a != k));
     for name in &names {
-        check_file(name, &refs, k);
+        for &k in &paths {
+            check_file(name, &refs, k);
+        }
     }
 }
 
@@ -141,9 +147,9 @@ fn the_path_needs_a_planned_region_and_is_never_automatic() {
 
 #[test]
 fn the_cli_runs_simd_q8() {
-    if spool_std::kernels::simd_q8().is_none() {
+    let Some(k) = spool_std::kernels::simd_q8() else {
         return;
-    }
+    };
     let model = quant_dir().join("synth-k-Q4_K_M.gguf").to_string_lossy().into_owned();
     let args: Vec<String> =
         ["run", "-m", &model, "-n", "12", "--temp", "0", "--kernel", "simd-q8", "--threads", "2", "--json"]
@@ -153,6 +159,6 @@ fn the_cli_runs_simd_q8() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     assert_eq!(spool_sim::main_with(&args, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
     let json: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(json["stats"]["kernel"], "avx2-q8");
+    assert_eq!(json["stats"]["kernel"], k.path().name()); // avx512-q8 or avx2-q8
     assert_eq!(json["token_ids"].as_array().unwrap().len(), 13); // the fed token, then 12 chosen
 }

@@ -11,12 +11,13 @@ fn kernel_paths() -> Vec<Kernels> {
     let mut v = vec![Kernels::SCALAR];
     v.extend(spool_std::kernels::simd());
     v.extend(spool_std::kernels::simd_q8());
+    v.extend(spool_std::kernels::simd_q8_avx2().filter(|k| !v.contains(k)));
     v
 }
 
 /// The planner options for `kernels` (the integer path needs room for rounded activations).
 fn opts_for(kernels: Kernels) -> PlanOptions {
-    let quantized_activations = kernels.path() == spool_core::KernelPath::Avx2Q8;
+    let quantized_activations = kernels.path().quantizes_activations();
     PlanOptions { prefill_chunk: 4, quantized_activations, ..Default::default() }
 }
 

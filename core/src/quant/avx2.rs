@@ -163,6 +163,7 @@ fn dot_blocks<const B: usize, const E: usize>(
     let n = blocks.len().min(xs.len());
     let mut acc = _mm256_setzero_ps();
     for (b, xe) in blocks[..n].iter().zip(&xs[..n]) {
+        prefetch_block(b);
         acc = block(b, xe, acc);
     }
     hsum(acc) + super::dot_row_scalar(ty, &row[n * B..], &x[n * E..])
@@ -327,37 +328,195 @@ fn f32_le(b: &[u8; 4]) -> f32 {
     f32::from_le_bytes(*b)
 }
 
-/// A row of `B`-byte blocks against Q8_0 activation blocks: `acc += (dx * dy) * Σ qx qy`.
+/// `R` rows of `B`-byte blocks against Q8_0 activation blocks, one pass over the input: each
+/// activation block is loaded once for all `R` rows, and so is `shared(y)`, a per-block value
+/// that does not depend on the row (`Σ y` terms). Per row and block `dot(block, y, shared)` is
+/// the exact integer `Σ qx qy` as eight i32 lanes, and the row keeps two accumulators of eight
+/// f32 lanes, one for even and one for odd blocks: `acc[j % 2] += (dx * dy) * Σ qx qy`, summed
+/// as `hsum(acc[0] + acc[1])` at the end. A row's operations are the same whatever `R` is and
+/// whichever rows run beside it, so its result depends only on the row. (The AVX-512 Q4_0
+/// kernel, two blocks per 512-bit vector, does the same arithmetic lane for lane.)
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q8_0_blocks<const B: usize>(row: &[u8], xq: &[u8], quants: impl Fn(&[u8; B]) -> __m256i) -> f32 {
-    let (blocks, _) = row.as_chunks::<B>();
-    let (ys, _) = xq.as_chunks::<{ super::Q8_0_X_BYTES }>();
-    // Two accumulators (even and odd blocks) to overlap the dependent FMAs.
-    let mut acc = [_mm256_setzero_ps(); 2];
-    for (k, (b, y)) in blocks.iter().zip(ys).enumerate() {
-        let p = dot_i8_i8(quants(b), load256(arr(y, 4)));
-        let d = _mm256_set1_ps(half(b[0], b[1]) * f32_le(arr(y, 0)));
-        acc[k & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[k & 1]);
+fn q8_0_rows<const B: usize, const R: usize>(
+    rows: [&[[u8; B]]; R],
+    ys: &[[u8; super::Q8_0_X_BYTES]],
+    ahead: usize,
+    shared: impl Fn(__m256i) -> __m256i,
+    dot: impl Fn(&[u8; B], __m256i, __m256i) -> __m256i,
+) -> [f32; R] {
+    let n = rows.iter().fold(ys.len(), |n, r| n.min(r.len()));
+    let rows = rows.map(|r| &r[..n]);
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    for (j, y) in ys[..n].iter().enumerate() {
+        let (yv, dy) = (load256(arr(y, 4)), f32_le(arr(y, 0)));
+        let s = shared(yv);
+        for r in 0..R {
+            let b = &rows[r][j];
+            prefetch(b.as_ptr().wrapping_add(ahead));
+            let p = dot(b, yv, s);
+            let d = _mm256_set1_ps(half(b[0], b[1]) * dy);
+            acc[r][j & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[r][j & 1]);
+        }
     }
-    hsum(_mm256_add_ps(acc[0], acc[1]))
+    acc.map(|[a, b]| hsum(_mm256_add_ps(a, b)))
 }
 
-/// Q4_0 × Q8_0: quants `q - 8`, low nibbles first.
+/// Every row of `w` (blocks of `B` bytes, `row_bytes` per row) against the Q8_0 blocks `xq`:
+/// four rows per pass with `rows4`, then the rest one at a time with `rows1` (the same
+/// arithmetic per row).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_0_q8(row: &[u8], xq: &[u8]) -> f32 {
-    dot_q8_0_blocks::<18>(row, xq, |b| {
+fn q8_0_matvec<const B: usize>(
+    w: &[u8],
+    xq: &[u8],
+    out: &mut [f32],
+    rows4: impl Fn([&[[u8; B]]; 4], &[[u8; super::Q8_0_X_BYTES]]) -> [f32; 4],
+    rows1: impl Fn([&[[u8; B]]; 1], &[[u8; super::Q8_0_X_BYTES]]) -> [f32; 1],
+) {
+    let row_bytes = (w.len() / out.len().max(1)).max(1);
+    let (ys, _) = xq.as_chunks::<{ super::Q8_0_X_BYTES }>();
+    fn blocks<const B: usize>(row: &[u8]) -> &[[u8; B]] {
+        row.as_chunks::<B>().0
+    }
+    let mut rows = w.chunks_exact(row_bytes);
+    let mut outs = out.chunks_exact_mut(4);
+    for o in &mut outs {
+        let (Some(a), Some(b), Some(c), Some(d)) = (rows.next(), rows.next(), rows.next(), rows.next()) else {
+            return;
+        };
+        o.copy_from_slice(&rows4([blocks(a), blocks(b), blocks(c), blocks(d)], ys));
+    }
+    for (o, row) in outs.into_remainder().iter_mut().zip(rows) {
+        [*o] = rows1([blocks(row)], ys);
+    }
+}
+
+/// Q4_0 × Q8_0: `Σ (q - 8) y = Σ q y - 8 Σ y` with the unsigned nibbles `q` (low nibbles are
+/// elements 0..16), `8 Σ y` shared by the rows. In i16 pairs: `|q y| + |q' y'| ≤ 3810` and
+/// `8 (y + y') ≤ 2032`, so neither `maddubs` nor the difference saturates.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn matvec_q4_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
+    let m4 = _mm_set1_epi8(0x0f);
+    let shared = |y| _mm256_maddubs_epi16(_mm256_set1_epi8(8), y);
+    let dot = |b: &[u8; 18], y, s8| {
         let v = load128(arr(b, 2));
-        let m4 = _mm_set1_epi8(0x0f);
         let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), _mm_and_si128(v, m4));
-        _mm256_sub_epi8(q, _mm256_set1_epi8(8))
-    })
+        _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q, y), s8), _mm256_set1_epi16(1))
+    };
+    let ahead = 4 * (w.len() / out.len().max(1));
+    q8_0_matvec::<18>(
+        w,
+        xq,
+        out,
+        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
+        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
+    )
 }
 
 /// Q8_0 × Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q8_0_q8(row: &[u8], xq: &[u8]) -> f32 {
-    dot_q8_0_blocks::<34>(row, xq, |b| load256(arr(b, 2)))
+fn matvec_q8_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
+    let dot = |b: &[u8; 34], y, _| dot_i8_i8(load256(arr(b, 2)), y);
+    let ahead = 4 * (w.len() / out.len().max(1));
+    q8_0_matvec::<34>(
+        w,
+        xq,
+        out,
+        |r, ys| q8_0_rows(r, ys, ahead, |y| y, dot),
+        |r, ys| q8_0_rows(r, ys, ahead, |y| y, dot),
+    )
+}
+
+// The same products with AVX-512 VNNI's `vpdpbusd` (256-bit, AVX-512VL encoding): `Σ u·i`
+// over each four consecutive byte pairs added to an i32 lane, without saturation, as one
+// instruction. The lanes hold the same exact integers as the AVX2 code's `maddubs`/`madd`
+// (each lane sums the same four products), so the results are bit-identical with it.
+
+/// `R` rows of Q4_0 × Q8_0 with AVX-512: two blocks per 512-bit vector (lanes 0..8 the even
+/// block, 8..16 the odd one), `Σ (q - 8) y` as `vpdpbusd` from the shared lanes `-8 Σ y`. Each
+/// row's zmm accumulator is the AVX2 kernel's two accumulators side by side, with the same
+/// product in every lane (`d = f32(dx) * dy` then one FMA per block), so the results are
+/// bit-identical with [`matvec_q4_0_q8`]. An odd last block runs on the low half alone.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q4_0_rows_512<const R: usize>(rows: [&[[u8; 18]]; R], ys: &[[u8; super::Q8_0_X_BYTES]], ahead: usize) -> [f32; R] {
+    let n = rows.iter().fold(ys.len(), |n, r| n.min(r.len()));
+    let rows = rows.map(|r| &r[..n]);
+    let m4 = _mm512_set1_epi8(0x0f);
+    // Per 16-bit word, by 128-bit lane: low nibbles of block 2p, high nibbles, the same for 2p + 1.
+    let shifts = _mm512_set_epi64(F4, F4, 0, 0, F4, F4, 0, 0);
+    const F4: i64 = 0x0004_0004_0004_0004;
+    // Lanes 0..8 take scale 0, lanes 8..16 scale 1.
+    let pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    let eight = _mm512_set1_epi8(8);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for (p, yp) in ys[..n].chunks_exact(2).enumerate() {
+        let y = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(&yp[0], 4))), load256(arr(&yp[1], 4)));
+        let (dy0, dy1) = (_mm512_set1_ps(f32_le(arr(&yp[0], 0))), _mm256_set1_ps(f32_le(arr(&yp[1], 0))));
+        let dy = _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(dy0), _mm256_castps_pd(dy1)));
+        let s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y));
+        for r in 0..R {
+            let (b0, b1) = (&rows[r][2 * p], &rows[r][2 * p + 1]);
+            prefetch(b0.as_ptr().wrapping_add(ahead));
+            let lo = _mm256_broadcastsi128_si256(load128(arr(b0, 2)));
+            let hi = _mm256_broadcastsi128_si256(load128(arr(b1, 2)));
+            let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+            let q = _mm512_and_si512(_mm512_srlv_epi16(q, shifts), m4);
+            let sums = _mm512_dpbusd_epi32(s, q, y);
+            let h = _mm_insert_epi16::<1>(
+                _mm_cvtsi32_si128(u16::from_le_bytes([b0[0], b0[1]]) as i32),
+                u16::from_le_bytes([b1[0], b1[1]]) as i32,
+            );
+            let dx = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sums), acc[r]);
+        }
+    }
+    let mut out = [0.0f32; R];
+    for r in 0..R {
+        let mut even = _mm512_castps512_ps256(acc[r]);
+        let odd = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r])));
+        if n % 2 == 1 {
+            let (b, yb) = (&rows[r][n - 1], &ys[n - 1]);
+            let y = load256(arr(yb, 4));
+            let s = _mm256_sub_epi32(
+                _mm256_setzero_si256(),
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), y),
+            );
+            let v = load128(arr(b, 2));
+            let m4 = _mm_set1_epi8(0x0f);
+            let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), _mm_and_si128(v, m4));
+            let d = _mm256_set1_ps(half(b[0], b[1]) * f32_le(arr(yb, 0)));
+            even = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, q, y)), even);
+        }
+        out[r] = hsum(_mm256_add_ps(even, odd));
+    }
+    out
+}
+
+/// Q4_0 × Q8_0 with AVX-512 VNNI ([`q4_0_rows_512`]), reading each group of four rows while
+/// the next group is prefetched.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn matvec_q4_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
+    let ahead = 4 * (w.len() / out.len().max(1));
+    q8_0_matvec::<18>(w, xq, out, |r, ys| q4_0_rows_512(r, ys, ahead), |r, ys| q4_0_rows_512(r, ys, ahead))
+}
+
+/// Q8_0 × Q8_0 with VNNI: `Σ w y = Σ (w + 128) y - 128 Σ y` (`w + 128` as unsigned bytes), from
+/// the shared lanes `-128 Σ y`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn matvec_q8_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
+    let bias = _mm256_set1_epi8(-128);
+    let shared = |y| _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, y));
+    let dot = |b: &[u8; 34], y, s| _mm256_dpbusd_epi32(s, _mm256_xor_si256(load256(arr(b, 2)), bias), y);
+    let ahead = 4 * (w.len() / out.len().max(1));
+    q8_0_matvec::<34>(
+        w,
+        xq,
+        out,
+        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
+        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
+    )
 }
 
 /// The 16 `bsums` of a Q8_K activation block as i16 lanes.
@@ -376,6 +535,7 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let mut sum = 0.0f32;
     for (b, y) in blocks.iter().zip(ys) {
+        prefetch_block(b);
         let (d, dmin, scales) = k4_header(b);
         let mut sc = [0u8; 8];
         let mut mn = [0u8; 8];
@@ -400,6 +560,27 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     sum
 }
 
+/// A hint to bring the cache line at `p` into the cache. Never faults, whatever `p` is.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch(p: *const u8) {
+    _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>())
+}
+
+/// How far ahead of the block being read a single-row kernel prefetches the weights (rows are
+/// contiguous in the slot, so this runs into the next rows). Main memory streams at a fraction
+/// of these kernels' speed without it.
+const PREFETCH_AHEAD: usize = 4096;
+
+/// Prefetches every cache line of the block [`PREFETCH_AHEAD`] bytes after `b`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn prefetch_block<const B: usize>(b: &[u8; B]) {
+    for at in (0..B).step_by(64) {
+        prefetch(b.as_ptr().wrapping_add(PREFETCH_AHEAD + at));
+    }
+}
+
 /// 8 bytes into the low half of a vector (the rest zero).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -416,6 +597,7 @@ fn dot_q6_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     let (m4, m3) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3));
     let mut sum = 0.0f32;
     for (b, y) in blocks.iter().zip(ys) {
+        prefetch_block(b);
         let sc: &[u8; 16] = arr(b, 192);
         // -32 Σ_g sc_g bsum_g, as eight i32 lanes to start the sum from.
         let sc16 = _mm256_cvtepi8_epi16(load128(sc));
@@ -460,10 +642,21 @@ fn rows_q8(w: &[u8], xq: &[u8], out: &mut [f32], dot: impl Fn(&[u8], &[u8]) -> f
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn matvec_q8(ty: GgmlType, w: &[u8], xq: &[u8], out: &mut [f32]) {
     match ty {
-        GgmlType::Q4_0 => rows_q8(w, xq, out, |r, x| dot_q4_0_q8(r, x)),
-        GgmlType::Q8_0 => rows_q8(w, xq, out, |r, x| dot_q8_0_q8(r, x)),
+        GgmlType::Q4_0 => matvec_q4_0_q8(w, xq, out),
+        GgmlType::Q8_0 => matvec_q8_0_q8(w, xq, out),
         GgmlType::Q4_K => rows_q8(w, xq, out, |r, x| dot_q4_k_q8(r, x)),
         GgmlType::Q6_K => rows_q8(w, xq, out, |r, x| dot_q6_k_q8(r, x)),
         _ => {}
+    }
+}
+
+/// [`super::Kernels::matvec_quantized`] on the AVX-512 VNNI path: Q4_0 and Q8_0 with `vpdpbusd`,
+/// the other types as [`matvec_q8`] (bit-identical with it either way).
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn matvec_q8_vnni(ty: GgmlType, w: &[u8], xq: &[u8], out: &mut [f32]) {
+    match ty {
+        GgmlType::Q4_0 => matvec_q4_0_q8_vnni(w, xq, out),
+        GgmlType::Q8_0 => matvec_q8_0_q8_vnni(w, xq, out),
+        _ => matvec_q8(ty, w, xq, out),
     }
 }
