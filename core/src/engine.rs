@@ -10,7 +10,7 @@ use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Inline};
 use crate::model::{LayerTensor, ModelInfo, TensorName, MAX_LAYERS};
-use crate::quant::{self, Kernels};
+use crate::quant::{self, GgmlType, Kernels};
 use crate::sampler::Sampler;
 use crate::storage::{read_exact_at, Storage};
 use crate::tokenizer::{printable, Tokenizer};
@@ -29,6 +29,7 @@ macro_rules! weights {
             kernels: $engine.kernels,
             exec: $engine.exec,
             q8: $engine.q8,
+            q8_holds: None,
         }
     };
 }
@@ -275,8 +276,8 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             }
             let new_rows = layer_kv + pos * kv_dim..layer_kv + (pos + n) * kv_dim;
             w.matvec(name(LayerTensor::Q), n, &work.xb[..n * dim], &mut work.q[..n * dim])?;
-            w.matvec(name(LayerTensor::K), n, &work.xb[..n * dim], &mut self.key_cache[new_rows.clone()])?;
-            w.matvec(name(LayerTensor::V), n, &work.xb[..n * dim], &mut self.value_cache[new_rows])?;
+            w.matvec_same_input(name(LayerTensor::K), n, &work.xb[..n * dim], &mut self.key_cache[new_rows.clone()])?;
+            w.matvec_same_input(name(LayerTensor::V), n, &work.xb[..n * dim], &mut self.value_cache[new_rows])?;
             for p in 0..n {
                 let k = &mut self.key_cache[layer_kv + (pos + p) * kv_dim..][..kv_dim];
                 rope(&mut work.q[p * dim..][..dim], k, pos + p, c.head_size as usize, c.rope_theta);
@@ -296,7 +297,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 rmsnorm(&mut work.xb[p * dim..][..dim], &work.x[p * dim..][..dim], ffn_norm, c.rms_eps);
             }
             w.matvec(name(LayerTensor::Gate), n, &work.xb[..n * dim], &mut work.hb[..n * hidden])?;
-            w.matvec(name(LayerTensor::Up), n, &work.xb[..n * dim], &mut work.hb2[..n * hidden])?;
+            w.matvec_same_input(name(LayerTensor::Up), n, &work.xb[..n * dim], &mut work.hb2[..n * hidden])?;
             swiglu(&mut work.hb[..n * hidden], &work.hb2[..n * hidden]);
             w.matvec(name(LayerTensor::Down), n, &work.hb[..n * hidden], &mut work.xb[..n * dim])?;
             add(&mut work.x[..n * dim], &work.xb[..n * dim]);
@@ -354,6 +355,9 @@ struct Weights<'e, 'a, S: Storage, L: Loader<'a>> {
     exec: &'e dyn Executor,
     /// Room for the quantized input of every position (see [`Kernels::activation_type`]).
     q8: &'e mut [u8],
+    /// What `q8` holds when the caller says the input is unchanged: the activation type, the
+    /// columns and the positions of the last rounded input.
+    q8_holds: Option<(GgmlType, usize, usize)>,
 }
 
 impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
@@ -372,11 +376,18 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
     /// the input ([`Kernels::activation_type`]), each position is rounded once, before the
     /// first unit.
     fn matvec(&mut self, name: TensorName, n: usize, x: &[f32], out: &mut [f32]) -> Result<()> {
+        self.q8_holds = None;
+        self.matvec_same_input(name, n, x, out)
+    }
+
+    /// As [`Weights::matvec`] when `x` is the input of the previous call, unchanged: the
+    /// rounded input is reused if it has the same type and shape (the same bytes either way).
+    fn matvec_same_input(&mut self, name: TensorName, n: usize, x: &[f32], out: &mut [f32]) -> Result<()> {
         let t = self.model.tensor(name);
         let (rows, cols) = (t.rows as usize, t.cols as usize);
         let rounded = self.kernels.activation_type(t.ty).and_then(|vt| Some((vt, quant::activation_bytes(vt, cols)?)));
         let q_row = rounded.map_or(0, |(_, b)| b);
-        if let Some((vt, q_row)) = rounded {
+        if let Some((vt, q_row)) = rounded.filter(|&(vt, _)| self.q8_holds != Some((vt, cols, n))) {
             let got = self.q8.len();
             let q8 = self.q8.get_mut(..n * q_row).ok_or(Error::BufferTooSmall {
                 what: "quantized activations (plan with PlanOptions::quantized_activations)",
@@ -386,6 +397,7 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
             for (xp, qp) in x.chunks_exact(cols).zip(q8.chunks_exact_mut(q_row)) {
                 quant::quantize_activations(vt, xp, qp);
             }
+            self.q8_holds = Some((vt, cols, n));
         }
         let q8: &[u8] = self.q8;
         let mut i = self.first(name);
