@@ -287,7 +287,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 let keys = &self.key_cache[layer_kv..layer_kv + seen];
                 let values = &self.value_cache[layer_kv..layer_kv + seen];
                 let (q, out) = (&work.q[p * dim..][..dim], &mut work.xb[p * dim..][..dim]);
-                attention(q, out, work.att, keys, values, &c, ctx, pos + p);
+                attention(q, out, work.att, keys, values, &c, ctx, pos + p, self.exec);
             }
             w.matvec(name(LayerTensor::AttnOut), n, &work.xb[..n * dim], &mut work.xb2[..n * dim])?;
             add(&mut work.x[..n * dim], &work.xb2[..n * dim]);
@@ -468,6 +468,11 @@ fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) 
 
 /// Multi-head attention of one position's query `q` over positions `0..=pos`, into `out`.
 /// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is `[n_heads][context]`.
+///
+/// The scores and the weighted sums run on `exec` element by element (a score is one
+/// `(head, position)` pair, an output one `(head, dimension)` pair), the softmax of each head
+/// on the caller. Every element's arithmetic and summation order is that of a head-by-head
+/// loop whatever the split, so the results are bit-identical for any number of threads.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     q: &[f32],
@@ -478,33 +483,63 @@ fn attention(
     c: &crate::model::Config,
     context: usize,
     pos: usize,
+    exec: &dyn Executor,
 ) {
     let hs = c.head_size as usize;
     let kv_dim = c.kv_dim as usize;
     let kv_mul = (c.n_heads / c.n_kv_heads) as usize;
+    let n_heads = c.n_heads as usize;
     let scale = libm::sqrtf(hs as f32);
-    for h in 0..c.n_heads as usize {
-        let q = &q[h * hs..(h + 1) * hs];
-        let att = &mut att[h * context..h * context + pos + 1];
-        let kv_off = (h / kv_mul) * hs;
-        for (t, a) in att.iter_mut().enumerate() {
-            let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
-            let mut score = 0.0f32;
-            for (&qi, &ki) in q.iter().zip(k) {
-                score += qi * ki;
+    let seen = pos + 1;
+    // Bytes of the cache each pass reads: every head reads `seen` rows of `hs` values.
+    let work = n_heads * seen * hs * 4;
+    let att = &mut att[..n_heads * context];
+    // Scores: att[h][t] = q_h . k_t / scale for t <= pos (the rest of a head's row is unused).
+    exec.run_rows(att, work, &|row0: usize, chunk: &mut [f32]| {
+        let mut i = row0;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (h, t0) = (i / context, i % context);
+            let len = (context - t0).min(rest.len());
+            let (head, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            let qh = &q[h * hs..(h + 1) * hs];
+            let kv_off = (h / kv_mul) * hs;
+            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen) {
+                let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
+                let mut score = 0.0f32;
+                for (&qi, &ki) in qh.iter().zip(k) {
+                    score += qi * ki;
+                }
+                *a = score / scale;
             }
-            *a = score / scale;
+            i += len;
+            rest = tail;
         }
-        crate::sampler::softmax(att);
-        let xb = &mut out[h * hs..(h + 1) * hs];
-        xb.fill(0.0);
-        for (t, &a) in att.iter().enumerate() {
-            let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
-            for (o, &vi) in xb.iter_mut().zip(v) {
-                *o += a * vi;
-            }
-        }
+    });
+    for h in 0..n_heads {
+        crate::sampler::softmax(&mut att[h * context..h * context + seen]);
     }
+    let att: &[f32] = att;
+    // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from 0.
+    exec.run_rows(&mut out[..n_heads * hs], work, &|row0: usize, chunk: &mut [f32]| {
+        let mut i = row0;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (h, d0) = (i / hs, i % hs);
+            let len = (hs - d0).min(rest.len());
+            let (xb, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            let kv_off = (h / kv_mul) * hs + d0;
+            xb.fill(0.0);
+            for (t, &a) in att[h * context..h * context + seen].iter().enumerate() {
+                let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + len];
+                for (o, &vi) in xb.iter_mut().zip(v) {
+                    *o += a * vi;
+                }
+            }
+            i += len;
+            rest = tail;
+        }
+    });
 }
 
 /// hb = silu(hb) * hb2.
