@@ -298,7 +298,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             }
             w.matvec(name(LayerTensor::Gate), n, &work.xb[..n * dim], &mut work.hb[..n * hidden])?;
             w.matvec_same_input(name(LayerTensor::Up), n, &work.xb[..n * dim], &mut work.hb2[..n * hidden])?;
-            swiglu(&mut work.hb[..n * hidden], &work.hb2[..n * hidden]);
+            swiglu(&mut work.hb[..n * hidden], &work.hb2[..n * hidden], self.exec);
             w.matvec(name(LayerTensor::Down), n, &work.hb[..n * hidden], &mut work.xb[..n * dim])?;
             add(&mut work.x[..n * dim], &work.xb[..n * dim]);
         }
@@ -542,13 +542,19 @@ fn attention(
     });
 }
 
-/// hb = silu(hb) * hb2.
-fn swiglu(hb: &mut [f32], hb2: &[f32]) {
-    for (g, &u) in hb.iter_mut().zip(hb2) {
-        let mut val = *g;
-        val *= 1.0 / (1.0 + libm::expf(-val));
-        *g = val * u;
-    }
+/// hb = silu(hb) * hb2, element by element on `exec` (each element's arithmetic is the same
+/// whatever the split).
+fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
+    // An `expf` costs about as much time as streaming this many weight bytes (the hint that
+    // decides whether the pool splits the job).
+    const EXPF_WORK: usize = 64;
+    exec.run_rows(hb, hb.len() * EXPF_WORK, &|row0: usize, chunk: &mut [f32]| {
+        for (g, &u) in chunk.iter_mut().zip(&hb2[row0..]) {
+            let mut val = *g;
+            val *= 1.0 / (1.0 + libm::expf(-val));
+            *g = val * u;
+        }
+    });
 }
 
 fn add(x: &mut [f32], y: &[f32]) {
