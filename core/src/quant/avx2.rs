@@ -346,7 +346,11 @@ fn q8_0_rows<const B: usize, const R: usize>(
     dot: impl Fn(&[u8; B], __m256i, __m256i) -> __m256i,
 ) -> [f32; R] {
     let n = rows.iter().fold(ys.len(), |n, r| n.min(r.len()));
-    let rows = rows.map(|r| &r[..n]);
+    // A plain loop, not `array::map`: the map and its closure stay out of line here.
+    let mut rows = rows;
+    for r in &mut rows {
+        *r = &r[..n];
+    }
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     for (j, y) in ys[..n].iter().enumerate() {
         let (yv, dy) = (load256(arr(y, 4)), f32_le(arr(y, 0)));
@@ -442,7 +446,11 @@ fn matvec_q8_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q4_0_rows_512<const R: usize>(rows: [&[[u8; 18]]; R], ys: &[[u8; super::Q8_0_X_BYTES]], ahead: usize) -> [f32; R] {
     let n = rows.iter().fold(ys.len(), |n, r| n.min(r.len()));
-    let rows = rows.map(|r| &r[..n]);
+    // A plain loop, not `array::map`: the map and its closure stay out of line here.
+    let mut rows = rows;
+    for r in &mut rows {
+        *r = &r[..n];
+    }
     let m4 = _mm512_set1_epi8(0x0f);
     // Per 16-bit word, by 128-bit lane: low nibbles of block 2p, high nibbles, the same for 2p + 1.
     let shifts = _mm512_set_epi64(F4, F4, 0, 0, F4, F4, 0, 0);
