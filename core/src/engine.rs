@@ -395,7 +395,7 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
                 got,
             })?;
             for (xp, qp) in x.chunks_exact(cols).zip(q8.chunks_exact_mut(q_row)) {
-                quant::quantize_activations(vt, xp, qp);
+                self.kernels.quantize_activations(vt, xp, qp);
             }
             self.q8_holds = Some((vt, cols, n));
         }

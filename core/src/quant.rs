@@ -708,6 +708,17 @@ impl Kernels {
         }
     }
 
+    /// [`quantize_activations`] with this path's instructions: the same bytes.
+    pub fn quantize_activations(self, vt: GgmlType, x: &[f32], out: &mut [u8]) {
+        match (self.path, vt) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: both paths are only made by constructors whose caller promised that this
+            // CPU supports avx2, fma and f16c.
+            (KernelPath::Avx2Q8 | KernelPath::Avx512Q8, GgmlType::Q8_0) => unsafe { avx2::quantize_q8_0(x, out) },
+            _ => quantize_activations(vt, x, out),
+        }
+    }
+
     /// Which path this is.
     pub fn path(self) -> KernelPath {
         self.path
@@ -985,6 +996,55 @@ mod tests {
                 dequantize_row(ty, &bytes[..n], &mut out[..7]);
             }
         }
+    }
+
+    /// The AVX2 Q8 activation rounding writes the same bytes as the portable one, ties
+    /// (exact halves), zeros, denormals, NaN and infinities included.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_q8_0_activation_rounding_is_bit_identical() {
+        extern crate std;
+        let ok = std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c");
+        if !ok {
+            return;
+        }
+        // SAFETY: the CPU was just checked for avx2, fma and f16c.
+        let k = unsafe { Kernels::avx2_q8() };
+        let mut x = [0.0f32; 32 * 64];
+        let mut seed = 12345u32;
+        for (i, v) in x.iter_mut().enumerate() {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let u = (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+            *v = match (i / 32) % 8 {
+                // 127 at the max: every k + 0.5 up to 126.5 is an exact tie.
+                0 => (i % 32) as f32 * 4.0 - 62.0 + if i % 32 == 0 { 127.0 + 62.0 } else { 0.5 },
+                1 => 0.0,
+                2 => u * 1e-40,
+                3 => {
+                    if i % 7 == 0 {
+                        f32::NAN
+                    } else {
+                        u
+                    }
+                }
+                4 => {
+                    if i % 11 == 0 {
+                        f32::INFINITY
+                    } else {
+                        -u
+                    }
+                }
+                5 => -((i % 32) as f32 + 0.5),
+                6 => u * 1e30,
+                _ => u * 3.0,
+            };
+        }
+        let (mut a, mut b) = ([0u8; 36 * 64], [1u8; 36 * 64]);
+        quantize_activations(GgmlType::Q8_0, &x, &mut a);
+        k.quantize_activations(GgmlType::Q8_0, &x, &mut b);
+        assert_eq!(a, b);
     }
 
     /// The AVX2 kernels, if this CPU has them.

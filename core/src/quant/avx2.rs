@@ -645,6 +645,54 @@ fn rows_q8(w: &[u8], xq: &[u8], out: &mut [f32], dot: impl Fn(&[u8], &[u8]) -> f
     }
 }
 
+/// Rounds `x` to Q8_0 activation blocks as [`super::quantize_activations_q8_0`] does, bit for
+/// bit: the same `amax` (a max is exact in any order; NaN is skipped as `f32::max` does), the
+/// same scalar `d` and `1 / d`, the same product `v * id` per element, then `roundf` (half away
+/// from zero) as `t = trunc(p)` plus one away from zero where `|p - t| >= 0.5` (`p - t` is
+/// exact), and `as i8` as a clamp to `[-128, 127]` with NaN to 0. Whole blocks only.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+    let (blocks, _) = x.as_chunks::<{ super::QK }>();
+    let (outs, _) = out.as_chunks_mut::<{ super::Q8_0_X_BYTES }>();
+    let sign = _mm256_set1_ps(-0.0);
+    let (half_, one) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
+    let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
+    for (xs, b) in blocks.iter().zip(outs) {
+        let mut v = [_mm256_setzero_ps(); 4];
+        let mut m = _mm256_setzero_ps();
+        for (k, v) in v.iter_mut().enumerate() {
+            // SAFETY: `xs[8k..8k + 8]` are 8 readable f32; `loadu` has no alignment requirement.
+            *v = unsafe { _mm256_loadu_ps(xs.as_ptr().add(8 * k)) };
+            // `max(a, m)` returns `m` when `a` is NaN, as `m.max(NaN)` does.
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, *v), m);
+        }
+        let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+        let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+        let amax = _mm_cvtss_f32(m);
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        b[..4].copy_from_slice(&super::f16_to_f32(super::f32_to_f16(d)).to_le_bytes());
+        let idv = _mm256_set1_ps(id);
+        let mut q = [_mm256_setzero_si256(); 4];
+        for k in 0..4 {
+            let p = _mm256_mul_ps(v[k], idv);
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(p);
+            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, _mm256_sub_ps(p, t)), half_);
+            let r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_and_ps(p, sign), one)));
+            let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
+            let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
+            q[k] = _mm256_cvtps_epi32(r);
+        }
+        let a = _mm256_packs_epi32(q[0], q[1]);
+        let c = _mm256_packs_epi32(q[2], q[3]);
+        let bytes = _mm256_packs_epi16(a, c);
+        let bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        // SAFETY: `b[4..36]` are 32 writable bytes; `storeu` has no alignment requirement.
+        unsafe { _mm256_storeu_si256(b[4..].as_mut_ptr().cast::<__m256i>(), bytes) };
+    }
+}
+
 /// [`super::Kernels::matvec_quantized`] on this path; types without an integer kernel leave
 /// `out` unchanged.
 #[target_feature(enable = "avx2,fma,f16c")]
