@@ -510,21 +510,66 @@ fn matvec_q4_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
     q8_0_matvec::<18>(w, xq, out, |r, ys| q4_0_rows_512(r, ys, ahead), |r, ys| q4_0_rows_512(r, ys, ahead))
 }
 
-/// Q8_0 × Q8_0 with VNNI: `Σ w y = Σ (w + 128) y - 128 Σ y` (`w + 128` as unsigned bytes), from
-/// the shared lanes `-128 Σ y`.
+/// `R` rows of Q8_0 × Q8_0 with AVX-512 VNNI, two blocks per 512-bit vector as in
+/// [`q4_0_rows_512`]: `Σ w y = Σ (w + 128) y - 128 Σ y` (`w + 128` as unsigned bytes) with
+/// `vpdpbusd` from the shared lanes `-128 Σ y`. The lanes hold the AVX2 kernel's exact
+/// integers and the same `d = f32(dx) * dy` and FMA per block in the same accumulator lanes, so
+/// the results are bit-identical with [`matvec_q8_0_q8`]. An odd last block runs on the low
+/// half alone.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn q8_0_rows_512<const R: usize>(rows: [&[[u8; 34]]; R], ys: &[[u8; super::Q8_0_X_BYTES]], ahead: usize) -> [f32; R] {
+    let n = rows.iter().fold(ys.len(), |n, r| n.min(r.len()));
+    // A plain loop, not `array::map`: the map and its closure stay out of line here.
+    let mut rows = rows;
+    for r in &mut rows {
+        *r = &r[..n];
+    }
+    let pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    let bias = _mm512_set1_epi8(-128);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for (p, yp) in ys[..n].chunks_exact(2).enumerate() {
+        let y = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(&yp[0], 4))), load256(arr(&yp[1], 4)));
+        let (dy0, dy1) = (_mm512_set1_ps(f32_le(arr(&yp[0], 0))), _mm256_set1_ps(f32_le(arr(&yp[1], 0))));
+        let dy = _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(dy0), _mm256_castps_pd(dy1)));
+        let s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, y));
+        for r in 0..R {
+            let (b0, b1) = (&rows[r][2 * p], &rows[r][2 * p + 1]);
+            prefetch(b0.as_ptr().wrapping_add(ahead));
+            prefetch(b1.as_ptr().wrapping_add(ahead));
+            let w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(b0, 2))), load256(arr(b1, 2)));
+            let sums = _mm512_dpbusd_epi32(s, _mm512_xor_si512(w, bias), y);
+            let h = _mm_insert_epi16::<1>(
+                _mm_cvtsi32_si128(u16::from_le_bytes([b0[0], b0[1]]) as i32),
+                u16::from_le_bytes([b1[0], b1[1]]) as i32,
+            );
+            let dx = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sums), acc[r]);
+        }
+    }
+    let mut out = [0.0f32; R];
+    for r in 0..R {
+        let mut even = _mm512_castps512_ps256(acc[r]);
+        let odd = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r])));
+        if n % 2 == 1 {
+            let (b, yb) = (&rows[r][n - 1], &ys[n - 1]);
+            let y = load256(arr(yb, 4));
+            let bias = _mm256_set1_epi8(-128);
+            let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, y));
+            let sums = _mm256_dpbusd_epi32(s, _mm256_xor_si256(load256(arr(b, 2)), bias), y);
+            let d = _mm256_set1_ps(half(b[0], b[1]) * f32_le(arr(yb, 0)));
+            even = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), even);
+        }
+        out[r] = hsum(_mm256_add_ps(even, odd));
+    }
+    out
+}
+
+/// Q8_0 × Q8_0 with AVX-512 VNNI ([`q8_0_rows_512`]), four rows per pass.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn matvec_q8_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
-    let bias = _mm256_set1_epi8(-128);
-    let shared = |y| _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, y));
-    let dot = |b: &[u8; 34], y, s| _mm256_dpbusd_epi32(s, _mm256_xor_si256(load256(arr(b, 2)), bias), y);
     let ahead = 4 * (w.len() / out.len().max(1));
-    q8_0_matvec::<34>(
-        w,
-        xq,
-        out,
-        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
-        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
-    )
+    q8_0_matvec::<34>(w, xq, out, |r, ys| q8_0_rows_512(r, ys, ahead), |r, ys| q8_0_rows_512(r, ys, ahead))
 }
 
 /// The 16 `bsums` of a Q8_K activation block as i16 lanes.
