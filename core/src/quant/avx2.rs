@@ -231,23 +231,32 @@ fn dot_q4_k(row: &[u8], x: &[f32]) -> f32 {
     })
 }
 
+/// The 6-bit quants (0..63, before the -32 offset) of half `n` of a Q6_K block: four groups of
+/// 32, in element order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6k_quarters(b: &[u8; 210], n: usize) -> [__m256i; 4] {
+    let (m4, m3) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3));
+    let ql0 = load256(arr(b, 64 * n));
+    let ql1 = load256(arr(b, 64 * n + 32));
+    let qh = load256(arr(b, 128 + 32 * n));
+    let high = |h: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(h, m3));
+    [
+        _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
+        _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
+    ]
+}
+
 /// Q6_K: per group of 16 elements, `acc += (d * scale) * Σ (q - 32) x`.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q6_k(row: &[u8], x: &[f32]) -> f32 {
     dot_blocks::<210, 256>(GgmlType::Q6_K, row, x, |b, x, mut acc| {
         let d = half(b[208], b[209]);
-        let (m4, m3, m32) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+        let m32 = _mm256_set1_epi8(32);
         for n in 0..2 {
-            let ql0 = load256(arr(b, 64 * n));
-            let ql1 = load256(arr(b, 64 * n + 32));
-            let qh = load256(arr(b, 128 + 32 * n));
-            let high = |h: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(h, m3));
-            let quarters = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
-                _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
-            ];
+            let quarters = q6k_quarters(b, n);
             for (i, q) in quarters.into_iter().enumerate() {
                 let [a, b2, c, e] = i8x32_to_ps(_mm256_sub_epi8(q, m32));
                 let at = 128 * n + 32 * i;
@@ -647,7 +656,6 @@ fn load64(b: &[u8; 8]) -> __m128i {
 fn dot_q6_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     let (blocks, _) = row.as_chunks::<210>();
     let (ys, _) = xq.as_chunks::<{ super::Q8_K_X_BYTES }>();
-    let (m4, m3) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(3));
     let mut sum = 0.0f32;
     for (b, y) in blocks.iter().zip(ys) {
         prefetch_block(b);
@@ -657,16 +665,7 @@ fn dot_q6_k_q8(row: &[u8], xq: &[u8]) -> f32 {
         let mut sumi =
             _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bsums(y))));
         for n in 0..2 {
-            let ql0 = load256(arr(b, 64 * n));
-            let ql1 = load256(arr(b, 64 * n + 32));
-            let qh = load256(arr(b, 128 + 32 * n));
-            let high = |h: __m256i| _mm256_slli_epi16::<4>(_mm256_and_si256(h, m3));
-            let quarters = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), high(qh)),
-                _mm256_or_si256(_mm256_and_si256(ql1, m4), high(_mm256_srli_epi16::<2>(qh))),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4), high(_mm256_srli_epi16::<4>(qh))),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4), high(_mm256_srli_epi16::<6>(qh))),
-            ];
+            let quarters = q6k_quarters(b, n);
             for (i, q) in quarters.into_iter().enumerate() {
                 let (at, s) = (128 * n + 32 * i, 8 * n + 2 * i);
                 let p = _mm256_maddubs_epi16(q, load256(arr(y, 4 + at)));
