@@ -5,41 +5,8 @@
 
 use spool_core::quant::{f16_to_f32, GgmlType};
 
-/// f32 to IEEE half, rounding to nearest even (as ggml's `GGML_FP32_TO_FP16`), NaN kept quiet.
-pub fn f32_to_f16(x: f32) -> u16 {
-    let b = x.to_bits();
-    let sign = ((b >> 16) & 0x8000) as u16;
-    let exp = ((b >> 23) & 0xff) as i32;
-    let man = b & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    // Round `full >> shift` to nearest, ties to even.
-    let round = |full: u32, shift: u32| -> u32 {
-        let q = full >> shift;
-        let rem = full & ((1 << shift) - 1);
-        let half = 1 << (shift - 1);
-        if rem > half || (rem == half && q & 1 == 1) {
-            q + 1
-        } else {
-            q
-        }
-    };
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        // Subnormal half (or zero): units of 2^-24.
-        let shift = (126 - exp) as u32;
-        if shift > 24 {
-            return sign;
-        }
-        return sign | round(man | 0x80_0000, shift) as u16;
-    }
-    // A carry out of the mantissa bumps the exponent, up to infinity: both are right.
-    sign | round(((e as u32) << 23) | man, 13) as u16
-}
+/// f32 to IEEE half, rounding to nearest even (as ggml's `GGML_FP32_TO_FP16`): the core's.
+pub use spool_core::quant::f32_to_f16;
 
 /// ggml's `nearest_int`: round to nearest, ties to even (for |x| < 2^22), by adding
 /// 1.5 * 2^23 so that the integer lands in the low mantissa bits (no libm call).
