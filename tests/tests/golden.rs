@@ -15,10 +15,6 @@ fn kernel_choices() -> Vec<KernelChoice> {
     v
 }
 
-fn read_f32(path: &std::path::Path) -> Vec<f32> {
-    std::fs::read(path).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
 #[test]
 fn every_generation_case_matches_the_reference() {
     for kernel in kernel_choices() {
@@ -59,11 +55,7 @@ fn every_tokenizer_case_matches_the_reference() {
 #[test]
 fn logits_match_the_reference_within_1e4_with_identical_argmax() {
     let bytes = model_bytes();
-    let reference: Vec<f32> = std::fs::read(repo().join("tests/data/stories260K.logits.f32"))
-        .unwrap()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let reference = read_f32(repo().join("tests/data/stories260K.logits.f32"));
     let fed = ids(&golden()["logits"]["token_ids_fed"]);
     // At a streaming budget too: the numbers must not depend on where the weights sit.
     for budget in [2 << 20, 400 << 10] {
@@ -86,7 +78,7 @@ fn logits_match_the_reference_within_1e4_with_identical_argmax() {
 
 #[test]
 fn dump_logits_writes_every_position_as_the_reference() {
-    let reference = read_f32(&repo().join("tests/data/stories260K.logits.f32"));
+    let reference = read_f32(repo().join("tests/data/stories260K.logits.f32"));
     let fed = ids(&golden()["logits"]["token_ids_fed"]);
     for kernel in kernel_choices() {
         let path = std::env::temp_dir().join(format!("spool-dump-{}-{kernel:?}.f32", std::process::id()));

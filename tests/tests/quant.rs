@@ -7,6 +7,9 @@
 
 mod common;
 
+use common::{ids, quant_dir, quant_ggufs, read_f32};
+use spool_core::sampler::argmax;
+
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -17,21 +20,6 @@ use spool_core::{Engine, Error, Kernels, ModelInfo, SliceStorage};
 const LOGIT_TOL: f32 = 1e-3;
 /// Generated ids per greedy run, as in references.json.
 const GREEDY_STEPS: usize = 32;
-
-fn shared() -> PathBuf {
-    common::repo().join("../shared/models")
-}
-
-fn quant_dir() -> PathBuf {
-    let dir = shared().join("quant");
-    assert!(
-        dir.join("references.json").is_file(),
-        "quantized test data is missing: expected {}/references.json \
-         (the `shared/` folder must sit beside the repository)",
-        dir.display()
-    );
-    dir
-}
 
 fn references() -> Value {
     let path = quant_dir().join("references.json");
@@ -45,28 +33,8 @@ fn gguf_bytes(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    common::ids(v)
-}
-
 fn read_logits(rel: &str) -> Vec<f32> {
-    let path = quant_dir().join(rel);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-/// Lowest id on ties, as the references define greedy decoding.
-fn argmax(x: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &v) in x.iter().enumerate() {
-        if v > x[best] {
-            best = i;
-        }
-    }
-    best as u32
+    read_f32(quant_dir().join(rel))
 }
 
 /// Feeds the prompt one token per position, then `GREEDY_STEPS` argmax picks (no stop on
@@ -220,12 +188,7 @@ macro_rules! file_tests {
         #[test]
         fn every_stored_file_is_tested() {
             let tested = [$($file),*];
-            let mut stored: Vec<String> = std::fs::read_dir(quant_dir())
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".gguf"))
-                .collect();
-            stored.sort();
+            let stored = quant_ggufs();
             assert_eq!(stored.len(), 10, "{stored:?}");
             for s in &stored {
                 assert!(tested.contains(&s.as_str()), "{s} has no test");
@@ -471,11 +434,7 @@ fn bf16_and_q5_1_files_from_llama_quantize_match_their_exact_references() {
         let bytes = std::fs::read(dir.join(format!("{stem}.gguf"))).unwrap();
         let model = ModelInfo::load(&mut SliceStorage::new(&bytes)).unwrap();
         assert!(model_types(&model).contains(&ty), "{stem} has {ty:?} tensors");
-        let want: Vec<f32> = std::fs::read(dir.join(format!("{stem}.exact-logits.f32")))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect();
+        let want = read_f32(dir.join(format!("{stem}.exact-logits.f32")));
         let r = &refs[stem];
         let fed = ids(&r["fed_token_ids"]);
         let full = spool_sim::full_budget(&model, 64).unwrap();

@@ -9,7 +9,8 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::{quant_dir, quant_ggufs, read_f32};
+use spool_core::sampler::argmax;
 
 use serde_json::Value;
 use spool_core::{Engine, Kernels, ModelInfo, PlanOptions, SliceStorage, SyncLoader};
@@ -21,19 +22,8 @@ const MAX_RMS: f32 = 0.1;
 const GREEDY_STEPS: usize = 32;
 const CTX: u32 = 64;
 
-fn quant_dir() -> PathBuf {
-    let dir = common::repo().join("../shared/models/quant");
-    assert!(dir.join("references.json").is_file(), "quantized test data is missing: {}", dir.display());
-    dir
-}
-
 fn read_logits(rel: &str) -> Vec<f32> {
-    let bytes = std::fs::read(quant_dir().join(rel)).unwrap();
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
-fn argmax(x: &[f32]) -> u32 {
-    spool_core::sampler::argmax(x)
+    read_f32(quant_dir().join(rel))
 }
 
 fn q8_opts() -> PlanOptions {
@@ -111,12 +101,7 @@ fn every_quant_file_meets_the_rounded_activation_tolerance() {
         return;
     };
     let refs: Value = serde_json::from_slice(&std::fs::read(quant_dir().join("references.json")).unwrap()).unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(quant_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".gguf"))
-        .collect();
-    names.sort();
+    let names = quant_ggufs();
     assert_eq!(names.len(), 10, "{names:?}");
     // The fastest variant (AVX-512 VNNI where present) and the AVX2 one.
     let mut paths = vec![k];

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use common::*;
 use spool_core::gguf::{for_each_tensor, read_header};
@@ -56,10 +55,6 @@ fn by_name(file: &[u8]) -> HashMap<String, Tensor> {
     table(file).into_iter().collect()
 }
 
-fn f32s(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
-}
-
 fn quantize(ty: GgmlType, x: &[f32], cols: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for row in x.chunks_exact(cols) {
@@ -68,18 +63,8 @@ fn quantize(ty: GgmlType, x: &[f32], cols: usize) -> Vec<u8> {
     out
 }
 
-fn shared_quant() -> PathBuf {
-    let dir = repo().join("../shared/models/quant");
-    assert!(
-        dir.join("README.md").is_file(),
-        "the llama.cpp reference files are missing: expected them in {} (/work/shared/models/quant)",
-        dir.display()
-    );
-    dir
-}
-
 fn read_shared(name: &str) -> Vec<u8> {
-    let p = shared_quant().join(name);
+    let p = quant_dir().join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 

@@ -40,3 +40,38 @@ pub fn case_options(case: &serde_json::Value) -> spool_sim::RunOptions {
 pub fn case(id: &str) -> serde_json::Value {
     golden()["generation_cases"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap().clone()
 }
+
+/// The shared quantized test files (`<repo>/../shared/models/quant`). Their absence fails the
+/// test that asks: it is never skipped silently.
+pub fn quant_dir() -> PathBuf {
+    let dir = repo().join("../shared/models/quant");
+    assert!(
+        dir.join("references.json").is_file(),
+        "quantized test data is missing: expected {}/references.json \
+         (the `shared/` folder must sit beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+/// The `.gguf` file names of [`quant_dir`], sorted.
+pub fn quant_ggufs() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(quant_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".gguf"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Little-endian f32 values.
+pub fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+}
+
+/// A file of little-endian f32 values.
+pub fn read_f32(path: impl AsRef<std::path::Path>) -> Vec<f32> {
+    let path = path.as_ref();
+    f32s(&std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display())))
+}
