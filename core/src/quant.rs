@@ -1170,7 +1170,22 @@ mod tests {
         assert_eq!(f32_to_f16(65520.0), 0x7c00); // rounds up to infinity
         assert_eq!(f32_to_f16(-1e-9), 0x8000);
         assert_eq!(f32_to_f16(3.0e-8), 0x0001); // above half the smallest subnormal
+        assert_eq!(f32_to_f16(2f32.powi(-25)), 0x0000); // half the smallest subnormal: to even
+        assert_eq!(f32_to_f16(3.0 * 2f32.powi(-26)), 0x0001);
+        assert_eq!(f32_to_f16(f32::INFINITY), 0x7c00);
+        assert_eq!(f32_to_f16(1e-9), 0);
         assert!(f16_to_f32(f32_to_f16(f32::NAN)).is_nan());
+        // Every midpoint between neighbouring finite halves rounds to the even one, and the
+        // f32 values just around it to the nearer one (sampled under Miri, which is slow).
+        for h in (0..0x7bffu16).step_by(if cfg!(miri) { 97 } else { 1 }) {
+            let (v, next) = (f16_to_f32(h), f16_to_f32(h + 1));
+            assert_eq!(f32_to_f16(-v), h | 0x8000);
+            let mid = ((v as f64 + next as f64) / 2.0) as f32;
+            let even = if h & 1 == 0 { h } else { h + 1 };
+            assert_eq!(f32_to_f16(mid), even, "midpoint after {h:#x}");
+            assert_eq!(f32_to_f16(f32::from_bits(mid.to_bits() + 1)), h + 1);
+            assert_eq!(f32_to_f16(f32::from_bits(mid.to_bits() - 1)), h);
+        }
     }
 
     /// The decoded f32 value of quantized activation `i` and the block scale.
