@@ -43,6 +43,11 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// Hits as a percentage of the units asked for (0 when none was).
+    pub fn hit_rate_percent(&self) -> f64 {
+        100.0 * self.hits as f64 / (self.hits + self.misses).max(1) as f64
+    }
+
     /// The counters accumulated since `earlier`.
     pub fn since(&self, earlier: &CacheStats) -> CacheStats {
         CacheStats {

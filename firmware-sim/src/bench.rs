@@ -79,10 +79,6 @@ struct Row {
 }
 
 impl Row {
-    fn hit_rate(&self) -> f64 {
-        let r = &self.report;
-        100.0 * r.hits as f64 / (r.hits + r.misses).max(1) as f64
-    }
     fn sim_tps(&self) -> f64 {
         self.report.sim.map_or(f64::NAN, |s| s.tokens_per_s)
     }
@@ -102,11 +98,11 @@ impl Row {
             .num("flash_mbps", self.mbps)
             .num("bytes_read_per_token", r.bytes_read_per_token())
             .num("plan_streamed_bytes_per_token", r.plan.streamed_bytes_per_token() as f64)
-            .num("hit_rate_percent", self.hit_rate())
-            .num("hits", r.hits as f64)
-            .num("misses", r.misses as f64)
-            .num("evictions", r.evictions as f64)
-            .num("prefetched", r.prefetched as f64)
+            .num("hit_rate_percent", self.report.cache.hit_rate_percent())
+            .num("hits", r.cache.hits as f64)
+            .num("misses", r.cache.misses as f64)
+            .num("evictions", r.cache.evictions as f64)
+            .num("prefetched", r.cache.prefetched as f64)
             .num("real_tokens_per_s", r.tokens_per_s)
             .num("sim_tokens_per_s", self.sim_tps())
             .num("bound_tokens_per_s", self.bound_tps())
@@ -148,7 +144,7 @@ fn table_row(out: &mut dyn Write, row: &Row, model_bytes: usize) {
         row.prefetch,
         row.mbps,
         row.report.bytes_read_per_token(),
-        row.hit_rate(),
+        row.report.cache.hit_rate_percent(),
         row.sim_tps(),
         row.bound_tps(),
         row.ratio()
@@ -312,8 +308,10 @@ pub fn policies(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> R
             .map(|&p| rows.iter().find(|r| r.policy == p && r.prefetch == pf).map_or(f64::NAN, f))
             .collect()
     };
-    let hit: Vec<(String, Vec<f64>)> =
-        distances.iter().map(|&pf| (format!("prefetch {pf}"), by(pf, &|r| r.hit_rate()))).collect();
+    let hit: Vec<(String, Vec<f64>)> = distances
+        .iter()
+        .map(|&pf| (format!("prefetch {pf}"), by(pf, &|r| r.report.cache.hit_rate_percent())))
+        .collect();
     let bytes: Vec<(String, Vec<f64>)> = distances
         .iter()
         .map(|&pf| (format!("prefetch {pf}"), by(pf, &|r| r.report.bytes_read_per_token() / 1024.0)))

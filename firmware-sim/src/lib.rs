@@ -31,8 +31,8 @@ use flash::{FlashClock, FlashSpec, TimedLoader};
 use spool_core::arena::{Plan, Size};
 use spool_core::cache::{Loader, SyncLoader};
 use spool_core::{
-    generate_with_logits, Engine, Executor, KernelPath, Kernels, ModelInfo, Phase, PlanOptions, Policy, Sampler,
-    StopReason, Storage,
+    generate_with_logits, CacheStats, Engine, Executor, KernelPath, Kernels, ModelInfo, Phase, PlanOptions, Policy,
+    Sampler, StopReason, Storage,
 };
 use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
@@ -190,16 +190,8 @@ pub struct RunReport {
     pub prefill_bytes: u64,
     /// Weight bytes read after the prompt.
     pub decode_bytes: u64,
-    /// Cache hits.
-    pub hits: u64,
-    /// Cache misses.
-    pub misses: u64,
-    /// Cache evictions.
-    pub evictions: u64,
-    /// Storage reads issued.
-    pub reads: u64,
-    /// Units read ahead of use.
-    pub prefetched: u64,
+    /// Cache counters of the whole run (hits, misses, evictions, reads, units read ahead).
+    pub cache: CacheStats,
     /// The arena plan.
     pub plan: Box<Plan>,
     /// Virtual-clock figures, with the simulated flash.
@@ -267,14 +259,14 @@ impl RunReport {
             .num("decode_bytes", self.decode_bytes as f64)
             .num("bytes_read", (self.load_bytes + self.prefill_bytes + self.decode_bytes) as f64)
             .num("bytes_read_per_token", self.bytes_read_per_token())
-            .num("hits", self.hits as f64)
-            .num("misses", self.misses as f64)
-            .num("evictions", self.evictions as f64)
+            .num("hits", self.cache.hits as f64)
+            .num("misses", self.cache.misses as f64)
+            .num("evictions", self.cache.evictions as f64)
             .num("budget_bytes", self.plan.budget as f64)
             .num("resident_bytes", self.plan.pinned_bytes as f64)
             .num("slots", self.plan.slot_count)
-            .num("reads", self.reads as f64)
-            .num("prefetched", self.prefetched as f64)
+            .num("reads", self.cache.reads as f64)
+            .num("prefetched", self.cache.prefetched as f64)
             .str("policy", self.plan.options.policy.name())
             .num("prefetch", self.plan.options.prefetch)
             .num("prefill_chunk", self.plan.prefill_chunk())
@@ -582,11 +574,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         load_bytes: engine.load_bytes(),
         prefill_bytes: outcome.prefill.bytes_read,
         decode_bytes: outcome.decode.bytes_read,
-        hits: stats.hits,
-        misses: stats.misses,
-        evictions: stats.evictions,
-        reads: stats.reads,
-        prefetched: stats.prefetched,
+        cache: stats,
         plan: Box::new(engine.plan().clone()),
         sim,
         kernel: compute.kernels.path(),
@@ -776,11 +764,11 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
                 r.positions,
                 r.prefill_positions,
                 r.stop,
-                r.hits,
-                r.misses,
-                r.evictions,
-                r.prefetched,
-                100.0 * r.hits as f64 / (r.hits + r.misses).max(1) as f64,
+                r.cache.hits,
+                r.cache.misses,
+                r.cache.evictions,
+                r.cache.prefetched,
+                r.cache.hit_rate_percent(),
                 r.load_bytes,
                 r.prefill_bytes,
                 r.decode_bytes,

@@ -47,7 +47,7 @@ fn a_budget_that_holds_everything_reads_no_weight_after_the_load() {
     let r = spool_sim::run(&RunOptions { ram: None, ..case_options(&case("greedy_once_256")) }).unwrap();
     assert_eq!(r.plan.slot_count, 0);
     assert_eq!(r.prefill_bytes + r.decode_bytes, 0);
-    assert_eq!(r.misses, 0);
+    assert_eq!(r.cache.misses, 0);
     // Weights + KV cache + buffers: about 1.5 MB at context 256 (the prefill chunk's
     // activations make up the rest).
     assert!((1_500_000..1_600_000).contains(&r.plan.budget), "{}", r.plan.budget);
@@ -75,5 +75,5 @@ fn pinning_beats_lru_on_the_cyclic_layer_order() {
     let r = spool_sim::run(&opts).unwrap();
     let pinned = r.plan.units.iter().filter(|u| u.pinned_at.is_some()).count() as u64;
     assert!(pinned > 0);
-    assert_eq!(r.hits, pinned * r.positions as u64);
+    assert_eq!(r.cache.hits, pinned * r.positions as u64);
 }

@@ -111,11 +111,14 @@ fn pin_reads_no_more_than_the_dynamic_policies_and_lru_reads_everything_it_canno
         let all_units: u64 =
             lru.plan.units.iter().map(|u| u.bytes as u64).sum::<u64>() + lru.plan.embd_row_bytes as u64;
         assert_eq!(lru.bytes_read_per_token() as u64, all_units, "lru at {ram}");
-        assert_eq!(lru.hits, 0);
+        assert_eq!(lru.cache.hits, 0);
         // MIN is the optimum for the slots it has: never more misses than LRU or MRU.
         let min_policy = run(&RunOptions { policy: Policy::Min, ..sampled(ram) });
         let mru = run(&RunOptions { policy: Policy::Mru, ..sampled(ram) });
-        assert!(min_policy.misses <= mru.misses && min_policy.misses <= lru.misses, "min at {ram}");
+        assert!(
+            min_policy.cache.misses <= mru.cache.misses && min_policy.cache.misses <= lru.cache.misses,
+            "min at {ram}"
+        );
     }
 }
 
