@@ -131,6 +131,15 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let model = ModelInfo::load(&mut storage)?;
         let plan = arena::plan_with(&model, context, arena.len(), opts)?;
         let regions = arena::carve(&plan, arena)?;
+        crate::fmt::debug!(
+            "plan: budget {} B, {} of {} units pinned, {} slot(s) of {} B, {} B streamed per token",
+            plan.budget,
+            plan.units.iter().filter(|u| u.pinned_at.is_some()).count(),
+            plan.units.len(),
+            plan.slot_count,
+            plan.slot_bytes,
+            plan.streamed_bytes_per_token()
+        );
         let (tokenizer, tok_bytes) = Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
         let mut norm_read = 0u64;
         let dim_bytes = model.config.dim as usize * 4;

@@ -1,5 +1,4 @@
 //! Logging shim: forwards to `defmt` when that feature is on, and compiles to nothing otherwise.
-#![allow(unused_macros)]
 
 macro_rules! debug {
     ($($arg:tt)*) => {{
@@ -8,5 +7,4 @@ macro_rules! debug {
     }};
 }
 
-#[allow(unused_imports)]
 pub(crate) use debug;
