@@ -436,11 +436,8 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
     let mut positions = opts.prefill_chunk as usize;
     let mut fixed = fixed_regions(model, context, positions, opts.quantized_activations);
     while positions > 1 && fixed.end + ALIGN + min_slots * largest > budget {
-        positions = positions.div_ceil(2).max(1);
+        positions = positions.div_ceil(2);
         fixed = fixed_regions(model, context, positions, opts.quantized_activations);
-        if positions == 1 {
-            break;
-        }
     }
     let cache_budget = budget - fixed.end - ALIGN;
 
