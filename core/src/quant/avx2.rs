@@ -446,6 +446,36 @@ fn matvec_q8_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
 // instruction. The lanes hold the same exact integers as the AVX2 code's `maddubs`/`madd`
 // (each lane sums the same four products), so the results are bit-identical with it.
 
+/// Two consecutive Q8_0 activation blocks as one 512-bit vector of quants, with their scales
+/// broadcast over the matching halves.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn y_pair(yp: &[[u8; super::Q8_0_X_BYTES]]) -> (__m512i, __m512) {
+    let y = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(&yp[0], 4))), load256(arr(&yp[1], 4)));
+    let (dy0, dy1) = (_mm512_set1_ps(f32_le(arr(&yp[0], 0))), _mm256_set1_ps(f32_le(arr(&yp[1], 0))));
+    (y, _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(dy0), _mm256_castps_pd(dy1))))
+}
+
+/// The f16 scales at the start of two weight blocks, as f32 over the matching halves.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn dx_pair(b0: &[u8], b1: &[u8]) -> __m512 {
+    // Lanes 0..8 take scale 0, lanes 8..16 scale 1.
+    let pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    let h = _mm_insert_epi16::<1>(
+        _mm_cvtsi32_si128(u16::from_le_bytes([b0[0], b0[1]]) as i32),
+        u16::from_le_bytes([b1[0], b1[1]]) as i32,
+    );
+    _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_cvtph_ps(h)))
+}
+
+/// The even-block and odd-block halves of a pair accumulator.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn halves(acc: __m512) -> (__m256, __m256) {
+    (_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc))))
+}
+
 /// `R` rows of Q4_0 × Q8_0 with AVX-512: two blocks per 512-bit vector (lanes 0..8 the even
 /// block, 8..16 the odd one), `Σ (q - 8) y` as `vpdpbusd` from the shared lanes `-8 Σ y`. Each
 /// row's zmm accumulator is the AVX2 kernel's two accumulators side by side, with the same
@@ -464,14 +494,10 @@ fn q4_0_rows_512<const R: usize>(rows: [&[[u8; 18]]; R], ys: &[[u8; super::Q8_0_
     // Per 16-bit word, by 128-bit lane: low nibbles of block 2p, high nibbles, the same for 2p + 1.
     let shifts = _mm512_set_epi64(F4, F4, 0, 0, F4, F4, 0, 0);
     const F4: i64 = 0x0004_0004_0004_0004;
-    // Lanes 0..8 take scale 0, lanes 8..16 scale 1.
-    let pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     let eight = _mm512_set1_epi8(8);
     let mut acc = [_mm512_setzero_ps(); R];
     for (p, yp) in ys[..n].chunks_exact(2).enumerate() {
-        let y = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(&yp[0], 4))), load256(arr(&yp[1], 4)));
-        let (dy0, dy1) = (_mm512_set1_ps(f32_le(arr(&yp[0], 0))), _mm256_set1_ps(f32_le(arr(&yp[1], 0))));
-        let dy = _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(dy0), _mm256_castps_pd(dy1)));
+        let (y, dy) = y_pair(yp);
         let s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y));
         for r in 0..R {
             let (b0, b1) = (&rows[r][2 * p], &rows[r][2 * p + 1]);
@@ -481,18 +507,12 @@ fn q4_0_rows_512<const R: usize>(rows: [&[[u8; 18]]; R], ys: &[[u8; super::Q8_0_
             let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
             let q = _mm512_and_si512(_mm512_srlv_epi16(q, shifts), m4);
             let sums = _mm512_dpbusd_epi32(s, q, y);
-            let h = _mm_insert_epi16::<1>(
-                _mm_cvtsi32_si128(u16::from_le_bytes([b0[0], b0[1]]) as i32),
-                u16::from_le_bytes([b1[0], b1[1]]) as i32,
-            );
-            let dx = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
-            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sums), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx_pair(b0, b1), dy), _mm512_cvtepi32_ps(sums), acc[r]);
         }
     }
     let mut out = [0.0f32; R];
     for r in 0..R {
-        let mut even = _mm512_castps512_ps256(acc[r]);
-        let odd = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r])));
+        let (mut even, odd) = halves(acc[r]);
         if n % 2 == 1 {
             let (b, yb) = (&rows[r][n - 1], &ys[n - 1]);
             let y = load256(arr(yb, 4));
@@ -534,13 +554,10 @@ fn q8_0_rows_512<const R: usize>(rows: [&[[u8; 34]]; R], ys: &[[u8; super::Q8_0_
     for r in &mut rows {
         *r = &r[..n];
     }
-    let pick = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     let bias = _mm512_set1_epi8(-128);
     let mut acc = [_mm512_setzero_ps(); R];
     for (p, yp) in ys[..n].chunks_exact(2).enumerate() {
-        let y = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(&yp[0], 4))), load256(arr(&yp[1], 4)));
-        let (dy0, dy1) = (_mm512_set1_ps(f32_le(arr(&yp[0], 0))), _mm256_set1_ps(f32_le(arr(&yp[1], 0))));
-        let dy = _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(dy0), _mm256_castps_pd(dy1)));
+        let (y, dy) = y_pair(yp);
         let s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, y));
         for r in 0..R {
             let (b0, b1) = (&rows[r][2 * p], &rows[r][2 * p + 1]);
@@ -548,18 +565,12 @@ fn q8_0_rows_512<const R: usize>(rows: [&[[u8; 34]]; R], ys: &[[u8; super::Q8_0_
             prefetch(b1.as_ptr().wrapping_add(ahead));
             let w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(arr(b0, 2))), load256(arr(b1, 2)));
             let sums = _mm512_dpbusd_epi32(s, _mm512_xor_si512(w, bias), y);
-            let h = _mm_insert_epi16::<1>(
-                _mm_cvtsi32_si128(u16::from_le_bytes([b0[0], b0[1]]) as i32),
-                u16::from_le_bytes([b1[0], b1[1]]) as i32,
-            );
-            let dx = _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
-            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sums), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx_pair(b0, b1), dy), _mm512_cvtepi32_ps(sums), acc[r]);
         }
     }
     let mut out = [0.0f32; R];
     for r in 0..R {
-        let mut even = _mm512_castps512_ps256(acc[r]);
-        let odd = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r])));
+        let (mut even, odd) = halves(acc[r]);
         if n % 2 == 1 {
             let (b, yb) = (&rows[r][n - 1], &ys[n - 1]);
             let y = load256(arr(yb, 4));
