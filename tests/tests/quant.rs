@@ -2,7 +2,7 @@
 //! weights) reference, greedy ids against the reference and llama.cpp, and the same greedy ids
 //! at every RAM budget.
 //!
-//! The data lives outside the repo, in `<repo>/../shared/models/quant/` (see its README.md).
+//! The data lives in `tests/data/quant/` (see its README.md).
 //! Its absence fails these tests: it is never skipped silently.
 
 mod common;

@@ -1,6 +1,6 @@
 //! The opt-in integer path (`KernelPath::Avx2Q8`, or `Avx512Q8` where the CPU has AVX-512
 //! VNNI; `--kernel simd-q8`): activations rounded to
-//! Q8_0/Q8_K as llama.cpp rounds them. On every stored file of `../shared/models/quant`, its
+//! Q8_0/Q8_K as llama.cpp rounds them. On every stored file of `tests/data/quant`, its
 //! logits meet tolerance #2 of that folder's README ("activations rounded like llama.cpp")
 //! against both llama.cpp's logits and the exact reference, and its greedy ids equal
 //! llama.cpp's (and the exact reference's) over `greedy_robust_prefix_len`.

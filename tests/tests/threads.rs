@@ -22,7 +22,7 @@ fn opts_for(kernels: Kernels) -> PlanOptions {
 }
 
 fn quant_file(name: &str) -> Vec<u8> {
-    let path = common::repo().join("../shared/models/quant").join(name);
+    let path = common::quant_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("quantized test data is missing: {}: {e}", path.display()))
 }
 

@@ -41,14 +41,14 @@ pub fn case(id: &str) -> serde_json::Value {
     golden()["generation_cases"].as_array().unwrap().iter().find(|c| c["id"] == id).unwrap().clone()
 }
 
-/// The shared quantized test files (`<repo>/../shared/models/quant`). Their absence fails the
-/// test that asks: it is never skipped silently.
+/// The quantized test files made with llama.cpp's tools (`tests/data/quant`, a copy of the
+/// project's shared quant folder, so that a clone of the repository alone passes `make test`).
+/// Their absence fails the test that asks: it is never skipped silently.
 pub fn quant_dir() -> PathBuf {
-    let dir = repo().join("../shared/models/quant");
+    let dir = repo().join("tests/data/quant");
     assert!(
         dir.join("references.json").is_file(),
-        "quantized test data is missing: expected {}/references.json \
-         (the `shared/` folder must sit beside the repository)",
+        "quantized test data is missing: expected {}/references.json (it is part of the repository)",
         dir.display()
     );
     dir
