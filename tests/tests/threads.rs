@@ -1,5 +1,5 @@
 //! Rows split over threads: the same token ids and bit-identical logits at 1, 2 and 3 threads,
-//! on every kernel path (scalar, SIMD, and the opt-in SIMD path with Q8-rounded activations), on stories260K F32 and on quantized files of `../shared/models/quant`.
+//! on every kernel path (scalar, SIMD, and the opt-in SIMD path with Q8-rounded activations), on stories260K F32 and on quantized files of `tests/data/quant`.
 
 mod common;
 
