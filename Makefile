@@ -9,7 +9,8 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench bench-kernels bench-decode qemu
+.PHONY: run test fmt lint unit check-nostd miri targets build inspect bench bench-kernels bench-decode qemu \
+	matrix check-aarch64 msrv clippy-firmware
 
 run: build
 	@./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -20,7 +21,7 @@ build:
 inspect: build
 	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
 
-test: targets fmt lint unit check-nostd miri qemu
+test: targets fmt lint unit check-nostd miri qemu matrix
 
 targets:
 	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
@@ -36,6 +37,25 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+# The CI matrix beyond the x86-64 tests (in the manner of smoltcp's ci.sh): another host ISA,
+# the MSRV, and clippy on the firmware crate. The thumbv7em builds are `check-nostd`.
+AARCH64_TARGET := aarch64-unknown-linux-gnu
+MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+matrix: check-aarch64 msrv clippy-firmware
+
+# The host crates type-check for aarch64 (no linker needed): NEON-less builds stay portable.
+check-aarch64:
+	@rustup target list --installed | grep -qx $(AARCH64_TARGET) || rustup target add $(AARCH64_TARGET)
+	$(CARGO) check --workspace --all-targets --target $(AARCH64_TARGET)
+
+# The declared `rust-version` really builds (its own target dir, so the stable build stays warm).
+msrv:
+	@rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
+	$(CARGO) +$(MSRV) build --workspace --all-targets --target-dir target/msrv
+
+clippy-firmware: targets
+	cd firmware-qemu && $(CARGO) clippy --release -- -D warnings
 
 # The unsafe code under Miri (the core's arena byte views, the thread pool's borrowed jobs): nightly's Miri is installed if missing.
 miri:

@@ -636,8 +636,11 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
 /// A hint to bring the cache line at `p` into the cache. Never faults, whatever `p` is.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
+// `_mm_prefetch` became a safe intrinsic after the MSRV (1.89), where it is still `unsafe`.
+#[allow(unused_unsafe)]
 fn prefetch(p: *const u8) {
-    _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>())
+    // SAFETY: a prefetch is a hint; it never dereferences `p` and never faults, whatever `p` is.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) }
 }
 
 /// How far ahead of the block being read a single-row kernel prefetches the weights (rows are
