@@ -6,6 +6,12 @@
 //! them to its workers, and `run_rows` does not return (nor unwind) before every worker is done
 //! with them. The caller's thread computes the first chunk itself.
 //!
+//! One job runs at a time: the pool is `Sync` (the engine shares it by reference), so two
+//! threads may call [`Executor::run_rows`] at once, and the second waits on a job lock for the
+//! first to finish. Without that lock both would publish into the one task slot, and a worker
+//! could run the first caller's chunk with the second caller's closure after the first had
+//! returned and freed it.
+//!
 //! Rows are split into `threads` consecutive chunks ([`spool_core::exec::split_point`]); each
 //! row's arithmetic is independent of the split, so results are bit-identical for any number
 //! of threads.
@@ -86,6 +92,8 @@ impl Shared {
 /// A fixed set of worker threads; `threads` compute units counting the caller's thread.
 pub struct ThreadPool {
     shared: Arc<Shared>,
+    /// Held for the whole of a split job: the task slot serves one caller at a time.
+    job: Mutex<()>,
     workers: Vec<JoinHandle<()>>,
     min_work: usize,
 }
@@ -111,7 +119,7 @@ impl ThreadPool {
                     .expect("spawn a pool worker")
             })
             .collect();
-        Self { shared, workers, min_work: DEFAULT_MIN_WORK }
+        Self { shared, job: Mutex::new(()), workers, min_work: DEFAULT_MIN_WORK }
     }
 
     /// Jobs reading fewer weight bytes than `bytes` run on the caller alone (0: always split).
@@ -186,6 +194,10 @@ impl Executor for ThreadPool {
             job(0, out);
             return;
         }
+        // Another caller's job must be done (its `Pending` dropped) before this one is
+        // published; the guard lives to the end of this call, unwinding included. A poisoned
+        // lock only means an earlier job panicked after its workers finished: the slot is free.
+        let _one_job = self.job.lock().unwrap_or_else(PoisonError::into_inner);
         let len = out.len();
         let out = out.as_mut_ptr();
         // SAFETY: only the lifetime bound of the trait object changes (same layout); the
@@ -259,6 +271,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Two threads share one pool (it is `Sync`) and call `run_rows` at the same time; every
+    /// row of every call must be written by that call's closure. Before the job lock, calls
+    /// returned with rows unwritten (or a worker's `remaining` underflowed), and Miri saw a
+    /// worker use a closure its caller had already freed. Under Miri: two callers, a few calls.
+    #[test]
+    fn two_threads_calling_run_rows_at_once_each_get_all_their_rows() {
+        let calls = if cfg!(miri) { 4 } else { 20_000 };
+        let pool = ThreadPool::new(3).with_min_work(0);
+        std::thread::scope(|s| {
+            for caller in 0..2u32 {
+                let pool = &pool;
+                s.spawn(move || {
+                    let mut out = [f32::NAN; 7];
+                    for call in 0..calls {
+                        let tag = (caller * 1_000_000 + call) as f32;
+                        out.fill(f32::NAN);
+                        pool.run_rows(&mut out, 1, &|row0, chunk: &mut [f32]| {
+                            for (i, o) in chunk.iter_mut().enumerate() {
+                                *o = tag + (row0 + i) as f32 / 8.0;
+                            }
+                        });
+                        for (row, &v) in out.iter().enumerate() {
+                            assert_eq!(v, tag + row as f32 / 8.0, "caller {caller}, call {call}, row {row}");
+                        }
+                    }
+                });
+            }
+        });
     }
 
     #[test]
