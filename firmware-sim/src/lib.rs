@@ -729,6 +729,23 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
     Ok(o)
 }
 
+/// The command-line arguments as strings, or an error naming the first that is not UTF-8
+/// (`std::env::args` would panic on it). Paths and prompts are read as UTF-8 text.
+pub fn utf8_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Vec<String>, String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string().map_err(|a| {
+                format!(
+                    "argument {} (`{}`) is not valid UTF-8; pass paths and prompts as UTF-8 text",
+                    i + 1,
+                    a.to_string_lossy()
+                )
+            })
+        })
+        .collect()
+}
+
 /// The CLI; returns the process exit code.
 pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let result = match args.first().map(String::as_str) {
