@@ -4,8 +4,11 @@
 //! fills the buffer from its own storage handle and sends it back. `wait` receives completions
 //! in order until the slot it wants arrives. A failed read comes back as an error with its
 //! buffer; a reader thread that died turns every later wait into [`Error::LoaderLost`], never
-//! a hang: the channels disconnect when it ends.
+//! a hang: the channels disconnect when it ends. A read that panics (a storage backend's bug)
+//! is caught on the reader thread: that slot gets `LoaderLost` and the thread ends, so the
+//! panic never reaches the `thread::scope` that joins it.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::Scope;
 
@@ -48,8 +51,13 @@ impl<'a> PrefetchLoader<'a> {
         scope.spawn(move || {
             for r in req_rx {
                 let len = r.len.min(r.buf.len());
-                let result = read_exact_at(&mut storage, r.offset, &mut r.buf[..len]);
-                if done_tx.send(Done { slot: r.slot, buf: r.buf, result }).is_err() {
+                let read = catch_unwind(AssertUnwindSafe(|| read_exact_at(&mut storage, r.offset, &mut r.buf[..len])));
+                // After a panic the storage may be half-updated: no further read uses it.
+                let (result, lost) = match read {
+                    Ok(result) => (result, false),
+                    Err(_) => (Err(Error::LoaderLost { slot: r.slot as u32 }), true),
+                };
+                if done_tx.send(Done { slot: r.slot, buf: r.buf, result }).is_err() || lost {
                     break;
                 }
             }
