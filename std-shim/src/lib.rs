@@ -2,7 +2,7 @@
 //!
 //! What only an operating system gives [`spool_core`]: storage over a file with positioned
 //! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose bytes the core can
-//! also address in place), a [`PrefetchLoader`] that fills cache slots on a reader thread
+//! also address in place), both opening regular files only ([`open_regular`]), a [`PrefetchLoader`] that fills cache slots on a reader thread
 //! while the core computes, a [`ThreadPool`] that splits matrix-vector rows over worker
 //! threads, and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
 //! no inference logic.
@@ -38,8 +38,10 @@ impl std::ops::DerefMut for Arena {
         &mut self.0
     }
 }
+pub mod open;
 pub mod prefetch;
 
+pub use open::open_regular;
 pub use pool::ThreadPool;
 pub use prefetch::PrefetchLoader;
 
@@ -76,9 +78,9 @@ pub struct FileStorage {
 }
 
 impl FileStorage {
-    /// Opens `path`.
+    /// Opens `path`, a regular file ([`open_regular`]).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = open_regular(path.as_ref())?;
         let len = file.metadata()?.len();
         Ok(Self { file, len })
     }
@@ -124,9 +126,9 @@ pub struct MmapStorage {
 }
 
 impl MmapStorage {
-    /// Maps `path`.
+    /// Maps `path`, a regular file ([`open_regular`]).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let file = File::open(path)?;
+        let file = open_regular(path.as_ref())?;
         // SAFETY: the map is read-only and private to this process; a model file changed on
         // disk while mapped would give wrong numbers, not memory unsafety in our code, since
         // the core treats every byte as untrusted input.
