@@ -1,8 +1,8 @@
 //! # spool-std
 //!
 //! What only an operating system gives [`spool_core`]: storage over a file with positioned
-//! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose bytes the core can
-//! also address in place), both opening regular files only ([`open_regular`]), a [`PrefetchLoader`] that fills cache slots on a reader thread
+//! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose copies survive the
+//! file shrinking under them), both opening regular files only ([`open_regular`]), a [`PrefetchLoader`] that fills cache slots on a reader thread
 //! while the core computes, a [`ThreadPool`] that splits matrix-vector rows over worker
 //! threads, and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
 //! no inference logic.
@@ -38,9 +38,12 @@ impl std::ops::DerefMut for Arena {
         &mut self.0
     }
 }
+pub mod mmap;
 pub mod open;
 pub mod prefetch;
+mod sigbus;
 
+pub use mmap::MmapStorage;
 pub use open::open_regular;
 pub use pool::ThreadPool;
 pub use prefetch::PrefetchLoader;
@@ -101,12 +104,12 @@ impl Storage for FileStorage {
 }
 
 #[cfg(unix)]
-fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
 #[cfg(not(unix))]
-fn read_exact_at(mut file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn read_exact_at(mut file: &File, offset: u64, buf: &mut [u8]) -> io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     file.seek(SeekFrom::Start(offset))?;
     file.read_exact(buf)
@@ -116,41 +119,5 @@ impl FileStorage {
     /// Another handle on the same file (for a reader thread).
     pub fn try_clone(&self) -> io::Result<Self> {
         Ok(Self { file: self.file.try_clone()?, len: self.len })
-    }
-}
-
-/// A read-only memory map of a file, shareable between threads.
-#[derive(Clone)]
-pub struct MmapStorage {
-    map: std::sync::Arc<memmap2::Mmap>,
-}
-
-impl MmapStorage {
-    /// Maps `path`, a regular file ([`open_regular`]).
-    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
-        let file = open_regular(path.as_ref())?;
-        // SAFETY: the map is read-only and private to this process; a model file changed on
-        // disk while mapped would give wrong numbers, not memory unsafety in our code, since
-        // the core treats every byte as untrusted input.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(Self { map: std::sync::Arc::new(map) })
-    }
-}
-
-impl ErrorType for MmapStorage {
-    type Error = embedded_io::ErrorKind;
-}
-
-impl Storage for MmapStorage {
-    fn len(&self) -> u64 {
-        self.map.len() as u64
-    }
-
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), embedded_io::ErrorKind> {
-        spool_core::SliceStorage::new(&self.map[..]).read_at(offset, buf)
-    }
-
-    fn mapped(&self) -> Option<&[u8]> {
-        Some(&self.map[..])
     }
 }
