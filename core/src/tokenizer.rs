@@ -79,9 +79,16 @@ impl<'a> Tokenizer<'a> {
         let mut c = Cursor::new(storage, tokens.offset);
         let mut at = 0usize;
         for off in offsets.iter_mut().take(vocab) {
-            *off = at as u32;
-            let len = c.u64("token length")? as usize;
-            let dst = pieces.get_mut(at..at + len).ok_or(Error::Malformed("token strings longer than declared"))?;
+            *off = u32::try_from(at).map_err(|_| Error::Malformed("token strings longer than 4 GiB"))?;
+            // The header counted these lengths when it parsed the file, but storage may return
+            // other bytes now: every length is bounded again here, without overflow.
+            let len = c.u64("token length")?;
+            let dst = usize::try_from(len)
+                .ok()
+                .and_then(|len| at.checked_add(len))
+                .and_then(|end| pieces.get_mut(at..end))
+                .ok_or(Error::Malformed("token strings longer than declared"))?;
+            let len = dst.len();
             c.read(dst, "token string")?;
             // SentencePiece writes spaces as U+2581 (e2 96 81); the pieces hold real spaces.
             let (mut r, mut w) = (0, 0);
@@ -97,7 +104,7 @@ impl<'a> Tokenizer<'a> {
             }
             at += w;
         }
-        offsets[vocab] = at as u32;
+        offsets[vocab] = u32::try_from(at).map_err(|_| Error::Malformed("token strings longer than 4 GiB"))?;
         let mut bytes_read = c.bytes_read;
 
         match header.scores {
