@@ -3,7 +3,11 @@
 //! Owns the tokenizer region of the arena: the pieces (with `▁` turned back into spaces),
 //! their offsets, their scores and an index sorted by piece for lookups. Encoding follows
 //! llama2.c's `encode` step for step (dummy-prefix space, UTF-8 code points, byte fallback,
-//! greedy merges by best score), so ids match the reference. It reads storage only at load.
+//! greedy merges by best score, the leftmost pair on a tie), so ids match the reference.
+//! [`Tokenizer::encode_with`] finds each best merge in a heap over a linked list of symbols
+//! (O(n log n), as SentencePiece does) in scratch the caller lends ([`encode_scratch_words`]);
+//! [`Tokenizer::encode`] needs none and rescans the text per merge (O(n²): short texts only).
+//! It reads storage only at load.
 
 use core::cmp::Ordering;
 
@@ -22,6 +26,16 @@ static BYTES: [u8; 256] = {
     }
     b
 };
+
+/// No symbol (end of the list, empty heap slot).
+const NONE: u32 = u32::MAX;
+
+/// The `u32` words of scratch [`Tokenizer::encode_with`] needs for a text of `text_len` bytes:
+/// five per symbol (next and previous links, the merge candidate, a heap slot and the heap
+/// position), for at most `text_len + 3` symbols; 20 bytes per text byte (2.4 MB for 120 KB).
+pub const fn encode_scratch_words(text_len: usize) -> usize {
+    text_len.saturating_add(3).saturating_mul(5)
+}
 
 /// The vocabulary, read into the arena.
 pub struct Tokenizer<'a> {
@@ -112,6 +126,11 @@ impl<'a> Tokenizer<'a> {
                 let mut c = Cursor::new(storage, s.offset);
                 for sc in scores.iter_mut() {
                     *sc = c.f32("token score")?;
+                    // Merges compare scores with `>`: a NaN would make the best merge depend on
+                    // where it stands, and no ordering (heap or scan) could agree on it.
+                    if sc.is_nan() {
+                        return Err(Error::Malformed("tokenizer.ggml.scores holds a NaN"));
+                    }
                 }
                 bytes_read += c.bytes_read;
             }
@@ -174,9 +193,25 @@ impl<'a> Tokenizer<'a> {
         self.find(|p| p.cmp(s))
     }
 
-    /// Encodes `text` as llama2.c does; `out` needs `text.len() + 3` entries.
-    pub fn encode(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
-        let needed = text.len() + 3;
+    /// The score of `id` (0 for an id outside the vocabulary).
+    pub fn score(&self, id: u32) -> f32 {
+        self.scores.get(id as usize).copied().unwrap_or(0.0)
+    }
+
+    /// The id of the merge of the pieces `a` and `b`, if the vocabulary has it.
+    fn merge_of(&self, a: u32, b: u32) -> Option<u32> {
+        let (a, b) = (self.piece(a), self.piece(b));
+        self.find(|p| cmp_concat(p, a, b))
+    }
+
+    /// Writes BOS, the dummy-prefix space and one id per code point (or per byte, for code
+    /// points outside the vocabulary) to `out`; returns how many. `out` holds `text.len() + 3`.
+    fn symbols(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
+        let needed = text.len().checked_add(3).ok_or(Error::BufferTooSmall {
+            what: "token",
+            needed: usize::MAX,
+            got: out.len(),
+        })?;
         if out.len() < needed {
             return Err(Error::BufferTooSmall { what: "token", needed, got: out.len() });
         }
@@ -222,12 +257,18 @@ impl<'a> Tokenizer<'a> {
             }
             len = 0;
         }
+        Ok(n)
+    }
+
+    /// Encodes `text` as llama2.c does; `out` needs `text.len() + 3` entries. Each merge
+    /// rescans the text, O(n²) in all: for long texts use [`Tokenizer::encode_with`] (same ids).
+    pub fn encode(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
+        let mut n = self.symbols(text, bos, out)?;
         // Merge the best-scoring adjacent pair until none is in the vocabulary.
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
             for i in 0..n.saturating_sub(1) {
-                let (a, b) = (self.piece(out[i]), self.piece(out[i + 1]));
-                if let Some(id) = self.find(|p| cmp_concat(p, a, b)) {
+                if let Some(id) = self.merge_of(out[i], out[i + 1]) {
                     let score = self.scores[id as usize];
                     if best.is_none_or(|(s, _, _)| score > s) {
                         best = Some((score, id, i));
@@ -242,6 +283,73 @@ impl<'a> Tokenizer<'a> {
         Ok(n)
     }
 
+    /// Encodes `text` to the same ids as [`Tokenizer::encode`] in O(n log n): `out` needs
+    /// `text.len() + 3` entries and `scratch` [`encode_scratch_words`]`(text.len())` words.
+    ///
+    /// The symbols form a linked list over `out` (a merge keeps the left symbol's slot and
+    /// unlinks the right one), and each symbol that has a mergeable right neighbour sits in a
+    /// binary heap ordered by the merge's score, then by slot: the top is the best pair and,
+    /// among equal scores, the leftmost one, exactly the pair the rescan would pick. A merge
+    /// changes only the candidates of the merged symbol and of its left neighbour.
+    pub fn encode_with(&self, text: &[u8], bos: bool, out: &mut [u32], scratch: &mut [u32]) -> Result<usize> {
+        let needed = encode_scratch_words(text.len());
+        if scratch.len() < needed || needed == usize::MAX || text.len() >= NONE as usize - 3 {
+            return Err(Error::BufferTooSmall { what: "encode scratch (u32 words)", needed, got: scratch.len() });
+        }
+        let n = self.symbols(text, bos, out)?;
+        let m = text.len() + 3;
+        let (next, rest) = scratch[..needed].split_at_mut(m);
+        let (prev, rest) = rest.split_at_mut(m);
+        let (cand, rest) = rest.split_at_mut(m);
+        let (slots, pos) = rest.split_at_mut(m);
+        let mut heap = Heap { slots, pos, len: 0 };
+        for i in 0..n {
+            next[i] = if i + 1 < n { (i + 1) as u32 } else { NONE };
+            prev[i] = if i > 0 { (i - 1) as u32 } else { NONE };
+            heap.pos[i] = NONE;
+        }
+        let score = |c: &[u32], i: u32| self.scores[c[i as usize] as usize];
+        for i in 0..n.saturating_sub(1) {
+            if let Some(id) = self.merge_of(out[i], out[i + 1]) {
+                cand[i] = id;
+                heap.push(i as u32, |a, b| better(score(cand, a), a, score(cand, b), b));
+            }
+        }
+        while let Some(i) = heap.top() {
+            let i = i as usize;
+            let j = next[i] as usize;
+            heap.remove(i as u32, |a, b| better(score(cand, a), a, score(cand, b), b));
+            heap.remove(j as u32, |a, b| better(score(cand, a), a, score(cand, b), b));
+            out[i] = cand[i];
+            next[i] = next[j];
+            if next[j] != NONE {
+                prev[next[j] as usize] = i as u32;
+            }
+            // The merged symbol's new pair, then its left neighbour's.
+            for left in [i as u32, prev[i]] {
+                if left == NONE {
+                    continue;
+                }
+                let l = left as usize;
+                heap.remove(left, |a, b| better(score(cand, a), a, score(cand, b), b));
+                if next[l] != NONE {
+                    if let Some(id) = self.merge_of(out[l], out[next[l] as usize]) {
+                        cand[l] = id;
+                        heap.push(left, |a, b| better(score(cand, a), a, score(cand, b), b));
+                    }
+                }
+            }
+        }
+        // Compact the surviving symbols to the front, in order.
+        let (mut w, mut r) = (0, if n > 0 { 0 } else { NONE });
+        while r != NONE {
+            out[w] = out[r as usize];
+            w += 1;
+            r = next[r as usize];
+        }
+        Ok(w)
+    }
+
     /// The bytes `token` prints after `prev`: the leading space of a piece after BOS is
     /// dropped, and `<0xXX>` becomes the raw byte.
     pub fn decode(&self, prev: u32, token: u32) -> &[u8] {
@@ -253,6 +361,91 @@ impl<'a> Tokenizer<'a> {
             Some(b) => &BYTES[b as usize..b as usize + 1],
             None => p,
         }
+    }
+}
+
+/// Whether the merge at slot `a` (score `sa`) goes before the one at slot `b`: the higher
+/// score, then the leftmost slot (slots keep text order). Scores are never NaN (see `load`).
+fn better(sa: f32, a: u32, sb: f32, b: u32) -> bool {
+    sa > sb || (sa == sb && a < b)
+}
+
+/// A binary heap of symbol slots in caller-lent memory, with each slot's heap position so a
+/// slot can be removed from the middle. `before(a, b)` orders it (the best on top).
+struct Heap<'s> {
+    slots: &'s mut [u32],
+    /// `pos[slot]`: where `slot` is in `slots`, or [`NONE`].
+    pos: &'s mut [u32],
+    len: usize,
+}
+
+impl Heap<'_> {
+    fn top(&self) -> Option<u32> {
+        (self.len > 0).then(|| self.slots[0])
+    }
+
+    fn set(&mut self, at: usize, slot: u32) {
+        self.slots[at] = slot;
+        self.pos[slot as usize] = at as u32;
+    }
+
+    fn push(&mut self, slot: u32, before: impl Fn(u32, u32) -> bool) {
+        let at = self.len;
+        self.len += 1;
+        self.set(at, slot);
+        self.up(at, &before);
+    }
+
+    /// Removes `slot` if it is in the heap.
+    fn remove(&mut self, slot: u32, before: impl Fn(u32, u32) -> bool) {
+        let at = self.pos[slot as usize];
+        if at == NONE {
+            return;
+        }
+        let at = at as usize;
+        self.pos[slot as usize] = NONE;
+        self.len -= 1;
+        if at == self.len {
+            return;
+        }
+        let last = self.slots[self.len];
+        self.set(at, last);
+        let at = self.up(at, &before);
+        self.down(at, &before);
+    }
+
+    fn up(&mut self, mut at: usize, before: &impl Fn(u32, u32) -> bool) -> usize {
+        let slot = self.slots[at];
+        while at > 0 {
+            let parent = (at - 1) / 2;
+            if !before(slot, self.slots[parent]) {
+                break;
+            }
+            let p = self.slots[parent];
+            self.set(at, p);
+            at = parent;
+        }
+        self.set(at, slot);
+        at
+    }
+
+    fn down(&mut self, mut at: usize, before: &impl Fn(u32, u32) -> bool) {
+        let slot = self.slots[at];
+        loop {
+            let l = 2 * at + 1;
+            if l >= self.len {
+                break;
+            }
+            let r = l + 1;
+            let child = if r < self.len && before(self.slots[r], self.slots[l]) { r } else { l };
+            if !before(self.slots[child], slot) {
+                break;
+            }
+            let c = self.slots[child];
+            self.set(at, c);
+            at = child;
+        }
+        self.set(at, slot);
     }
 }
 

@@ -488,7 +488,12 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     let mut dumped: Vec<f32> = Vec::new();
     let dump = opts.dump_logits.is_some();
     let mut prompt = vec![0u32; opts.prompt.len() + 3];
-    let n = engine.tokenizer().encode(opts.prompt.as_bytes(), true, &mut prompt).map_err(|e| e.to_string())?;
+    let mut scratch = vec![0u32; spool_core::tokenizer::encode_scratch_words(opts.prompt.len())];
+    let n = engine
+        .tokenizer()
+        .encode_with(opts.prompt.as_bytes(), true, &mut prompt, &mut scratch)
+        .map_err(|e| e.to_string())?;
+    drop(scratch);
     let seed = if opts.seed == 0 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1))
     } else {
