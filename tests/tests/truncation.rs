@@ -143,3 +143,31 @@ fn mmap_reads_racing_a_truncation_in_another_thread_return_an_error() {
     assert!(map.read_at(len - 16, &mut [0u8; 16]).is_err());
     std::fs::remove_file(&path).unwrap();
 }
+
+/// The guard catches only its own copy: a SIGBUS anywhere else still ends the process with
+/// signal 7, as before the handler (it chains to the previous handler, or the default one),
+/// rather than being swallowed or looping. Runs itself as a child process.
+#[test]
+fn a_sigbus_outside_the_guarded_copy_still_kills_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+    const CHILD: &str = "SPOOL_TRUNCATION_SIGBUS_CHILD";
+    if let Some(path) = std::env::var_os(CHILD) {
+        let _guarded = MmapStorage::open(&path).unwrap(); // installs the handler
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: not sound on purpose, in a child process that must die: the map is read
+        // after its file shrank, which raises SIGBUS.
+        let map = unsafe { memmap2::Mmap::map(&file).unwrap() };
+        shrink(Path::new(&path), 0);
+        // SAFETY: as above; a volatile read so that it is not optimised away.
+        let byte = unsafe { std::ptr::read_volatile(map.as_ptr().add(map.len() - 1)) };
+        panic!("read {byte} past the end of a shrunk file without a signal");
+    }
+    let path = model_copy("chain");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_sigbus_outside_the_guarded_copy_still_kills_the_process", "--nocapture"])
+        .env(CHILD, &path)
+        .status()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(status.signal(), Some(7), "the child ended with {status:?}, not SIGBUS");
+}
