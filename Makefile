@@ -9,7 +9,7 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit check-nostd miri miri-setup targets build inspect bench bench-kernels bench-decode qemu \
+.PHONY: run test fmt lint unit check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode qemu \
 	matrix check-aarch64 msrv clippy-firmware gemma
 
 run: build
@@ -21,7 +21,7 @@ build:
 inspect: build
 	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
 
-test: targets fmt lint unit check-nostd miri qemu matrix
+test: targets fmt lint unit check-nostd miri-core qemu matrix
 
 targets:
 	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
@@ -57,17 +57,26 @@ msrv:
 clippy-firmware: targets
 	cd firmware-qemu && $(CARGO) clippy --release -- -D warnings
 
-# The unsafe code under Miri: the core's tests on x86-64, on i686 (32-bit, the firmware's word
-# size) and on s390x (big-endian; GGUF is little-endian), then the thread pool's tests (two
-# callers sharing one pool). Cross targets need no linker under Miri. Miri perturbs libm results
-# (powi, expf...) at random to model imprecise hosts; the core's tests check exact roundings,
-# so floats are made deterministic. All three run in `make test` (about 75 s warm, 25 s each).
+# The unsafe code under Miri, on x86-64, on i686 (32-bit, the firmware's word size) and on
+# s390x (big-endian; GGUF is little-endian); cross targets need no linker under Miri.
+# - miri-core (in `make test`, about 75 s warm): the core's unit tests on the three targets,
+#   then the thread pool's tests (two callers sharing one pool).
+# - miri-e2e (`make miri` only, about 90 s per target warm): tests/tests/miri_end_to_end.rs
+#   parses the real GGUF, plans a streaming arena, encodes and runs a forward pass.
+# Miri perturbs libm results (powi, expf...) at random to model imprecise hosts; the core's
+# tests check exact roundings and golden logits, so floats are made deterministic.
 MIRI_TARGETS ?= x86_64-unknown-linux-gnu i686-unknown-linux-gnu s390x-unknown-linux-gnu
 MIRI_FLAGS ?= -Zmiri-deterministic-floats
-miri: miri-setup
+miri: miri-core miri-e2e
+
+miri-core: miri-setup
 	@for t in $(MIRI_TARGETS); do echo "== miri: spool-core on $$t"; \
 		MIRIFLAGS="$(MIRI_FLAGS)" $(CARGO) +nightly miri test -q -p spool-core --lib --target $$t || exit 1; done
 	MIRIFLAGS="$(MIRI_FLAGS)" $(CARGO) +nightly miri test -q -p spool-std --lib pool
+
+miri-e2e: miri-setup
+	@for t in $(MIRI_TARGETS); do echo "== miri: end to end on $$t"; \
+		MIRIFLAGS="$(MIRI_FLAGS)" $(CARGO) +nightly miri test -q -p spool-tests --test miri_end_to_end --target $$t || exit 1; done
 
 miri-setup:
 	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
