@@ -18,7 +18,7 @@ use spool_std::{FileStorage, MmapStorage};
 
 /// A fresh copy of the model, owned by one test.
 fn model_copy(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("truncation-{name}-{}.gguf", std::process::id()));
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("shrink-{name}-{}.gguf", std::process::id()));
     std::fs::write(&path, model_bytes()).unwrap();
     path
 }
