@@ -28,3 +28,21 @@ fn fails(file: &str, needles: &[&str]) {
 fn structured_offset_plus_size_wraps() {
     fails("structured-offset-plus-size-wraps.gguf", &["overflow", "truncated", "exceeds", "past"]);
 }
+
+/// planner, after 7,027 executions: `2 * layers * context * kv_dim * 4` (the KV cache) is
+/// computed without a check and overflows `usize` (input: `fuzz/regressions/planner`). A file
+/// cannot reach it on 64-bit (a kv_dim that large needs tensors past any file), but on a 32-bit
+/// target a 1.7 MB file does (defect 4); here the model's hyperparameters are raised in place.
+#[test]
+#[ignore = "defect 4 of issue 7: fixed on the structure branch"]
+fn planner_kv_cache_size_overflows() {
+    let bytes = common::model_bytes();
+    let mut model = spool_core::ModelInfo::load(&mut spool_core::SliceStorage::new(&bytes)).unwrap();
+    model.config.context_length = u32::MAX;
+    model.config.kv_dim = 1 << 31;
+    for budget in [1 << 30, usize::MAX / 4] {
+        let r = std::panic::catch_unwind(|| spool_core::plan(&model, u32::MAX, budget).map(|p| p.used_bytes()));
+        let plan = r.unwrap_or_else(|_| panic!("the planner panicked at budget {budget}"));
+        assert!(plan.is_err(), "a KV cache of 2^67 bytes was planned into {budget}");
+    }
+}
