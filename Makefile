@@ -31,6 +31,7 @@ targets:
 fmt:
 	$(CARGO) fmt --all -- --check
 	rustfmt --check --edition 2021 firmware-qemu/src/main.rs firmware-qemu/build.rs
+	rustfmt --check --edition 2021 fuzz/src/lib.rs fuzz/fuzz_targets/*.rs
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
