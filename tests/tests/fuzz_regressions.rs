@@ -79,3 +79,13 @@ fn planner_pinned_offsets_past_4_gib_do_not_overlap() {
         assert!(w[0].1 <= w[1].0, "pinned spans overlap: {:?} and {:?}", w[0], w[1]);
     }
 }
+
+/// gguf_structured (fork mode): a tensor with a zero first dimension passes the element-count
+/// check (the product is 0), but its row count, the product of the other dimensions, overflows
+/// in `TensorEntry::rows_cols` (debug: panic; release: wraps into a wrong shape). New finding of
+/// this branch, in the family of defect 2.
+#[test]
+#[ignore = "defect 2 of issue 7 (new case: a zero dimension hides the row-count overflow); for the structure branch"]
+fn structured_zero_dim_hides_row_overflow() {
+    fails("structured-zero-dim-hides-row-overflow.gguf", &["overflow", "has shape"]);
+}

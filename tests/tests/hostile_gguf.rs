@@ -625,6 +625,16 @@ fn tensor_element_count_overflows() {
     );
 }
 
+/// A zero first dimension makes the element count 0, which hides that the row count (the
+/// product of the other dimensions, 2^64) overflows. Found by the structured fuzzer.
+#[test]
+#[ignore = "defect 2 of issue 7 (new case: a zero dimension hides the row-count overflow); for the structure branch"]
+fn tensor_zero_dim_hides_row_overflow() {
+    let mut g = skeleton();
+    g.tensor_mut("blk.0.ffn_gate.weight").dims = vec![0, 1 << 32, 1 << 32];
+    fails_with_any("tensor_zero_dim_hides_row_overflow", &g.to_bytes(), &["overflow", "has shape"]);
+}
+
 #[test]
 fn tensor_shape_transposed() {
     hostile(
