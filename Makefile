@@ -141,11 +141,19 @@ fuzz-seeds:
 	@cp $(MODEL) fuzz/corpus/gguf_bytes/
 	@cp $(MODEL) fuzz/corpus/load_generate/
 
+# Every target runs even when one crashes; the crashed ones are listed at the end. To keep
+# fuzzing past known crashes: FUZZ_FLAGS="-fork=1 -ignore_crashes=1". A crash input replays with
+# `cd fuzz && cargo +nightly fuzz run TARGET FILE`; fuzz/regressions keeps those found so far.
+FUZZ_FLAGS ?=
 fuzz: fuzz-tools fuzz-seeds
-	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	@cd fuzz && failed=""; for t in $(FUZZ_TARGETS); do \
 		mkdir -p corpus/$$t; seeds=$$(test -d seeds/$$t && echo seeds/$$t); \
-		nice -n 19 cargo +nightly fuzz run $$t corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 || exit 1; \
-	done
+		case $$t in load_generate) len=1300000;; tokenizer_roundtrip) len=1024;; *) len=65536;; esac; \
+		echo "== fuzz $$t, $(FUZZ_SECONDS) s"; \
+		nice -n 19 cargo +nightly fuzz run $$t corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=$$len -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 $(FUZZ_FLAGS) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (inputs in fuzz/artifacts)"; exit 1; fi
 
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=10
