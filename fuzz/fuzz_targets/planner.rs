@@ -1,0 +1,102 @@
+//! The planner alone on arbitrary hyperparameters, tensor types and budgets (a ModelInfo built
+//! field by field, no file): every plan it accepts must keep the invariants of `check_plan`.
+//! The 32-bit `usize` case of defect 4 needs an i686 build of this target (not run here).
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use spool_core::model::{Config, LayerTensor, TensorRef};
+use spool_core::quant::GgmlType;
+use spool_core::ModelInfo;
+use spool_fuzz::{check_plan, Num, Opts};
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    dim: Num,
+    hidden: Num,
+    layers: u8,
+    heads: u8,
+    kv_div: u8,
+    vocab: Num,
+    ctx_len: Num,
+    ctx: Num,
+    types: [u8; 4],
+    tied: bool,
+    strings: Num,
+    budget: Num,
+    opts: Opts,
+}
+
+fuzz_target!(|i: Input| {
+    let dim = i.dim.get32().max(1);
+    let heads = (i.heads as u32).max(1);
+    let kv_heads = (heads / (i.kv_div as u32).max(1)).max(1);
+    let head_size = dim / heads;
+    let vocab = i.vocab.get32().max(1);
+    let config = Config {
+        dim,
+        hidden_dim: i.hidden.get32().max(1),
+        n_layers: (i.layers as u32 % 128).max(1),
+        n_heads: heads,
+        n_kv_heads: kv_heads,
+        head_size,
+        kv_dim: head_size.wrapping_mul(kv_heads),
+        vocab,
+        context_length: i.ctx_len.get32().max(1),
+        rope_theta: 10000.0,
+        rms_eps: 1e-5,
+    };
+    let ty = |k: usize| spool_core::quant::SUPPORTED[i.types[k] as usize % spool_core::quant::SUPPORTED.len()];
+    // Lay the tensors out back to back as a file would; give up where the sizes overflow (the
+    // parser refuses such files, and the planner may assume it did).
+    let mut offset = 0u64;
+    let mut file_ok = true;
+    let mut tensor = |rows: u32, cols: u32, t: GgmlType| {
+        let t = if t.row_bytes(cols as u64).is_some() { t } else { GgmlType::F32 };
+        let r = TensorRef { offset, ty: t, rows, cols };
+        match t.row_bytes(cols as u64).and_then(|b| b.checked_mul(rows as u64)).and_then(|b| offset.checked_add(b)) {
+            Some(end) => offset = end,
+            None => file_ok = false,
+        }
+        r
+    };
+    let token_embd = tensor(vocab, dim, ty(0));
+    let output_norm = tensor(1, dim, GgmlType::F32);
+    let output = if i.tied { token_embd } else { tensor(vocab, dim, ty(1)) };
+    let mut layers = heapless::Vec::new();
+    for _ in 0..config.n_layers {
+        let refs = LayerTensor::ALL.map(|lt| match lt {
+            LayerTensor::AttnNorm | LayerTensor::FfnNorm => tensor(1, dim, GgmlType::F32),
+            LayerTensor::Q | LayerTensor::AttnOut => tensor(dim, dim, ty(2)),
+            LayerTensor::K | LayerTensor::V => tensor(config.kv_dim, dim, ty(2)),
+            LayerTensor::Gate | LayerTensor::Up => tensor(config.hidden_dim, dim, ty(3)),
+            LayerTensor::Down => tensor(dim, config.hidden_dim, ty(3)),
+        });
+        let _ = layers.push(refs);
+    }
+    if !file_ok {
+        return;
+    }
+    let mut header = spool_core::gguf::Header::default();
+    header.tokens = Some(spool_core::gguf::ArrayRef {
+        count: vocab as u64,
+        string_bytes: i.strings.get() % (1 << 40),
+        elem_type: 8,
+        ..Default::default()
+    });
+    let model = ModelInfo {
+        config,
+        header,
+        token_embd,
+        output_norm,
+        output,
+        tied_output: i.tied,
+        layers,
+        parse_bytes: 0,
+        file_len: offset,
+    };
+    let ctx = i.ctx.get32();
+    if let Ok(plan) = spool_core::plan_with(&model, ctx, i.budget.get() as usize, i.opts.get()) {
+        check_plan(&model, &plan);
+    }
+});
