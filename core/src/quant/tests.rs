@@ -1,6 +1,7 @@
 //! Tests of the quant module: the type table, f16, the block decoders, the scalar and vector
 //! kernels, activation rounding. Tests only; no kernel code lives here.
 
+use super::blocks::{QK, QK_K};
 use super::*;
 
 #[test]
@@ -567,4 +568,87 @@ fn f32_matvec_sums_each_row() {
     let mut out = [0.0; 2];
     matvec(GgmlType::F32, &bytes, &[1.0, 1.0, 2.0], &mut out);
     assert_eq!(out, [9.0, 0.0]);
+}
+
+/// A kernel table whose entries are plain functions that need no CPU feature, so that the one
+/// `unsafe` call site of [`Kernels`] runs everywhere, Miri included (the x86 tables need
+/// features Miri's CPU does not report).
+mod table_dispatch {
+    use super::super::kernels::{by_type, IntRows, QuantizeAct, RowsF32, RowsQ, Table};
+    use super::*;
+
+    fn rows_f32(w: &[u8], x: &[f32], out: &mut [f32]) {
+        matvec(GgmlType::F32, w, x, out);
+        out.iter_mut().for_each(|o| *o += 0.5); // marks that this entry ran
+    }
+
+    fn int_rows_q8_0(_: &[u8], xq: &[u8], out: &mut [f32]) {
+        out.fill(xq.len() as f32);
+    }
+
+    fn quantize(_: GgmlType, _: &[f32], out: &mut [u8]) {
+        out.fill(0xa5);
+    }
+
+    static MARKED: Table = Table {
+        path: KernelPath::Scalar,
+        rows: by_type([(GgmlType::F32, rows_f32 as RowsF32)]),
+        int_rows: by_type([(GgmlType::Q8_0, IntRows { vec_dot_type: GgmlType::Q8_0, rows: int_rows_q8_0 as RowsQ })]),
+        quantize_act: Some(quantize as QuantizeAct),
+    };
+
+    #[test]
+    fn kernels_call_the_entries_of_their_table_and_the_reference_for_the_rest() {
+        // SAFETY: `MARKED`'s entries are ordinary functions that need no CPU feature.
+        let k = unsafe { Kernels::from_table(&MARKED) };
+        let mut w = [0u8; 24];
+        for (c, v) in w.chunks_exact_mut(4).zip([1.0f32, 2.0, 3.0, -1.0, 0.5, 0.25]) {
+            c.copy_from_slice(&v.to_le_bytes());
+        }
+        let mut out = [0.0; 2];
+        k.matvec(GgmlType::F32, &w, &[1.0, 1.0, 2.0], &mut out);
+        assert_eq!(out, [9.5, 0.5]);
+        assert!(k.vectorized(GgmlType::F32) && !k.vectorized(GgmlType::F16));
+        // F16 has no entry: the reference runs (three halves of 1.0 against 1, 2, 3).
+        let h = f32_to_f16(1.0).to_le_bytes();
+        let mut one = [0.0];
+        k.matvec(GgmlType::F16, &[h[0], h[1], h[0], h[1], h[0], h[1]], &[1.0, 2.0, 3.0], &mut one);
+        assert_eq!(one, [6.0]);
+        assert_eq!(k.activation_type(GgmlType::Q8_0), Some(GgmlType::Q8_0));
+        assert_eq!(k.activation_type(GgmlType::Q4_0), None);
+        let mut out = [0.0; 3];
+        k.matvec_quantized(GgmlType::Q8_0, &[0; 34], &[0; 36], &mut out);
+        assert_eq!(out, [36.0; 3]);
+        k.matvec_quantized(GgmlType::Q4_0, &[0; 18], &[0; 36], &mut out[..1]);
+        assert_eq!(out, [36.0; 3], "no integer kernel: `out` is left unchanged");
+        let mut q = [0u8; 36];
+        k.quantize_activations(GgmlType::Q8_0, &[1.0; 32], &mut q);
+        assert!(q.iter().all(|&b| b == 0xa5));
+        // The scalar path has no entries at all.
+        let mut p = [0u8; 36];
+        Kernels::SCALAR.quantize_activations(GgmlType::Q8_0, &[1.0; 32], &mut p);
+        assert_eq!(f32::from_le_bytes([p[0], p[1], p[2], p[3]]), f16_to_f32(f32_to_f16(1.0 / 127.0)));
+        assert!(all_types().all(|t| !Kernels::SCALAR.vectorized(t)));
+    }
+}
+
+/// Every type, by id.
+fn all_types() -> impl Iterator<Item = GgmlType> {
+    (0..=u8::MAX as u32).filter_map(GgmlType::from_id)
+}
+
+#[test]
+fn the_type_table_is_consistent() {
+    assert_eq!(all_types().count(), GgmlType::COUNT);
+    for ty in all_types() {
+        assert_eq!(GgmlType::from_id(ty.id()), Some(ty), "{ty:?}");
+        assert_eq!(GgmlType::name_of(ty.id()), ty.name());
+    }
+    assert_eq!(GgmlType::from_id(4), None);
+    assert_eq!(GgmlType::name_of(31), "unknown");
+    assert_eq!(SUPPORTED_TYPES, "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K");
+    let supported: usize = all_types().filter(|t| t.is_supported()).count();
+    assert_eq!(supported, SUPPORTED.len());
+    assert_eq!(GgmlType::Q6_K.block(), (256, 210));
+    assert_eq!(GgmlType::BF16.id(), 30);
 }
