@@ -4,9 +4,13 @@
 //! `act.rs` and the ISA files do) nor detect CPU features (the caller's job, `spool-std`'s
 //! `kernels::detect`).
 //!
-//! An ISA file exports one `static` [`Table`]. A new ISA (say NEON) is that file, one
-//! `unsafe` constructor here naming its table, and one line of run-time detection in
-//! `spool-std`; nothing here matches on the path to pick code.
+//! An ISA file exports one `static` [`Table`]; nothing matches on the path to pick code. A new
+//! ISA (say NEON) is:
+//! - one new file, `arm/neon.rs`: its kernels and `pub(crate) static TABLE`, declared in
+//!   `mod.rs` as `#[cfg(target_arch = "aarch64")] mod arm { pub(crate) mod neon; }`;
+//! - one `unsafe` constructor here, `Kernels::from_table(&super::arm::neon::TABLE)`, with its
+//!   [`KernelPath`] variant and name;
+//! - one detection line in `spool-std`'s `kernels.rs`.
 
 use super::act;
 use super::scalar;

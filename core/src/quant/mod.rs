@@ -11,7 +11,9 @@
 //! | `scalar.rs` | the portable reference: block decoders, `matvec`, `dequantize_row` |
 //! | `act.rs` | rounding activations to Q8_0/Q8_K blocks |
 //! | `kernels.rs` | [`Kernels`], [`KernelPath`] and the per-ISA kernel table |
-//! | `x86/avx2.rs`, `x86/avx512.rs` | one ISA each, exporting one static table |
+//! | `x86/avx2.rs`, `x86/avx2_q8.rs`, `x86/avx512.rs` | one ISA path each, exporting one static table |
+//! | `x86/mod.rs` | the x86 vector primitives those files share |
+//! | `tests.rs` | the unit tests |
 //!
 //! Weights are little-endian in GGUF; they are decoded element by element, so a slot needs no
 //! particular alignment.
@@ -71,11 +73,12 @@
 //! bit-identical with [`Kernels::avx2_q8`]. The vector kernels prefetch the weights a few KiB
 //! ahead: a resident model streams from main memory every token.
 
-mod act;
-mod blocks;
-mod half;
-mod kernels;
-mod scalar;
+// The shared surface of the ISA files: `pub(crate)`, so none reaches into a private item.
+pub(crate) mod act;
+pub(crate) mod blocks;
+pub(crate) mod half;
+pub(crate) mod kernels;
+pub(crate) mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -18,11 +18,15 @@ const QUARTER: u16 = 0x3400; // 0.25
 const MINUS_ONE: u16 = 0xbc00; // -1.0
 const TWO: u16 = 0x4000; // 2.0
 
+/// Bytes of the largest block (Q6_K), written out: the tests build blocks by hand, independently
+/// of `blocks.rs`.
+const MAX_BLOCK: usize = 210;
+
 /// Packs a block of `ty` from its fields and quants, independently of the decoders; returns
 /// the bytes and the values ggml's dequantization gives. Quants are `q[i]` for element `i`.
 #[allow(clippy::needless_range_loop)] // indices mirror the layout descriptions
-fn pack(ty: GgmlType, seed: u32) -> ([u8; 210], [f32; 256]) {
-    let mut b = [0u8; 210];
+fn pack(ty: GgmlType, seed: u32) -> ([u8; MAX_BLOCK], [f32; 256]) {
+    let mut b = [0u8; MAX_BLOCK];
     let mut y = [0.0f32; 256];
     let bits = |i: usize, n: u32| ((i as u32 * 7 + seed * 13 + (i as u32 >> 3)) % (1 << n)) as u8;
     let put16 = |b: &mut [u8], at: usize, v: u16| b[at..at + 2].copy_from_slice(&v.to_le_bytes());
@@ -176,7 +180,7 @@ fn matvec_on_unaligned_blocks_sums_the_decoded_row_in_order() {
     for &ty in QUANTS {
         let (elems, bytes) = row_shape(ty);
         // Three rows, starting at an odd address: no alignment is assumed.
-        let mut buf = [0u8; 3 * 210 + 1];
+        let mut buf = [0u8; 3 * MAX_BLOCK + 1];
         let mut rows = [[0.0f32; 256]; 3];
         for (r, dec) in rows.iter_mut().enumerate() {
             let (b, y) = pack(ty, r as u32 + 5);
