@@ -2,6 +2,7 @@
 //! only: no block layout, no kernel, no dispatch (the F16C instructions live in `x86/`).
 
 /// IEEE half to single precision, exact for every input.
+#[inline]
 pub fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h as u32) & 0x8000) << 16;
     let exp = ((h >> 10) & 0x1f) as u32;
@@ -22,6 +23,7 @@ pub fn f16_to_f32(h: u16) -> f32 {
 
 /// Single precision to IEEE half, rounding to nearest even (as ggml's `GGML_FP32_TO_FP16`
 /// and the F16C instruction): overflow gives infinity, NaN stays NaN.
+#[inline]
 pub fn f32_to_f16(f: f32) -> u16 {
     let b = f.to_bits();
     let sign = ((b >> 16) & 0x8000) as u16;
