@@ -276,7 +276,8 @@ fn avx2() -> Option<Kernels> {
 }
 
 /// Rows of `blocks` packed blocks each (or 77 elements of F32/F16/BF16), their decoded
-/// values, and an input.
+/// values, and an input (for the x86 kernel tests).
+#[cfg(target_arch = "x86_64")]
 fn multi_block_rows(ty: GgmlType, rows: usize) -> (([u8; 4096], usize), [[f32; 512]; 3], usize) {
     let mut bytes = [0u8; 4096];
     let mut values = [[0.0f32; 512]; 3];
@@ -319,6 +320,7 @@ fn multi_block_rows(ty: GgmlType, rows: usize) -> (([u8; 4096], usize), [[f32; 5
 }
 
 /// An f32 that is exactly a half (normal range) to its bits.
+#[cfg(target_arch = "x86_64")]
 fn half_from_exact(f: f32) -> u16 {
     if f == 0.0 {
         return 0;
