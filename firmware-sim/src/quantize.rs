@@ -1,19 +1,14 @@
 //! Quantizers from f32 rows to the GGML block formats `spool-sim synth` writes: F16, Q8_0,
 //! Q4_0 and Q4_K, written from the behaviour of ggml's reference quantizers
 //! (`quantize_row_*_ref`, the ones llama-quantize uses without an importance matrix), so that
-//! the blocks are the ones llama.cpp would write. Also the Q4_K dequantizer, for checking.
+//! the blocks are the ones llama.cpp would write. Owns the quantizers only: the half
+//! conversion, `nearest_int`, the K-quant scale packing and the dequantizers are the core's
+//! (`spool_core::quant`), so the synth files and the core read one definition of each format.
 
-use spool_core::quant::{f16_to_f32, GgmlType};
+use spool_core::quant::{dequantize_row, f16_to_f32, nearest_int, scale_min_k4, GgmlType};
 
 /// f32 to IEEE half, rounding to nearest even (as ggml's `GGML_FP32_TO_FP16`): the core's.
 pub use spool_core::quant::f32_to_f16;
-
-/// ggml's `nearest_int`: round to nearest, ties to even (for |x| < 2^22), by adding
-/// 1.5 * 2^23 so that the integer lands in the low mantissa bits (no libm call).
-#[inline]
-fn nearest_int(x: f32) -> i32 {
-    ((x + 12_582_912.0).to_bits() & 0x7f_ffff) as i32 - 0x40_0000
-}
 
 /// Appends one row quantized to `ty` (F32, F16, Q8_0, Q4_0 or Q4_K) to `out`.
 ///
@@ -134,15 +129,6 @@ fn make_qkx2_quants(
     (scale, -min)
 }
 
-/// The 6-bit scale and min of sub-block `j` from the 12 packed bytes of a K-quant block.
-pub fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (s[j] & 63, s[j + 4] & 63)
-    } else {
-        ((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
-    }
-}
-
 /// One Q4_K super-block: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles.
 fn q4_k_block(x: &[f32], out: &mut Vec<u8>) {
     let mut levels = [[0u8; 32]; 8];
@@ -200,32 +186,15 @@ fn q4_k_block(x: &[f32], out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes Q4_K blocks (144 bytes per 256 values) into `out`.
+/// Decodes Q4_K blocks (whole blocks of 256 values) into `out`: the core's
+/// [`dequantize_row`].
 pub fn dequantize_q4_k(data: &[u8], out: &mut [f32]) {
-    for (b, y) in data.chunks_exact(144).zip(out.chunks_exact_mut(256)) {
-        let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
-        let dmin = f16_to_f32(u16::from_le_bytes([b[2], b[3]]));
-        let (scales, qs) = (&b[4..16], &b[16..]);
-        for j in 0..8 {
-            let (sc, m) = scale_min_k4(j, scales);
-            let (dj, mj) = (d * sc as f32, dmin * m as f32);
-            let q = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-            for i in 0..32 {
-                let n = if j % 2 == 0 { q[i] & 0xf } else { q[i] >> 4 };
-                y[32 * j + i] = dj * n as f32 - mj;
-            }
-        }
-    }
+    dequantize_row(GgmlType::Q4_K, data, out);
 }
 
-/// Decodes Q8_0 blocks (34 bytes per 32 values) into `out`.
+/// Decodes Q8_0 blocks (whole blocks of 32 values) into `out`: the core's [`dequantize_row`].
 pub fn dequantize_q8_0(data: &[u8], out: &mut [f32]) {
-    for (b, y) in data.chunks_exact(34).zip(out.chunks_exact_mut(32)) {
-        let d = f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
-        for (o, &q) in y.iter_mut().zip(&b[2..]) {
-            *o = q as i8 as f32 * d;
-        }
-    }
+    dequantize_row(GgmlType::Q8_0, data, out);
 }
 
 #[cfg(test)]

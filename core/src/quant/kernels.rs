@@ -1,0 +1,247 @@
+//! Kernel dispatch: [`KernelPath`], the per-ISA kernel [`Table`] (in the manner of ggml's
+//! `type_traits_cpu`), and [`Kernels`], which holds one table and calls it from one audited
+//! `unsafe` site. Owns the selection only: it must not hold kernel arithmetic (`scalar.rs`,
+//! `act.rs` and the ISA files do) nor detect CPU features (the caller's job, `spool-std`'s
+//! `kernels::detect`).
+//!
+//! An ISA file exports one `static` [`Table`]; nothing matches on the path to pick code. A new
+//! ISA (say NEON) is:
+//! - one new file, `arm/neon.rs`: its kernels and `pub(crate) static TABLE`, declared in
+//!   `mod.rs` as `#[cfg(target_arch = "aarch64")] mod arm { pub(crate) mod neon; }`;
+//! - one `unsafe` constructor here, `Kernels::from_table(&super::arm::neon::TABLE)`, with its
+//!   [`KernelPath`] variant and name;
+//! - one detection line in `spool-std`'s `kernels.rs`.
+
+use super::act;
+use super::scalar;
+use super::GgmlType;
+
+/// Which implementation of the dot products a [`Kernels`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum KernelPath {
+    /// The portable code every target has: one f32 sum per row, left to right.
+    #[default]
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C vectors for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K
+    /// (the other types run the scalar code).
+    Avx2,
+    /// Opt-in: [`KernelPath::Avx2`], except that Q4_0, Q8_0, Q4_K and Q6_K products first round
+    /// the input to Q8_0 or Q8_K blocks, as llama.cpp does, and take integer dot products. Not
+    /// within the f32-activation tolerance; see the module documentation.
+    Avx2Q8,
+    /// [`KernelPath::Avx2Q8`] with AVX-512 VNNI (`vpdpbusd`) for the Q4_0 and Q8_0 integer dots:
+    /// the same exact integer lanes, so bit-identical results, in fewer instructions.
+    Avx512Q8,
+}
+
+impl KernelPath {
+    /// A short name (`scalar`, `avx2`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelPath::Scalar => "scalar",
+            KernelPath::Avx2 => "avx2",
+            KernelPath::Avx2Q8 => "avx2-q8",
+            KernelPath::Avx512Q8 => "avx512-q8",
+        }
+    }
+
+    /// Whether this path rounds the input of (some) products to Q8_0/Q8_K blocks, so that its
+    /// plan needs [`crate::PlanOptions::quantized_activations`].
+    pub fn quantizes_activations(self) -> bool {
+        matches!(self, KernelPath::Avx2Q8 | KernelPath::Avx512Q8)
+    }
+}
+
+/// `out[r] = W[r] · x` over the rows of `w` with f32 activations.
+pub(crate) type RowsF32 = unsafe fn(w: &[u8], x: &[f32], out: &mut [f32]);
+/// `out[r] = W[r] · x` with `x` rounded to the kernel's `vec_dot_type` blocks (`xq`).
+pub(crate) type RowsQ = unsafe fn(w: &[u8], xq: &[u8], out: &mut [f32]);
+/// Rounds `x` to `vt` (Q8_0 or Q8_K) activation blocks, the bytes of
+/// [`act::quantize_activations`].
+pub(crate) type QuantizeAct = unsafe fn(vt: GgmlType, x: &[f32], out: &mut [u8]);
+
+/// An integer product: the type the input is rounded to (ggml's `vec_dot_type`) and the rows.
+#[derive(Clone, Copy)]
+pub(crate) struct IntRows {
+    pub(crate) vec_dot_type: GgmlType,
+    pub(crate) rows: RowsQ,
+}
+
+/// One ISA's kernels, indexed by weight type ([`GgmlType::index`]).
+///
+/// Contract: every `unsafe fn` of a table is sound to call, with any arguments, on a CPU that
+/// has the features its ISA file names, and only there; the table's [`Kernels`] constructor
+/// carries the same contract. A type without an entry runs the portable reference.
+pub(crate) struct Table {
+    /// The path's name (what the CLI, the core and `spool-std` report).
+    pub(crate) path: KernelPath,
+    /// Products with f32 activations.
+    pub(crate) rows: [Option<RowsF32>; GgmlType::COUNT],
+    /// Products with rounded activations (opt-in paths only).
+    pub(crate) int_rows: [Option<IntRows>; GgmlType::COUNT],
+    /// This ISA's activation rounding, if it has one.
+    pub(crate) quantize_act: Option<QuantizeAct>,
+}
+
+/// A per-type array from `(type, entry)` pairs; the other types get `None`.
+// A target without an ISA file (thumbv7em) has only the scalar table.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const fn by_type<T: Copy, const N: usize>(pairs: [(GgmlType, T); N]) -> [Option<T>; GgmlType::COUNT] {
+    let mut out = [None; GgmlType::COUNT];
+    let mut i = 0;
+    while i < N {
+        out[pairs[i].0.index()] = Some(pairs[i].1);
+        i += 1;
+    }
+    out
+}
+
+/// The portable path: no entries, so everything runs `scalar.rs` and `act.rs`.
+static SCALAR_TABLE: Table = Table {
+    path: KernelPath::Scalar,
+    rows: [None; GgmlType::COUNT],
+    int_rows: [None; GgmlType::COUNT],
+    quantize_act: None,
+};
+
+/// The kernel selector: which code computes the matrix-vector products.
+///
+/// The core cannot ask the CPU what it supports, so a vector path can only be made by an
+/// `unsafe` constructor whose contract is that the CPU has the instructions (`spool-std`'s
+/// `kernels::detect` checks at run time and is safe). [`Kernels::SCALAR`], the default, is
+/// bit-exact with llama2.c.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    table: &'static Table,
+}
+
+impl Kernels {
+    /// The portable scalar kernels.
+    pub const SCALAR: Kernels = Kernels { table: &SCALAR_TABLE };
+
+    /// The kernels of `table`.
+    ///
+    /// # Safety
+    /// The CPU that runs any product through the returned value must have the features that
+    /// `table`'s ISA file names (the [`Table`] contract).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) const unsafe fn from_table(table: &'static Table) -> Kernels {
+        Kernels { table }
+    }
+
+    /// The AVX2 + FMA + F16C kernels.
+    ///
+    /// # Safety
+    /// The CPU that runs any product through the returned value must support the `avx2`,
+    /// `fma` and `f16c` instructions (for example: `is_x86_feature_detected!` said so for
+    /// each). Running them on a CPU without these is undefined behaviour.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx2() -> Kernels {
+        // SAFETY: our caller promises avx2, fma and f16c, the features of `avx2::TABLE`.
+        unsafe { Kernels::from_table(&super::x86::avx2::TABLE) }
+    }
+
+    /// The AVX2 kernels with quantized activations ([`KernelPath::Avx2Q8`]), opt-in only.
+    ///
+    /// # Safety
+    /// As [`Kernels::avx2`]: the CPU must support `avx2`, `fma` and `f16c`.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx2_q8() -> Kernels {
+        // SAFETY: our caller promises avx2, fma and f16c, the features of `avx2_q8::TABLE_Q8`.
+        unsafe { Kernels::from_table(&super::x86::avx2_q8::TABLE_Q8) }
+    }
+
+    /// [`Kernels::avx2_q8`] with AVX-512 VNNI integer dots ([`KernelPath::Avx512Q8`]),
+    /// bit-identical with it, opt-in only.
+    ///
+    /// # Safety
+    /// The CPU must support `avx2`, `fma`, `f16c`, `avx512f`, `avx512bw`, `avx512vl` and
+    /// `avx512vnni`.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx512_q8() -> Kernels {
+        // SAFETY: our caller promises every feature of `avx512::TABLE_Q8`.
+        unsafe { Kernels::from_table(&super::x86::avx512::TABLE_Q8) }
+    }
+
+    /// Runs `f`, a kernel of this path's table: the one place where dispatch enters `unsafe`
+    /// code. Every caller passes a function read from `self.table`.
+    #[inline(always)]
+    fn call<A, B, C>(self, f: unsafe fn(A, B, C), a: A, b: B, c: C) {
+        // SAFETY: `f` is an entry of `self.table` (the callers below read it from there), and a
+        // `Kernels` holding a table is made only by `Kernels::from_table`, whose caller promised
+        // that this CPU has the features the table's kernels need (the `Table` contract). The
+        // kernels take any slices: they read and write only within them.
+        unsafe { f(a, b, c) }
+    }
+
+    /// The type this path rounds the input to before a product with `ty` weights (Q8_0 or
+    /// Q8_K), or `None` when the input stays f32. Only the opt-in Q8 paths round.
+    pub fn activation_type(self, ty: GgmlType) -> Option<GgmlType> {
+        self.table.int_rows[ty.index()].map(|k| k.vec_dot_type)
+    }
+
+    /// `out[r] = W[r] · x` where `xq` is `x` rounded by [`act::quantize_activations`] to
+    /// [`Kernels::activation_type`]`(ty)`: integer dot products per block, scaled and summed in
+    /// f32 in a fixed order per row. Falls back to nothing else: on a path or type without
+    /// such kernels, `out` is left unchanged.
+    pub fn matvec_quantized(self, ty: GgmlType, w: &[u8], xq: &[u8], out: &mut [f32]) {
+        if let Some(k) = self.table.int_rows[ty.index()] {
+            self.call(k.rows, w, xq, out);
+        }
+    }
+
+    /// [`act::quantize_activations`] with this path's instructions: the same bytes.
+    pub fn quantize_activations(self, vt: GgmlType, x: &[f32], out: &mut [u8]) {
+        match self.table.quantize_act {
+            Some(f) => self.call(f, vt, x, out),
+            None => act::quantize_activations(vt, x, out),
+        }
+    }
+
+    /// Which path this is.
+    pub fn path(self) -> KernelPath {
+        self.table.path
+    }
+
+    /// Whether `ty` has a vector kernel on this path (otherwise it runs the scalar code).
+    pub fn vectorized(self, ty: GgmlType) -> bool {
+        self.table.rows[ty.index()].is_some()
+    }
+
+    /// [`scalar::matvec`] on this path: `out[r] = W[r] · x`. Each row's summation order depends
+    /// only on the row, so splitting rows (into units, or over threads) never changes a result.
+    pub fn matvec(self, ty: GgmlType, w: &[u8], x: &[f32], out: &mut [f32]) {
+        match self.table.rows[ty.index()] {
+            Some(f) => self.call(f, w, x, out),
+            None => scalar::matvec(ty, w, x, out),
+        }
+    }
+}
+
+impl Default for Kernels {
+    fn default() -> Kernels {
+        Kernels::SCALAR
+    }
+}
+
+impl PartialEq for Kernels {
+    fn eq(&self, other: &Kernels) -> bool {
+        self.path() == other.path()
+    }
+}
+
+impl Eq for Kernels {}
+
+impl core::fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Kernels").field("path", &self.path()).finish()
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Kernels {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "Kernels {{ path: {} }}", self.path())
+    }
+}
