@@ -33,6 +33,7 @@ fmt:
 	rustfmt --check --edition 2021 firmware-qemu/src/main.rs firmware-qemu/build.rs
 
 lint:
+	python3 scripts/check-cycles.py core/src
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:

@@ -10,12 +10,15 @@
 //! | working | KV cache | scratch | tokenizer | norms | resident (pinned units) | slot 0 .. slot N-1 |
 //! ```
 
-use core::fmt;
-
+use crate::engine::work::{Work, WorkingLayout};
+use crate::error::PlanError;
 use crate::model::{LayerTensor, ModelInfo, TensorName, TensorRef};
+use crate::tokenizer::Tokenizer;
 
 /// Most units (tensors or row blocks) a plan can hold.
 pub const MAX_UNITS: usize = 2048;
+/// Most streaming slots.
+pub const MAX_SLOTS: usize = 512;
 /// Alignment of every region.
 pub const ALIGN: usize = 64;
 
@@ -45,108 +48,6 @@ pub struct Unit {
     pub bytes: u32,
     /// Offset in the resident region when pinned.
     pub pinned_at: Option<u32>,
-}
-
-/// Why a plan cannot be made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum PlanError {
-    /// The budget is below the minimum for this model and context.
-    BudgetTooSmall {
-        /// The budget asked for.
-        budget: usize,
-        /// The smallest budget that works.
-        minimum: usize,
-        /// The context length planned for.
-        context: u32,
-        /// Of the minimum: the KV cache.
-        kv_bytes: usize,
-        /// Of the minimum: one streaming slot (the largest unit).
-        slot_bytes: usize,
-    },
-    /// The context asked for is zero or longer than the model's.
-    BadContext {
-        /// The context asked for.
-        requested: u32,
-        /// The model's context length.
-        max: u32,
-    },
-    /// The model has more units than [`MAX_UNITS`].
-    TooManyUnits {
-        /// Units needed.
-        count: usize,
-    },
-}
-
-/// Bytes as "N KiB" (or MiB), rounded up so that a stated minimum always suffices.
-pub struct Size(pub usize);
-
-impl fmt::Display for Size {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        if b >= 10 << 20 {
-            write!(f, "{} MiB", b.div_ceil(1 << 20))
-        } else {
-            write!(f, "{} KiB", b.div_ceil(1024))
-        }
-    }
-}
-
-impl fmt::Display for PlanError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes, slot_bytes } => write!(
-                f,
-                "budget {} is below the {} minimum for this model at context {context} \
-                 (the KV cache alone is {}, one streaming slot {}); raise the budget to at least {} bytes or shorten the context",
-                Size(budget),
-                Size(minimum),
-                Size(kv_bytes),
-                Size(slot_bytes),
-                minimum
-            ),
-            PlanError::BadContext { requested, max } => {
-                write!(f, "context {requested} is outside 1..={max}, the model's context length")
-            }
-            PlanError::TooManyUnits { count } => write!(
-                f,
-                "the model needs {count} cache units, more than the {MAX_UNITS} this build holds; raise arena::MAX_UNITS"
-            ),
-        }
-    }
-}
-
-/// The working buffers, in f32 elements, in arena order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct WorkingLayout {
-    /// Positions processed together in prefill (1 = token by token).
-    pub positions: usize,
-    /// Residual stream `x`, and the `xb`, `xb2`, `q` buffers: `positions * dim` each.
-    pub dim: usize,
-    /// `hb`, `hb2`: `positions * hidden_dim` each.
-    pub hidden: usize,
-    /// Attention scores of one position: `n_heads * context`.
-    pub att: usize,
-    /// Logits: `vocab`.
-    pub logits: usize,
-    /// Sampler candidate indices: `vocab` u32.
-    pub candidates: usize,
-    /// Bytes per position of the quantized activations (Q8_0/Q8_K blocks of the largest input
-    /// row) used by the integer kernels, at the end of the region; 0 unless the plan was made
-    /// with [`PlanOptions::quantized_activations`].
-    pub q8: usize,
-}
-
-impl WorkingLayout {
-    /// Bytes of the f32 and u32 buffers; the quantized activations follow at this offset.
-    pub fn q8_offset(&self) -> usize {
-        4 * (self.positions * (4 * self.dim + 2 * self.hidden) + self.att + self.logits + self.candidates)
-    }
-
-    fn bytes(&self) -> usize {
-        self.q8_offset() + self.positions * self.q8
-    }
 }
 
 /// Which units stay in RAM when not all fit.
@@ -288,12 +189,6 @@ fn align_up(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-/// Bytes of the tokenizer region for a vocabulary whose pieces total `string_bytes`.
-pub fn tokenizer_bytes(vocab: usize, string_bytes: usize) -> usize {
-    // offsets (vocab + 1) u32, scores f32, sorted ids u32, then the pieces.
-    4 * (vocab + 1) + 4 * vocab + 4 * vocab + string_bytes
-}
-
 /// Plans the arena with the default options. See [`plan_with`].
 pub fn plan(model: &ModelInfo, context: u32, budget: usize) -> Result<Plan, PlanError> {
     plan_with(model, context, budget, PlanOptions::default())
@@ -332,7 +227,7 @@ fn build_units(model: &ModelInfo, unit_cap: u64) -> Result<heapless::Vec<Unit, M
     }
     push(TensorName::Output, &model.output);
     if count > MAX_UNITS {
-        return Err(PlanError::TooManyUnits { count });
+        return Err(PlanError::TooManyUnits { count, max: MAX_UNITS });
     }
     Ok(units)
 }
@@ -377,16 +272,7 @@ fn region(at: &mut usize, bytes: usize) -> Region {
 /// The regions every plan has, for `positions` prefill positions.
 fn fixed_regions(model: &ModelInfo, context: u32, positions: usize, q8: bool) -> Fixed {
     let c = &model.config;
-    let q8_bytes = |cols: u32| crate::quant::activation_buffer_bytes(cols as usize);
-    let working_layout = WorkingLayout {
-        positions,
-        dim: c.dim as usize,
-        hidden: c.hidden_dim as usize,
-        att: c.n_heads as usize * context as usize,
-        logits: c.vocab as usize,
-        candidates: c.vocab as usize,
-        q8: if q8 { q8_bytes(c.dim).max(q8_bytes(c.hidden_dim)) } else { 0 },
-    };
+    let working_layout = Work::layout(c, context, positions, q8);
     let strings = model.header.tokens.map_or(0, |t| t.string_bytes) as usize;
     let mut at = 0usize;
     Fixed {
@@ -394,7 +280,7 @@ fn fixed_regions(model: &ModelInfo, context: u32, positions: usize, q8: bool) ->
         working: region(&mut at, working_layout.bytes()),
         kv: region(&mut at, 2 * c.n_layers as usize * context as usize * c.kv_dim as usize * 4),
         scratch: region(&mut at, positions * model.token_embd.row_bytes() as usize),
-        tokenizer: region(&mut at, tokenizer_bytes(c.vocab as usize, strings)),
+        tokenizer: region(&mut at, Tokenizer::region_bytes(c.vocab as usize, strings)),
         norms: region(&mut at, norm_bytes(model)),
         end: at,
     }
@@ -457,7 +343,7 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
         slot_count = 0;
         slot_bytes = 0;
     } else if opts.policy != Policy::Pin {
-        slot_count = (cache_budget / largest).min(crate::cache::MAX_SLOTS) as u32;
+        slot_count = (cache_budget / largest).min(MAX_SLOTS) as u32;
         slot_bytes = largest as u32;
     } else {
         // Sort unit indices by size, largest first (first-fit decreasing).
@@ -580,44 +466,4 @@ pub fn carve<'a>(plan: &Plan, arena: &'a mut [u8]) -> Result<Regions<'a>, PlanEr
         resident: take(plan.resident),
         slots: take(plan.slots),
     })
-}
-
-/// Views arena bytes as f32 (the arena's regions are 64-byte aligned by [`carve`]).
-pub fn as_f32_mut(bytes: &mut [u8]) -> &mut [f32] {
-    // SAFETY: every bit pattern is a valid f32, and `align_to_mut` only returns the aligned
-    // middle part, so the view is in bounds and aligned; the prefix/suffix are ignored.
-    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<f32>() };
-    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
-    mid
-}
-
-/// Views arena bytes as u32 (see [`as_f32_mut`]).
-pub fn as_u32_mut(bytes: &mut [u8]) -> &mut [u32] {
-    // SAFETY: as in `as_f32_mut`: every bit pattern is a valid u32, and only the aligned
-    // middle is viewed.
-    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<u32>() };
-    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
-    mid
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn f32_view_of_aligned_bytes_covers_them() {
-        let mut buf = [0u8; 64 + 16];
-        let pad = buf.as_ptr().align_offset(4);
-        let view = as_f32_mut(&mut buf[pad..pad + 16]);
-        assert_eq!(view.len(), 4);
-        view[3] = 1.5;
-        assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
-    }
-
-    #[test]
-    fn size_rounds_up() {
-        let mut s = heapless::String::<32>::new();
-        core::fmt::write(&mut s, format_args!("{}", Size(1025))).unwrap();
-        assert_eq!(s.as_str(), "2 KiB");
-    }
 }

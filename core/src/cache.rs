@@ -2,7 +2,8 @@
 //! which units are read ahead.
 //!
 //! Owns the resident region (units pinned by the plan, loaded once), the streaming slots with
-//! their fixed-capacity metadata, the eviction [`Policy`] and the counters. It hands out
+//! their fixed-capacity metadata, the eviction that the plan's [`Policy`] asks for, and the
+//! counters. It hands out
 //! `&[u8]` views of units and never interprets them.
 //!
 //! Reads go through a [`Loader`]: a slot's buffer is lent to the loader when a read starts and
@@ -15,12 +16,10 @@
 //! is a unit read from storage for that request, including one read ahead by prefetch (it was
 //! still read from storage: prefetch hides latency, it does not save bytes).
 
-use crate::arena::{Plan, Policy, Unit};
+use crate::arena::{Plan, Policy, Unit, MAX_SLOTS};
 use crate::error::{Error, Result};
 use crate::storage::{read_exact_at, Storage};
 
-/// Most streaming slots.
-pub const MAX_SLOTS: usize = 512;
 /// Most reads a [`SyncLoader`] holds between start and wait.
 const MAX_PENDING: usize = crate::arena::MAX_PREFETCH as usize + 1;
 

@@ -1,11 +1,12 @@
 //! The one error type of the core. Every failure on input (a file, a budget, a token) ends here
 //! as a value that says what is wrong and, where there is one, what would fix it. Nothing in the
-//! core panics on input.
+//! core panics on input. Also owns [`PlanError`] (a budget that does not fit) and [`Size`], the
+//! byte display every message uses. It is a leaf: it names no module but the tensor roles and
+//! the quant type table.
 
 use core::fmt;
 
-use crate::arena::PlanError;
-use crate::model::TensorName;
+use crate::model::tensor::TensorName;
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,77 @@ pub enum Error {
     },
 }
 
+/// Why a plan cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PlanError {
+    /// The budget is below the minimum for this model and context.
+    BudgetTooSmall {
+        /// The budget asked for.
+        budget: usize,
+        /// The smallest budget that works.
+        minimum: usize,
+        /// The context length planned for.
+        context: u32,
+        /// Of the minimum: the KV cache.
+        kv_bytes: usize,
+        /// Of the minimum: one streaming slot (the largest unit).
+        slot_bytes: usize,
+    },
+    /// The context asked for is zero or longer than the model's.
+    BadContext {
+        /// The context asked for.
+        requested: u32,
+        /// The model's context length.
+        max: u32,
+    },
+    /// The model has more units than the plan holds.
+    TooManyUnits {
+        /// Units needed.
+        count: usize,
+        /// Units the plan holds.
+        max: usize,
+    },
+}
+
+/// Bytes as "N KiB" (or MiB), rounded up so that a stated minimum always suffices.
+pub struct Size(pub usize);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= 10 << 20 {
+            write!(f, "{} MiB", b.div_ceil(1 << 20))
+        } else {
+            write!(f, "{} KiB", b.div_ceil(1024))
+        }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes, slot_bytes } => write!(
+                f,
+                "budget {} is below the {} minimum for this model at context {context} \
+                 (the KV cache alone is {}, one streaming slot {}); raise the budget to at least {} bytes or shorten the context",
+                Size(budget),
+                Size(minimum),
+                Size(kv_bytes),
+                Size(slot_bytes),
+                minimum
+            ),
+            PlanError::BadContext { requested, max } => {
+                write!(f, "context {requested} is outside 1..={max}, the model's context length")
+            }
+            PlanError::TooManyUnits { count, max } => write!(
+                f,
+                "the model needs {count} cache units, more than the {max} this build holds; raise plan::MAX_UNITS"
+            ),
+        }
+    }
+}
+
 impl From<PlanError> for Error {
     fn from(e: PlanError) -> Self {
         Error::Budget(e)
@@ -164,3 +236,15 @@ impl core::error::Error for Error {}
 
 /// Shorthand used throughout the core.
 pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_rounds_up() {
+        let mut s = heapless::String::<32>::new();
+        core::fmt::write(&mut s, format_args!("{}", Size(1025))).unwrap();
+        assert_eq!(s.as_str(), "2 KiB");
+    }
+}

@@ -30,21 +30,23 @@
 mod fmt;
 
 pub mod arena;
+pub mod bytes;
 pub mod cache;
 pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod gguf;
 pub mod model;
+pub mod ops;
 pub mod quant;
 pub mod sampler;
 pub mod storage;
 pub mod tokenizer;
 
-pub use arena::{plan, plan_with, Plan, PlanError, PlanOptions, Policy};
+pub use arena::{plan, plan_with, Plan, PlanOptions, Policy};
 pub use cache::{CacheStats, Completion, Loader, SyncLoader};
 pub use engine::{generate, generate_with_logits, Engine, Outcome, Phase, StopReason, TokenEvent};
-pub use error::Error;
+pub use error::{Error, PlanError, Size};
 pub use exec::{Executor, Inline};
 pub use model::ModelInfo;
 pub use quant::{KernelPath, Kernels};

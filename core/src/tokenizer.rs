@@ -7,7 +7,7 @@
 
 use core::cmp::Ordering;
 
-use crate::arena::{as_f32_mut, as_u32_mut};
+use crate::bytes::{as_f32_mut, as_u32_mut};
 use crate::error::{Error, Result};
 use crate::gguf::{Cursor, Header};
 use crate::storage::Storage;
@@ -67,7 +67,7 @@ impl<'a> Tokenizer<'a> {
     pub fn load<S: Storage>(storage: &mut S, header: &Header, region: &'a mut [u8]) -> Result<(Self, u64)> {
         let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
         let vocab = tokens.count as usize;
-        let need = crate::arena::tokenizer_bytes(vocab, tokens.string_bytes as usize);
+        let need = Self::region_bytes(vocab, tokens.string_bytes as usize);
         if region.len() < need {
             return Err(Error::BufferTooSmall { what: "tokenizer region", needed: need, got: region.len() });
         }
@@ -130,6 +130,12 @@ impl<'a> Tokenizer<'a> {
         };
         t.space = t.lookup(b" ");
         Ok((t, bytes_read))
+    }
+
+    /// Bytes of the tokenizer region for a vocabulary whose pieces total `string_bytes`.
+    pub fn region_bytes(vocab: usize, string_bytes: usize) -> usize {
+        // offsets (vocab + 1) u32, scores f32, sorted ids u32, then the pieces.
+        4 * (vocab + 1) + 4 * vocab + 4 * vocab + string_bytes
     }
 
     /// Vocabulary size.

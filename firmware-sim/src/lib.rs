@@ -28,12 +28,12 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use flash::{FlashClock, FlashSpec, TimedLoader};
-use spool_core::arena::{Plan, Size};
 use spool_core::cache::{Loader, SyncLoader};
 use spool_core::{
     generate_with_logits, CacheStats, Engine, Executor, KernelPath, Kernels, ModelInfo, Phase, PlanOptions, Policy,
     Sampler, StopReason, Storage,
 };
+use spool_core::{Plan, Size};
 use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
 /// Which kernels compute the matrix-vector products (`--kernel`).

@@ -5,15 +5,21 @@
 //! step, as in llama2.c, whose arithmetic it follows operation for operation (f32, left-to-
 //! right sums, no fused multiply-add) so that its tokens match the reference.
 
-use crate::arena::{self, as_f32_mut, as_u32_mut, Plan, Unit};
+pub(crate) mod work;
+
+use crate::arena::{self, Plan, Unit};
+use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Inline};
 use crate::model::{LayerTensor, ModelInfo, TensorName, MAX_LAYERS};
+use crate::ops::{add, attention, rmsnorm, rope, swiglu, Heads};
 use crate::quant::{self, GgmlType, Kernels};
 use crate::sampler::Sampler;
 use crate::storage::{read_exact_at, Storage};
 use crate::tokenizer::{printable, Tokenizer};
+use work::Work;
+pub use work::WorkingLayout;
 
 /// The weight access of `$engine`, borrowing only the fields it needs so that the working
 /// buffers stay free for the step.
@@ -32,57 +38,6 @@ macro_rules! weights {
             q8_holds: None,
         }
     };
-}
-
-/// The activation buffers of up to `positions` prompt positions, row-major `[position][...]`.
-struct Work<'a> {
-    /// Positions the buffers hold.
-    positions: usize,
-    /// Residual stream, `[positions][dim]`.
-    x: &'a mut [f32],
-    /// Normed input of a block, then the attention output, `[positions][dim]`.
-    xb: &'a mut [f32],
-    /// Output of a projection before the residual add, `[positions][dim]`.
-    xb2: &'a mut [f32],
-    /// Queries, `[positions][dim]`.
-    q: &'a mut [f32],
-    /// FFN gate, `[positions][hidden]`.
-    hb: &'a mut [f32],
-    /// FFN up, `[positions][hidden]`.
-    hb2: &'a mut [f32],
-    /// Attention scores of one position, `[n_heads][context]`.
-    att: &'a mut [f32],
-    /// Classifier output of the last position, `[vocab]`.
-    logits: &'a mut [f32],
-    /// Sampler candidates, `[vocab]`.
-    candidates: &'a mut [u32],
-}
-
-fn split<'a, T>(buf: &mut &'a mut [T], n: usize) -> &'a mut [T] {
-    let (head, tail) = core::mem::take(buf).split_at_mut(n);
-    *buf = tail;
-    head
-}
-
-impl<'a> Work<'a> {
-    fn new(plan: &Plan, bytes: &'a mut [u8]) -> Self {
-        let l = plan.working_layout;
-        let p = l.positions;
-        let (floats, ints) = bytes.split_at_mut(4 * (p * (4 * l.dim + 2 * l.hidden) + l.att + l.logits));
-        let mut f = as_f32_mut(floats);
-        Work {
-            positions: p,
-            x: split(&mut f, p * l.dim),
-            xb: split(&mut f, p * l.dim),
-            xb2: split(&mut f, p * l.dim),
-            q: split(&mut f, p * l.dim),
-            hb: split(&mut f, p * l.hidden),
-            hb2: split(&mut f, p * l.hidden),
-            att: split(&mut f, l.att),
-            logits: split(&mut f, l.logits),
-            candidates: &mut as_u32_mut(ints)[..l.candidates],
-        }
-    }
 }
 
 /// An inference session: a model in storage, planned into a caller's arena.
@@ -169,7 +124,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let (working, q8) = regions.working.split_at_mut(plan.working_layout.q8_offset());
         Ok(Engine {
             load_bytes: model.parse_bytes + tok_bytes + norm_read + pinned_bytes,
-            work: Work::new(&plan, working),
+            work: Work::new(plan.working_layout, working),
             q8,
             scratch: regions.scratch,
             norms: regions.norms,
@@ -271,6 +226,8 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let (pos, dim, hidden, kv_dim, ctx) =
             (pos as usize, c.dim as usize, c.hidden_dim as usize, c.kv_dim as usize, self.plan.context as usize);
         let dim_bytes = dim * 4;
+        let heads =
+            Heads { n_heads: c.n_heads as usize, n_kv_heads: c.n_kv_heads as usize, head_size: c.head_size as usize };
         for l in 0..c.n_layers as usize {
             let mut w = weights!(self);
             let work = &mut self.work;
@@ -296,7 +253,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 let keys = &self.key_cache[layer_kv..layer_kv + seen];
                 let values = &self.value_cache[layer_kv..layer_kv + seen];
                 let (q, out) = (&work.q[p * dim..][..dim], &mut work.xb[p * dim..][..dim]);
-                attention(q, out, work.att, keys, values, &c, ctx, pos + p, self.exec);
+                attention(q, out, work.att, keys, values, heads, ctx, pos + p, self.exec);
             }
             w.matvec(name(LayerTensor::AttnOut), n, &work.xb[..n * dim], &mut work.xb2[..n * dim])?;
             add(&mut work.x[..n * dim], &work.xb2[..n * dim]);
@@ -431,144 +388,6 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'_, 'a, S, L> {
             i += 1;
         }
         Ok(())
-    }
-}
-
-/// o = weight * x / rms(x). `weight` is the raw F32 norm tensor.
-fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[u8], eps: f32) {
-    let mut ss = 0.0f32;
-    for &v in x {
-        ss += v * v;
-    }
-    ss /= x.len() as f32;
-    ss += eps;
-    ss = 1.0 / libm::sqrtf(ss);
-    for ((o, &v), w) in o.iter_mut().zip(x).zip(weight.chunks_exact(4)) {
-        *o = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * (ss * v);
-    }
-}
-
-/// Rotates adjacent pairs of q (all heads) and k (kv heads) by the position's angles.
-fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
-    // Every even `i` is rotated once by the angle of `i % head_size`, as llama2.c does; the
-    // angle (a `powf`, a `cosf` and a `sinf`) is computed once per head dimension instead of
-    // once per head. Each element's arithmetic is unchanged.
-    for head_dim in 0..head_size.max(1) {
-        let mut pairs = (head_dim..q.len()).step_by(head_size.max(1)).filter(|i| i % 2 == 0).peekable();
-        if pairs.peek().is_none() {
-            continue;
-        }
-        let freq = 1.0 / libm::powf(theta, head_dim as f32 / head_size as f32);
-        let val = pos as f32 * freq;
-        let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
-        for i in pairs {
-            let rotate = |v: &mut [f32]| {
-                let (v0, v1) = (v[i], v[i + 1]);
-                v[i] = v0 * fcr - v1 * fci;
-                v[i + 1] = v0 * fci + v1 * fcr;
-            };
-            rotate(q);
-            if i < k.len() {
-                rotate(k);
-            }
-        }
-    }
-}
-
-/// Multi-head attention of one position's query `q` over positions `0..=pos`, into `out`.
-/// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is `[n_heads][context]`.
-///
-/// The scores and the weighted sums run on `exec` element by element (a score is one
-/// `(head, position)` pair, an output one `(head, dimension)` pair), the softmax of each head
-/// on the caller. Every element's arithmetic and summation order is that of a head-by-head
-/// loop whatever the split, so the results are bit-identical for any number of threads.
-#[allow(clippy::too_many_arguments)]
-fn attention(
-    q: &[f32],
-    out: &mut [f32],
-    att: &mut [f32],
-    keys: &[f32],
-    values: &[f32],
-    c: &crate::model::Config,
-    context: usize,
-    pos: usize,
-    exec: &dyn Executor,
-) {
-    let hs = c.head_size as usize;
-    let kv_dim = c.kv_dim as usize;
-    let kv_mul = (c.n_heads / c.n_kv_heads) as usize;
-    let n_heads = c.n_heads as usize;
-    let scale = libm::sqrtf(hs as f32);
-    let seen = pos + 1;
-    // Bytes of the cache each pass reads: every head reads `seen` rows of `hs` values.
-    let work = n_heads * seen * hs * 4;
-    let att = &mut att[..n_heads * context];
-    // Scores: att[h][t] = q_h . k_t / scale for t <= pos (the rest of a head's row is unused).
-    exec.run_rows(att, work, &|row0: usize, chunk: &mut [f32]| {
-        let mut i = row0;
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            let (h, t0) = (i / context, i % context);
-            let len = (context - t0).min(rest.len());
-            let (head, tail) = core::mem::take(&mut rest).split_at_mut(len);
-            let qh = &q[h * hs..(h + 1) * hs];
-            let kv_off = (h / kv_mul) * hs;
-            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen) {
-                let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
-                let mut score = 0.0f32;
-                for (&qi, &ki) in qh.iter().zip(k) {
-                    score += qi * ki;
-                }
-                *a = score / scale;
-            }
-            i += len;
-            rest = tail;
-        }
-    });
-    for h in 0..n_heads {
-        crate::sampler::softmax(&mut att[h * context..h * context + seen]);
-    }
-    let att: &[f32] = att;
-    // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from 0.
-    exec.run_rows(&mut out[..n_heads * hs], work, &|row0: usize, chunk: &mut [f32]| {
-        let mut i = row0;
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            let (h, d0) = (i / hs, i % hs);
-            let len = (hs - d0).min(rest.len());
-            let (xb, tail) = core::mem::take(&mut rest).split_at_mut(len);
-            let kv_off = (h / kv_mul) * hs + d0;
-            xb.fill(0.0);
-            for (t, &a) in att[h * context..h * context + seen].iter().enumerate() {
-                let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + len];
-                for (o, &vi) in xb.iter_mut().zip(v) {
-                    *o += a * vi;
-                }
-            }
-            i += len;
-            rest = tail;
-        }
-    });
-}
-
-/// hb = silu(hb) * hb2, element by element on `exec` (each element's arithmetic is the same
-/// whatever the split).
-fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
-    // An `expf` costs about as much time as streaming this many weight bytes (the hint that
-    // decides whether the pool splits the job).
-    const EXPF_WORK: usize = 64;
-    exec.run_rows(hb, hb.len() * EXPF_WORK, &|row0: usize, chunk: &mut [f32]| {
-        for (g, &u) in chunk.iter_mut().zip(&hb2[row0..]) {
-            let mut val = *g;
-            val *= 1.0 / (1.0 + libm::expf(-val));
-            *g = val * u;
-        }
-    });
-}
-
-fn add(x: &mut [f32], y: &[f32]) {
-    for (a, &b) in x.iter_mut().zip(y) {
-        *a += b;
     }
 }
 
