@@ -16,12 +16,12 @@
 //! is a unit read from storage for that request, including one read ahead by prefetch (it was
 //! still read from storage: prefetch hides latency, it does not save bytes).
 
-use crate::arena::{Plan, Policy, Unit, MAX_SLOTS};
 use crate::error::{Error, Result};
+use crate::plan::{Plan, Policy, Unit, MAX_PREFETCH, MAX_SLOTS};
 use crate::storage::{read_exact_at, Storage};
 
 /// Most reads a [`SyncLoader`] holds between start and wait.
-const MAX_PENDING: usize = crate::arena::MAX_PREFETCH as usize + 1;
+const MAX_PENDING: usize = MAX_PREFETCH as usize + 1;
 
 /// Counters of the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -182,14 +182,15 @@ impl<'a> Cache<'a> {
         let mut bytes = 0u64;
         for u in plan.units.iter() {
             if let Some(at) = u.pinned_at {
-                let dst = &mut self.resident[at as usize..at as usize + u.bytes as usize];
+                let dst = &mut self.resident[at..at + u.bytes as usize];
                 read_exact_at(storage, u.offset, dst)?;
                 bytes += u.bytes as u64;
             }
         }
         if let Some(at) = plan.embd_pinned_at {
             let (offset, len) = embd;
-            read_exact_at(storage, offset, &mut self.resident[at as usize..(at as u64 + len) as usize])?;
+            let len_usize = usize::try_from(len).map_err(|_| Error::Malformed("embedding table larger than memory"))?;
+            read_exact_at(storage, offset, &mut self.resident[at..at + len_usize])?;
             bytes += len;
         }
         Ok(bytes)
@@ -231,7 +232,7 @@ impl<'a> Cache<'a> {
         self.tick += 1;
         if let Some(at) = u.pinned_at {
             self.stats.hits += 1;
-            return Ok(&self.resident[at as usize..at as usize + u.bytes as usize]);
+            return Ok(&self.resident[at..at + u.bytes as usize]);
         }
         let slot = match self.slots.iter().position(|s| s.unit == Some(index as u16)) {
             Some(s) if !self.slots[s].loading && !self.slots[s].ahead => {

@@ -130,6 +130,11 @@ pub enum PlanError {
         /// Units the plan holds.
         max: usize,
     },
+    /// A size the plan needs does not fit this target's address space (or 64 bits).
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+    },
 }
 
 /// Bytes as "N KiB" (or MiB), rounded up so that a stated minimum always suffices.
@@ -165,6 +170,11 @@ impl fmt::Display for PlanError {
             PlanError::TooManyUnits { count, max } => write!(
                 f,
                 "the model needs {count} cache units, more than the {max} this build holds; raise plan::MAX_UNITS"
+            ),
+            PlanError::TooLarge { what } => write!(
+                f,
+                "the {what} of this model at this context does not fit a {}-bit address space; shorten the context or use a smaller model",
+                usize::BITS
             ),
         }
     }

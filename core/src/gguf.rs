@@ -409,6 +409,7 @@ pub fn for_each_tensor<S: Storage>(
     header: &Header,
     mut visit: impl FnMut(&TensorEntry<'_>) -> Result<()>,
 ) -> Result<u64> {
+    let file_len = storage.len();
     // First pass: find where the data section starts (it follows the table).
     let mut c = Cursor::new(storage, header.tensor_table);
     let mut name = [0u8; MAX_NAME];
@@ -425,6 +426,10 @@ pub fn for_each_tensor<S: Storage>(
             return Err(Error::Malformed("tensor data offset is not aligned"));
         }
         e.offset = data_start.checked_add(e.offset).ok_or(Error::Malformed("tensor offset overflows"))?;
+        // No tensor starts beyond the file (its end is checked where its type is known).
+        if e.offset > file_len {
+            return Err(Error::Truncated { what: "tensor data", end: e.offset, file_len });
+        }
         let entry = TensorEntry { name: &name[..name_len.min(MAX_NAME)], truncated_name: name_len > MAX_NAME, ..e };
         visit(&entry)?;
     }

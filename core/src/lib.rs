@@ -29,7 +29,6 @@
 
 mod fmt;
 
-pub mod arena;
 pub mod bytes;
 pub mod cache;
 pub mod engine;
@@ -38,17 +37,21 @@ pub mod exec;
 pub mod gguf;
 pub mod model;
 pub mod ops;
+pub mod plan;
 pub mod quant;
 pub mod sampler;
 pub mod storage;
 pub mod tokenizer;
 
-pub use arena::{plan, plan_with, Plan, PlanOptions, Policy};
+#[cfg(test)]
+mod testutil;
+
 pub use cache::{CacheStats, Completion, Loader, SyncLoader};
 pub use engine::{generate, generate_with_logits, Engine, Outcome, Phase, StopReason, TokenEvent};
 pub use error::{Error, PlanError, Size};
 pub use exec::{Executor, Inline};
 pub use model::ModelInfo;
+pub use plan::{plan, plan_with, Plan, PlanOptions, Policy};
 pub use quant::{KernelPath, Kernels};
 pub use sampler::Sampler;
 pub use storage::{ReadSeekStorage, SliceStorage, Storage};

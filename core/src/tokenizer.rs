@@ -67,7 +67,9 @@ impl<'a> Tokenizer<'a> {
     pub fn load<S: Storage>(storage: &mut S, header: &Header, region: &'a mut [u8]) -> Result<(Self, u64)> {
         let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
         let vocab = tokens.count as usize;
-        let need = Self::region_bytes(vocab, tokens.string_bytes as usize);
+        let need = Self::region_bytes(tokens.count, tokens.string_bytes)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(Error::Malformed("vocabulary larger than the address space"))?;
         if region.len() < need {
             return Err(Error::BufferTooSmall { what: "tokenizer region", needed: need, got: region.len() });
         }
@@ -133,9 +135,10 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// Bytes of the tokenizer region for a vocabulary whose pieces total `string_bytes`.
-    pub fn region_bytes(vocab: usize, string_bytes: usize) -> usize {
+    /// `None` when the sum overflows.
+    pub fn region_bytes(vocab: u64, string_bytes: u64) -> Option<u64> {
         // offsets (vocab + 1) u32, scores f32, sorted ids u32, then the pieces.
-        4 * (vocab + 1) + 4 * vocab + 4 * vocab + string_bytes
+        vocab.checked_mul(12)?.checked_add(4)?.checked_add(string_bytes)
     }
 
     /// Vocabulary size.

@@ -7,13 +7,13 @@
 
 pub(crate) mod work;
 
-use crate::arena::{self, Plan, Unit};
 use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, Result};
 use crate::exec::{Executor, Inline};
 use crate::model::{LayerTensor, ModelInfo, TensorName, MAX_LAYERS};
 use crate::ops::{add, attention, rmsnorm, rope, swiglu, Heads};
+use crate::plan::{self, Plan, PlanOptions, Unit};
 use crate::quant::{self, GgmlType, Kernels};
 use crate::sampler::Sampler;
 use crate::storage::{read_exact_at, Storage};
@@ -70,7 +70,7 @@ impl<'a, S: Storage> Engine<'a, S> {
     /// Parses the model, plans `arena` for `context` positions with the default options,
     /// loads the tokenizer and the pinned weights.
     pub fn new(storage: S, arena: &'a mut [u8], context: u32) -> Result<Self> {
-        Self::with_loader(storage, SyncLoader::new(), arena, context, arena::PlanOptions::default())
+        Self::with_loader(storage, SyncLoader::new(), arena, context, PlanOptions::default())
     }
 }
 
@@ -81,11 +81,11 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         loader: L,
         arena: &'a mut [u8],
         context: u32,
-        opts: arena::PlanOptions,
+        opts: PlanOptions,
     ) -> Result<Self> {
         let model = ModelInfo::load(&mut storage)?;
-        let plan = arena::plan_with(&model, context, arena.len(), opts)?;
-        let regions = arena::carve(&plan, arena)?;
+        let plan = plan::plan_with(&model, context, arena.len(), opts)?;
+        let regions = plan::carve(&plan, arena)?;
         crate::fmt::debug!(
             "plan: budget {} B, {} of {} units pinned, {} slot(s) of {} B, {} B streamed per token",
             plan.budget,
@@ -98,12 +98,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let (tokenizer, tok_bytes) = Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
         let mut norm_read = 0u64;
         let dim_bytes = model.config.dim as usize * 4;
-        let norm_tensors = model
-            .layers
-            .iter()
-            .flat_map(|l| [l[LayerTensor::AttnNorm as usize], l[LayerTensor::FfnNorm as usize]])
-            .chain([model.output_norm]);
-        for (t, dst) in norm_tensors.zip(regions.norms.chunks_exact_mut(dim_bytes)) {
+        for (t, dst) in model.norms().zip(regions.norms.chunks_exact_mut(dim_bytes)) {
             read_exact_at(&mut storage, t.offset, dst)?;
             norm_read += dim_bytes as u64;
         }
@@ -291,9 +286,9 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             self.plan.units[first..]
                 .iter()
                 .find(|u| (u.row0..u.row0 + u.rows).contains(&token))
-                .and_then(|u| u.pinned_at.map(|at| at as usize + (token - u.row0) as usize * row_bytes))
+                .and_then(|u| u.pinned_at.map(|at| at + (token - u.row0) as usize * row_bytes))
         } else {
-            self.plan.embd_pinned_at.map(|at| at as usize + row_offset)
+            self.plan.embd_pinned_at.map(|at| at + row_offset)
         };
         let row = match pinned {
             Some(at) => self.cache.resident(at, row_bytes),

@@ -3,6 +3,7 @@
 //! which the planner adds up) and the cut of their arena region. Knows nothing of weights.
 
 use crate::bytes::{as_f32_mut, as_u32_mut};
+use crate::error::PlanError;
 use crate::model::Config;
 use crate::quant;
 
@@ -29,14 +30,26 @@ pub struct WorkingLayout {
 }
 
 impl WorkingLayout {
+    /// The one size formula, in checked `u64`: the offset of the quantized activations (the
+    /// bytes of the f32 and u32 buffers) and the bytes of the whole region.
+    fn sizes(&self) -> Option<(u64, u64)> {
+        let [p, dim, hidden, att, logits, candidates, q8] =
+            [self.positions, self.dim, self.hidden, self.att, self.logits, self.candidates, self.q8].map(|n| n as u64);
+        let per_position = dim.checked_mul(4)?.checked_add(hidden.checked_mul(2)?)?;
+        let elems = p.checked_mul(per_position)?.checked_add(att)?.checked_add(logits)?.checked_add(candidates)?;
+        let q8_offset = elems.checked_mul(4)?;
+        Some((q8_offset, q8_offset.checked_add(p.checked_mul(q8)?)?))
+    }
+
     /// Bytes of the f32 and u32 buffers; the quantized activations follow at this offset.
     pub fn q8_offset(&self) -> usize {
-        4 * (self.positions * (4 * self.dim + 2 * self.hidden) + self.att + self.logits + self.candidates)
+        // A layout comes from `Work::layout`, which checked that both sizes fit a usize.
+        self.sizes().map_or(usize::MAX, |(o, _)| o as usize)
     }
 
     /// Bytes of the whole working region: the one size formula of these buffers.
     pub fn bytes(&self) -> usize {
-        self.q8_offset() + self.positions * self.q8
+        self.sizes().map_or(usize::MAX, |(_, b)| b as usize)
     }
 }
 
@@ -73,24 +86,35 @@ fn split<'a, T>(buf: &mut &'a mut [T], n: usize) -> &'a mut [T] {
 impl<'a> Work<'a> {
     /// The layout of the working buffers for a model of this shape: `positions` prefill
     /// positions, a `context`-long attention row per head, and room for the quantized input of
-    /// the integer kernels when `q8` is set.
-    pub(crate) fn layout(c: &Config, context: u32, positions: usize, q8: bool) -> WorkingLayout {
+    /// the integer kernels when `q8` is set. Errors when the region would end above `limit` (the
+    /// address space; checked in `u64`, so a 32-bit target cannot wrap).
+    pub(crate) fn layout(
+        c: &Config,
+        context: u32,
+        positions: usize,
+        q8: bool,
+        limit: u64,
+    ) -> Result<WorkingLayout, PlanError> {
+        let too_large = PlanError::TooLarge { what: "working buffers" };
+        let size = |n: u64| usize::try_from(n).ok().filter(|_| n <= limit).ok_or(too_large);
         let q8_bytes = |cols: u32| quant::activation_buffer_bytes(cols as usize);
-        WorkingLayout {
+        let l = WorkingLayout {
             positions,
             dim: c.dim as usize,
             hidden: c.hidden_dim as usize,
-            att: c.n_heads as usize * context as usize,
+            att: size(c.n_heads as u64 * context as u64)?,
             logits: c.vocab as usize,
             candidates: c.vocab as usize,
             q8: if q8 { q8_bytes(c.dim).max(q8_bytes(c.hidden_dim)) } else { 0 },
-        }
+        };
+        size(l.sizes().ok_or(too_large)?.1)?;
+        Ok(l)
     }
 
     /// Cuts the working region (without its quantized tail) into the buffers of `l`.
     pub(crate) fn new(l: WorkingLayout, bytes: &'a mut [u8]) -> Self {
         let p = l.positions;
-        let (floats, ints) = bytes.split_at_mut(4 * (p * (4 * l.dim + 2 * l.hidden) + l.att + l.logits));
+        let (floats, ints) = bytes.split_at_mut(l.q8_offset() - 4 * l.candidates);
         let mut f = as_f32_mut(floats);
         Work {
             positions: p,

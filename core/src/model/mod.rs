@@ -134,6 +134,8 @@ impl ModelInfo {
             let ty = GgmlType::from_id(e.ggml_type)
                 .filter(|t| t.is_supported())
                 .ok_or(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type })?;
+            // The tensor lies inside the file before anything else is asked of it.
+            tensor_end(e.offset, ty, rows, cols, file_len)?;
             // The norm weights are read as raw f32 by the forward pass, never decoded.
             if name.is_norm() && ty != GgmlType::F32 {
                 return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
@@ -141,11 +143,6 @@ impl ModelInfo {
             let (erows, ecols) = expected_shape(&config, name);
             if (rows, cols) != (erows as u64, ecols as u64) {
                 return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });
-            }
-            let row_bytes = ty.row_bytes(cols).ok_or(Error::Malformed("row length is not a whole number of blocks"))?;
-            let end = e.offset + row_bytes * rows;
-            if end > file_len {
-                return Err(Error::Truncated { what: "tensor data", end, file_len });
             }
             let t = TensorRef { offset: e.offset, ty, rows: erows, cols: ecols };
             let slot = match name {
@@ -199,12 +196,48 @@ impl ModelInfo {
         }
     }
 
+    /// The layer matrices (every layer tensor but the norms), in access order, with their names.
+    pub fn matrices(&self) -> impl Iterator<Item = (TensorName, &TensorRef)> + '_ {
+        self.layers.iter().enumerate().flat_map(|(l, layer)| {
+            layer
+                .iter()
+                .zip(LayerTensor::ALL)
+                .filter(|(_, lt)| !lt.is_norm())
+                .map(move |(t, lt)| (TensorName::Layer(l as u16, lt), t))
+        })
+    }
+
+    /// The norm weights in the order of the norms region: per layer attention then FFN, then
+    /// the final norm.
+    pub fn norms(&self) -> impl Iterator<Item = TensorRef> + '_ {
+        self.layers
+            .iter()
+            .flat_map(|l| [l[LayerTensor::AttnNorm as usize], l[LayerTensor::FfnNorm as usize]])
+            .chain([self.output_norm])
+    }
+
     /// Bytes of all distinct weights (the classifier counts once when tied).
     pub fn weight_bytes(&self) -> u64 {
         let layers: u64 = self.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).sum();
         let output = if self.tied_output { 0 } else { self.output.bytes() };
         layers + self.token_embd.bytes() + self.output_norm.bytes() + output
     }
+}
+
+/// Where a tensor of `rows` x `cols` elements of `ty` at `offset` ends, checked: the size is
+/// computed without overflow and the tensor must end inside a file of `file_len` bytes.
+fn tensor_end(offset: u64, ty: GgmlType, rows: u64, cols: u64, file_len: u64) -> Result<u64> {
+    // A row of more than 2^32 elements is refused before its size is computed (it fits no file).
+    if cols > u32::MAX as u64 || rows > u32::MAX as u64 {
+        return Err(Error::Malformed("tensor dimension exceeds 2^32 elements"));
+    }
+    let row_bytes = ty.row_bytes(cols).ok_or(Error::Malformed("row length is not a whole number of blocks"))?;
+    let bytes = row_bytes.checked_mul(rows).ok_or(Error::Malformed("tensor size overflows 64 bits"))?;
+    let end = offset.checked_add(bytes).ok_or(Error::Malformed("tensor offset + size overflows 64 bits"))?;
+    if end > file_len {
+        return Err(Error::Truncated { what: "tensor data", end, file_len });
+    }
+    Ok(end)
 }
 
 /// (rows, cols) a tensor must have.
@@ -221,3 +254,6 @@ fn expected_shape(c: &Config, name: TensorName) -> (u32, u32) {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;
