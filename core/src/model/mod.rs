@@ -216,6 +216,19 @@ impl ModelInfo {
             .chain([self.output_norm])
     }
 
+    /// The position of matrix `name` in unit order: per layer its matrices, then the
+    /// classifier (`None` for a norm or an absent layer).
+    pub fn matrix_ordinal(&self, name: TensorName) -> Option<usize> {
+        const PER_LAYER: usize = 7;
+        match name {
+            TensorName::Layer(l, t) if !t.is_norm() && (l as usize) < self.layers.len() => Some(
+                l as usize * PER_LAYER + (t as usize - 1 - usize::from(t as usize > LayerTensor::FfnNorm as usize)),
+            ),
+            TensorName::Output => Some(self.layers.len() * PER_LAYER),
+            _ => None,
+        }
+    }
+
     /// Bytes of all distinct weights (the classifier counts once when tied).
     pub fn weight_bytes(&self) -> u64 {
         let layers: u64 = self.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).sum();
