@@ -65,8 +65,15 @@ pub enum Error {
         /// The GGML type id.
         ggml_type: u32,
     },
-    /// The architecture is not Llama.
-    UnsupportedArchitecture,
+    /// No architecture of this build has this `general.architecture` name.
+    UnsupportedArchitecture {
+        /// The name in the file.
+        name: ShortStr,
+        /// The names this build runs.
+        supported: &'static [&'static str],
+    },
+    /// The model needs an operation this build does not have yet.
+    NotImplemented(&'static str),
     /// The RAM budget does not fit the plan.
     Budget(PlanError),
     /// A caller-provided buffer is too small.
@@ -206,7 +213,7 @@ impl fmt::Display for Error {
                 f,
                 "the file has {count} {what}, more than the {max} this build holds; raise the capacity constant in spool-core"
             ),
-            Error::MissingKey(k) => write!(f, "GGUF metadata key `{k}` is missing; is this a Llama model?"),
+            Error::MissingKey(k) => write!(f, "GGUF metadata key `{k}` is missing; the file is not a complete model"),
             Error::MissingTensor(t) => write!(f, "tensor `{t}` is missing from the file"),
             Error::BadShape { tensor, expected, found } => write!(
                 f,
@@ -223,7 +230,14 @@ impl fmt::Display for Error {
                     crate::quant::SUPPORTED_TYPES
                 }
             ),
-            Error::UnsupportedArchitecture => write!(f, "general.architecture is not \"llama\"; only Llama-family models are supported"),
+            Error::UnsupportedArchitecture { name, supported } => {
+                write!(f, "unsupported architecture \"{name}\" (general.architecture); supported:")?;
+                for (i, s) in supported.iter().enumerate() {
+                    write!(f, "{}{s}", if i == 0 { " " } else { ", " })?;
+                }
+                Ok(())
+            }
+            Error::NotImplemented(what) => write!(f, "this model needs {what}, which this build does not implement yet"),
             Error::Budget(e) => write!(f, "{e}"),
             Error::BufferTooSmall { what, needed, got } => {
                 write!(f, "{what} buffer holds {got} elements but {needed} are needed")
@@ -243,6 +257,44 @@ impl fmt::Display for Error {
 }
 
 impl core::error::Error for Error {}
+
+/// A short string from the file, kept by value for messages (cut at [`ShortStr::CAPACITY`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ShortStr {
+    bytes: [u8; ShortStr::CAPACITY],
+    len: u8,
+}
+
+impl ShortStr {
+    /// Bytes kept.
+    pub const CAPACITY: usize = 24;
+
+    /// The first [`ShortStr::CAPACITY`] bytes of `s`.
+    pub fn new(s: &[u8]) -> Self {
+        let mut bytes = [0u8; Self::CAPACITY];
+        let len = s.len().min(Self::CAPACITY);
+        bytes[..len].copy_from_slice(&s[..len]);
+        Self { bytes, len: len as u8 }
+    }
+
+    /// The bytes kept.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Display for ShortStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.as_bytes().utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Shorthand used throughout the core.
 pub type Result<T> = core::result::Result<T, Error>;

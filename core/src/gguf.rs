@@ -1,16 +1,17 @@
 //! GGUF v2/v3 parsing, streamed through a [`Storage`] with a small stack buffer.
 //!
 //! Owns the file format: header, metadata key/values and the tensor table. It keeps only what
-//! a Llama model needs ([`Header`]): hyperparameters, where the tokenizer arrays live in the
-//! file (they are read later, straight into the arena) and where the tensor table starts.
-//! Everything else is skipped without being held. It never trusts a count or a length from the
+//! every model needs ([`Header`]): the architecture's name, where the tokenizer arrays live in
+//! the file (they are read later, straight into the arena) and where the tensor table starts.
+//! It knows no architecture's schema: other scalar values go to the caller's visitor, and
+//! everything else is skipped without being held. It never trusts a count or a length from the
 //! file: each is checked against the file's size before use. It knows nothing of the arena.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ShortStr};
 use crate::storage::{read_exact_at, Storage};
 
 const MAGIC: [u8; 4] = *b"GGUF";
-/// Longest tensor name kept; longer names are still parsed, but cannot match a Llama tensor.
+/// Longest tensor name kept; longer names are still parsed, but match no tensor role.
 pub const MAX_NAME: usize = 96;
 const MAX_DIMS: usize = 4;
 
@@ -148,7 +149,9 @@ pub struct ArrayRef {
     pub max_string: u64,
 }
 
-/// The metadata a Llama model needs, and where the tensor table starts.
+/// The metadata every model needs (architecture name, alignment, tokenizer), and where the
+/// tensor table starts. Architecture keys are handed to the caller's visitor instead
+/// ([`read_header_with`]): this reader knows no architecture's schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Header {
@@ -156,26 +159,8 @@ pub struct Header {
     pub version: u32,
     /// Number of tensors in the table.
     pub tensor_count: u64,
-    /// `general.architecture == "llama"`.
-    pub is_llama: bool,
-    /// `llama.embedding_length`.
-    pub dim: Option<u32>,
-    /// `llama.feed_forward_length`.
-    pub hidden_dim: Option<u32>,
-    /// `llama.block_count`.
-    pub n_layers: Option<u32>,
-    /// `llama.attention.head_count`.
-    pub n_heads: Option<u32>,
-    /// `llama.attention.head_count_kv` (defaults to the head count).
-    pub n_kv_heads: Option<u32>,
-    /// `llama.context_length`.
-    pub context_length: Option<u32>,
-    /// `llama.rope.dimension_count`.
-    pub rope_dim: Option<u32>,
-    /// `llama.rope.freq_base` (defaults to 10000).
-    pub rope_theta: Option<f32>,
-    /// `llama.attention.layer_norm_rms_epsilon`.
-    pub rms_eps: Option<f32>,
+    /// `general.architecture` (cut at its capacity; empty when absent).
+    pub architecture: ShortStr,
     /// `general.alignment` (defaults to 32).
     pub alignment: u32,
     /// `tokenizer.ggml.tokens`.
@@ -186,10 +171,45 @@ pub struct Header {
     pub bos: Option<u32>,
     /// `tokenizer.ggml.eos_token_id`.
     pub eos: Option<u32>,
+    /// `tokenizer.ggml.add_space_prefix` (SentencePiece's dummy prefix; absent means yes).
+    pub add_space_prefix: Option<bool>,
     /// Offset of the tensor table.
     pub tensor_table: u64,
     /// Bytes read to parse the header and metadata.
     pub bytes_read: u64,
+}
+
+/// A scalar metadata value, as handed to the visitor of [`read_header_with`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Value {
+    /// An unsigned integer or a bool (0 or 1).
+    Uint(u64),
+    /// A signed integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+impl Value {
+    /// The value as a u32: `Some` for an integer in range, `None` for a float; a negative or
+    /// too large integer is malformed (`what` names the key).
+    pub fn as_u32(self, what: &'static str) -> Result<Option<u32>> {
+        let v = match self {
+            Value::Uint(v) => u32::try_from(v).ok(),
+            Value::Int(v) => u32::try_from(v).ok(),
+            Value::Float(_) => return Ok(None),
+        };
+        v.map(Some).ok_or(Error::Malformed(what))
+    }
+
+    /// The value as an f32 when it is a float.
+    pub fn as_f32(self) -> Option<f32> {
+        match self {
+            Value::Float(v) => Some(v as f32),
+            _ => None,
+        }
+    }
 }
 
 fn scalar_size(t: u32) -> Option<u64> {
@@ -228,15 +248,21 @@ fn read_u32_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str)
     }
 }
 
-fn read_f32_value<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<f32>> {
-    match t {
-        vt::F32 => Ok(Some(c.f32(what)?)),
-        vt::F64 => Ok(Some(f64::from_le_bytes(c.array(what)?) as f32)),
-        _ => {
-            skip_value(c, t, 0)?;
-            Ok(None)
-        }
-    }
+/// Reads a scalar of any numeric type; `None` (nothing read) for strings and arrays.
+fn read_scalar<S: Storage>(c: &mut Cursor<'_, S>, t: u32, what: &'static str) -> Result<Option<Value>> {
+    Ok(Some(match t {
+        vt::U8 | vt::BOOL => Value::Uint(c.array::<1>(what)?[0] as u64),
+        vt::I8 => Value::Int(c.array::<1>(what)?[0] as i8 as i64),
+        vt::U16 => Value::Uint(u16::from_le_bytes(c.array(what)?) as u64),
+        vt::I16 => Value::Int(i16::from_le_bytes(c.array(what)?) as i64),
+        vt::U32 => Value::Uint(c.u32(what)? as u64),
+        vt::I32 => Value::Int(i32::from_le_bytes(c.array(what)?) as i64),
+        vt::U64 => Value::Uint(c.u64(what)?),
+        vt::I64 => Value::Int(i64::from_le_bytes(c.array(what)?)),
+        vt::F32 => Value::Float(c.f32(what)? as f64),
+        vt::F64 => Value::Float(f64::from_le_bytes(c.array(what)?)),
+        _ => return Ok(None),
+    }))
 }
 
 /// Skips one value of type `t`; arrays of arrays are allowed to a small depth only.
@@ -308,8 +334,17 @@ fn skip_value_array_body<S: Storage>(c: &mut Cursor<'_, S>, et: u32, count: u64)
     }
 }
 
-/// Parses the header and the metadata, keeping what [`Header`] names.
+/// Parses the header and the metadata, keeping what [`Header`] names and skipping the rest.
 pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
+    read_header_with(storage, |_, _| Ok(()))
+}
+
+/// As [`read_header`], and `visit(key, value)` sees every other scalar value (an
+/// architecture's hyperparameters); strings and arrays it does not name are skipped.
+pub fn read_header_with<S: Storage>(
+    storage: &mut S,
+    mut visit: impl FnMut(&[u8], Value) -> Result<()>,
+) -> Result<Header> {
     let mut c = Cursor::new(storage, 0);
     let mut magic = [0u8; 4];
     c.read(&mut magic, "magic")?;
@@ -341,8 +376,12 @@ pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
         let t = c.u32("metadata value type")?;
         match key {
             b"general.architecture" if t == vt::STRING => {
-                let mut v = [0u8; 16];
-                h.is_llama = c.string_into(&mut v, "general.architecture")? == Some(b"llama");
+                let mut v = [0u8; ShortStr::CAPACITY];
+                let len = c.u64("general.architecture")?;
+                let n = usize::try_from(len).map_or(v.len(), |n| n.min(v.len()));
+                c.read(&mut v[..n], "general.architecture")?;
+                c.skip(len - n as u64, "general.architecture")?;
+                h.architecture = ShortStr::new(&v[..n]);
             }
             b"general.alignment" => {
                 let a = read_u32_value(&mut c, t, "general.alignment")?.unwrap_or(32);
@@ -351,24 +390,17 @@ pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
                 }
                 h.alignment = a;
             }
-            b"llama.embedding_length" => h.dim = read_u32_value(&mut c, t, "llama.embedding_length")?,
-            b"llama.feed_forward_length" => h.hidden_dim = read_u32_value(&mut c, t, "llama.feed_forward_length")?,
-            b"llama.block_count" => h.n_layers = read_u32_value(&mut c, t, "llama.block_count")?,
-            b"llama.attention.head_count" => h.n_heads = read_u32_value(&mut c, t, "llama.attention.head_count")?,
-            b"llama.attention.head_count_kv" => {
-                h.n_kv_heads = read_u32_value(&mut c, t, "llama.attention.head_count_kv")?
-            }
-            b"llama.context_length" => h.context_length = read_u32_value(&mut c, t, "llama.context_length")?,
-            b"llama.rope.dimension_count" => h.rope_dim = read_u32_value(&mut c, t, "llama.rope.dimension_count")?,
-            b"llama.rope.freq_base" => h.rope_theta = read_f32_value(&mut c, t, "llama.rope.freq_base")?,
-            b"llama.attention.layer_norm_rms_epsilon" => {
-                h.rms_eps = read_f32_value(&mut c, t, "llama.attention.layer_norm_rms_epsilon")?
+            b"tokenizer.ggml.add_space_prefix" if t == vt::BOOL => {
+                h.add_space_prefix = Some(c.array::<1>("tokenizer.ggml.add_space_prefix")?[0] != 0)
             }
             b"tokenizer.ggml.bos_token_id" => h.bos = read_u32_value(&mut c, t, "tokenizer.ggml.bos_token_id")?,
             b"tokenizer.ggml.eos_token_id" => h.eos = read_u32_value(&mut c, t, "tokenizer.ggml.eos_token_id")?,
             b"tokenizer.ggml.tokens" if t == vt::ARRAY => h.tokens = Some(array_ref(&mut c)?),
             b"tokenizer.ggml.scores" if t == vt::ARRAY => h.scores = Some(array_ref(&mut c)?),
-            _ => skip_value(&mut c, t, 0)?,
+            _ => match read_scalar(&mut c, t, "metadata value")? {
+                Some(v) => visit(key, v)?,
+                None => skip_value(&mut c, t, 0)?,
+            },
         }
     }
     h.tensor_table = c.pos();

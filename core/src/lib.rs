@@ -1,9 +1,9 @@
 //! # spool-core
 //!
-//! A `no_std`, heap-free inference core for Llama-family models whose weights do not fit in
-//! RAM. The caller hands it a RAM arena (`&mut [u8]`, the budget) and a blocking [`Storage`];
-//! the core plans the arena, keeps the hot weights resident, streams the rest through slots and
-//! runs the forward pass. The data flows one way:
+//! A `no_std`, heap-free inference core for transformer models (the architectures in
+//! [`model::arch`]) whose weights do not fit in RAM. The caller hands it a RAM arena
+//! (`&mut [u8]`, the budget) and a blocking [`Storage`]; the core plans the arena, keeps the
+//! hot weights resident, streams the rest through slots and runs the forward pass. The data flows one way:
 //!
 //! ```text
 //! storage --read_at--> cache (resident set + slots) --&[u8] views--> model (forward pass)

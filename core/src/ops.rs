@@ -78,6 +78,24 @@ pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f
     }
 }
 
+/// RoPE in the GPT-NeoX layout: element `i` of a head turns with element `i + head_size / 2`
+/// by the angle of `2 * i`, for q (all heads) and k (kv heads).
+pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
+    let half = head_size / 2;
+    for i in 0..half {
+        let freq = 1.0 / libm::powf(theta, (2 * i) as f32 / head_size as f32);
+        let val = pos as f32 * freq;
+        let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
+        for v in [&mut *q, &mut *k] {
+            for head in v.chunks_exact_mut(head_size.max(1)) {
+                let (v0, v1) = (head[i], head[i + half]);
+                head[i] = v0 * fcr - v1 * fci;
+                head[i + half] = v0 * fci + v1 * fcr;
+            }
+        }
+    }
+}
+
 /// Multi-head attention of one position's query `q` over positions `0..=pos`, into `out`.
 /// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is `[n_heads][context]`.
 ///
@@ -173,5 +191,36 @@ pub fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
 pub fn add(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
         *a += b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neox_rope_is_interleaved_rope_on_the_split_halves() {
+        // NeoX pairs (i, i + hs/2) as interleaved pairs (2i, 2i + 1): permuting each head's
+        // elements so that the halves interleave gives identical results.
+        let (hs, heads) = (8, 2);
+        let q: [f32; 16] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
+        let k: [f32; 8] = core::array::from_fn(|i| (i as f32 * 0.91).cos());
+        let interleave = |v: &[f32]| -> [f32; 16] {
+            let mut out = [0.0; 16];
+            for (h, head) in v.chunks(hs).enumerate() {
+                for i in 0..hs / 2 {
+                    out[h * hs + 2 * i] = head[i];
+                    out[h * hs + 2 * i + 1] = head[i + hs / 2];
+                }
+            }
+            out
+        };
+        let (mut qn, mut kn) = (q, k);
+        rope_neox(&mut qn, &mut kn, 5, hs, 10000.0);
+        let (mut qi, mut ki) = (interleave(&q), interleave(&k));
+        rope(&mut qi, &mut ki[..8], 5, hs, 10000.0);
+        assert_eq!(interleave(&qn), qi);
+        assert_eq!(interleave(&kn)[..8], ki[..8]);
+        assert_eq!(heads * hs, q.len());
     }
 }

@@ -1,11 +1,13 @@
 //! Test helpers (compiled for the core's unit tests only): a small GGUF writer for hostile
-//! headers, and model descriptions of any size built without a file, for the planner.
+//! headers, and model descriptions of any size (the first architecture's block) built without
+//! a file, for the planner.
 
 extern crate std;
 
 use std::vec::Vec;
 
 use crate::gguf::Header;
+use crate::model::arch::ARCHS;
 use crate::model::{Config, LayerTensor, ModelInfo, TensorRef};
 use crate::quant::GgmlType;
 
@@ -80,19 +82,6 @@ impl GgufWriter {
     }
 }
 
-/// A Llama header: `general.architecture` and the hyperparameters.
-pub(crate) fn llama_header(dim: u32, hidden: u32, layers: u32, heads: u32, vocab: u64) -> GgufWriter {
-    let mut g = GgufWriter::default();
-    g.string("general.architecture", "llama")
-        .u32("llama.embedding_length", dim)
-        .u32("llama.feed_forward_length", hidden)
-        .u32("llama.block_count", layers)
-        .u32("llama.attention.head_count", heads)
-        .u32("llama.context_length", 64)
-        .tokens(vocab);
-    g
-}
-
 /// A model description of any size (no file behind it): `ty` weights laid out one after
 /// another from offset 0, F32 norms, an untied classifier unless `tied`.
 pub(crate) fn fake_model(c: Config, ty: GgmlType, tied: bool) -> ModelInfo {
@@ -120,6 +109,7 @@ pub(crate) fn fake_model(c: Config, ty: GgmlType, tied: bool) -> ModelInfo {
         crate::gguf::ArrayRef { count: c.vocab as u64, string_bytes: 4 * c.vocab as u64, ..Default::default() };
     let header = Header { tokens: Some(tokens), ..Header::default() };
     ModelInfo {
+        arch: ARCHS[0],
         config: c,
         header,
         token_embd,
@@ -132,7 +122,7 @@ pub(crate) fn fake_model(c: Config, ty: GgmlType, tied: bool) -> ModelInfo {
     }
 }
 
-/// Llama hyperparameters with `dim / heads` heads and as many KV heads.
+/// Hyperparameters with `dim / heads` heads and as many KV heads.
 pub(crate) fn config(dim: u32, hidden: u32, layers: u32, heads: u32, vocab: u32, context: u32) -> Config {
     Config {
         dim,
@@ -141,6 +131,7 @@ pub(crate) fn config(dim: u32, hidden: u32, layers: u32, heads: u32, vocab: u32,
         n_heads: heads,
         n_kv_heads: heads,
         head_size: dim / heads,
+        q_dim: dim,
         kv_dim: dim,
         vocab,
         context_length: context,

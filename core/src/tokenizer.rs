@@ -130,7 +130,7 @@ impl<'a> Tokenizer<'a> {
             eos: header.eos.unwrap_or(2),
             space: None,
         };
-        t.space = t.lookup(b" ");
+        t.space = if header.add_space_prefix.unwrap_or(true) { t.lookup(b" ") } else { None };
         Ok((t, bytes_read))
     }
 

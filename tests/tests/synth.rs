@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use spool_core::gguf::{for_each_tensor, read_header};
+use spool_core::gguf::{for_each_tensor, read_header, read_header_with, Value};
 use spool_core::quant::GgmlType;
 use spool_core::{generate, Engine, ModelInfo, Sampler, SliceStorage};
 use spool_sim::quantize::{dequantize_q4_k, dequantize_q8_0, quantize_row};
@@ -288,9 +288,18 @@ fn synthesized_quantized_models_have_the_right_structure() {
     let file = write(&c, 2);
     check_structure(&c, &file, GgmlType::Q8_0);
     // Parsing the metadata works whatever the kernels support.
-    let h = read_header(&mut SliceStorage::new(&file)).unwrap();
-    assert!(h.is_llama);
-    assert_eq!((h.dim, h.hidden_dim, h.rope_dim), (Some(256), Some(672), Some(32)));
+    let mut seen = std::collections::HashMap::new();
+    let h = read_header_with(&mut SliceStorage::new(&file), |k, v| {
+        seen.insert(String::from_utf8_lossy(k).into_owned(), v);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(h.architecture.as_bytes(), b"llama");
+    let key = |k: &str| seen[k];
+    assert_eq!(
+        [key("llama.embedding_length"), key("llama.feed_forward_length"), key("llama.rope.dimension_count")],
+        [Value::Uint(256), Value::Uint(672), Value::Uint(32)]
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ pub(crate) mod work;
 
 use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::exec::Executor;
 use crate::model::ModelInfo;
 use crate::plan::{self, Plan, PlanOptions};
@@ -54,6 +54,9 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         opts: PlanOptions,
     ) -> Result<Self> {
         let model = ModelInfo::load(&mut storage)?;
+        if (0..model.config.n_layers).any(|l| model.layer_kind(l).window.is_some()) {
+            return Err(Error::NotImplemented("sliding-window attention"));
+        }
         let plan = plan::plan_with(&model, context, arena.len(), opts)?;
         let regions = plan::carve(&plan, arena)?;
         crate::fmt::debug!(
@@ -67,10 +70,12 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         );
         let (tokenizer, tok_bytes) = Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
         let mut norm_read = 0u64;
-        let dim_bytes = model.config.dim as usize * 4;
-        for (t, dst) in model.norms().zip(regions.norms.chunks_exact_mut(dim_bytes)) {
+        for t in model.norms() {
+            let (at, len) = (norm_read as usize, t.bytes() as usize);
+            let dst =
+                regions.norms.get_mut(at..at + len).ok_or(Error::Malformed("norm weights exceed their region"))?;
             read_exact_at(&mut storage, t.offset, dst)?;
-            norm_read += dim_bytes as u64;
+            norm_read += len as u64;
         }
         let mut cache = Cache::new(&plan, regions.resident, regions.slots);
         let embd = (model.token_embd.offset, model.token_embd.bytes());

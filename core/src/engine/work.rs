@@ -4,6 +4,7 @@
 
 use crate::bytes::{as_f32_mut, as_u32_mut};
 use crate::error::PlanError;
+use crate::model::arch::Buf;
 use crate::model::Config;
 use crate::quant;
 
@@ -13,8 +14,10 @@ use crate::quant;
 pub struct WorkingLayout {
     /// Positions processed together in prefill (1 = token by token).
     pub positions: usize,
-    /// Residual stream `x`, and the `xb`, `xb2`, `q` buffers: `positions * dim` each.
+    /// Residual stream `x` and `xb2`: `positions * dim` each.
     pub dim: usize,
+    /// `xb` and `q`: `positions * max(dim, q_dim)` each.
+    pub wide: usize,
     /// `hb`, `hb2`: `positions * hidden_dim` each.
     pub hidden: usize,
     /// Attention scores of one position: `n_heads * context`.
@@ -35,7 +38,9 @@ impl WorkingLayout {
     fn sizes(&self) -> Option<(u64, u64)> {
         let [p, dim, hidden, att, logits, candidates, q8] =
             [self.positions, self.dim, self.hidden, self.att, self.logits, self.candidates, self.q8].map(|n| n as u64);
-        let per_position = dim.checked_mul(4)?.checked_add(hidden.checked_mul(2)?)?;
+        let wide = self.wide as u64;
+        let per_position =
+            dim.checked_mul(2)?.checked_add(wide.checked_mul(2)?)?.checked_add(hidden.checked_mul(2)?)?;
         let elems = p.checked_mul(per_position)?.checked_add(att)?.checked_add(logits)?.checked_add(candidates)?;
         let q8_offset = elems.checked_mul(4)?;
         Some((q8_offset, q8_offset.checked_add(p.checked_mul(q8)?)?))
@@ -59,11 +64,11 @@ pub(crate) struct Work<'a> {
     pub(crate) positions: usize,
     /// Residual stream, `[positions][dim]`.
     pub(crate) x: &'a mut [f32],
-    /// Normed input of a block, then the attention output, `[positions][dim]`.
+    /// Normed input of a block, then the attention output, `[positions][max(dim, q_dim)]`.
     pub(crate) xb: &'a mut [f32],
     /// Output of a projection before the residual add, `[positions][dim]`.
     pub(crate) xb2: &'a mut [f32],
-    /// Queries, `[positions][dim]`.
+    /// Queries, `[positions][max(dim, q_dim)]`.
     pub(crate) q: &'a mut [f32],
     /// FFN gate, `[positions][hidden]`.
     pub(crate) hb: &'a mut [f32],
@@ -75,6 +80,20 @@ pub(crate) struct Work<'a> {
     pub(crate) logits: &'a mut [f32],
     /// Sampler candidates, `[vocab]`.
     pub(crate) candidates: &'a mut [u32],
+}
+
+impl<'a> Work<'a> {
+    /// The buffer a block step names.
+    pub(crate) fn buf(&mut self, b: Buf) -> &mut &'a mut [f32] {
+        match b {
+            Buf::X => &mut self.x,
+            Buf::Xb => &mut self.xb,
+            Buf::Xb2 => &mut self.xb2,
+            Buf::Q => &mut self.q,
+            Buf::Hb => &mut self.hb,
+            Buf::Hb2 => &mut self.hb2,
+        }
+    }
 }
 
 fn split<'a, T>(buf: &mut &'a mut [T], n: usize) -> &'a mut [T] {
@@ -101,11 +120,12 @@ impl<'a> Work<'a> {
         let l = WorkingLayout {
             positions,
             dim: c.dim as usize,
+            wide: c.dim.max(c.q_dim) as usize,
             hidden: c.hidden_dim as usize,
             att: size(c.n_heads as u64 * context as u64)?,
             logits: c.vocab as usize,
             candidates: c.vocab as usize,
-            q8: if q8 { q8_bytes(c.dim).max(q8_bytes(c.hidden_dim)) } else { 0 },
+            q8: if q8 { q8_bytes(c.dim).max(q8_bytes(c.q_dim)).max(q8_bytes(c.hidden_dim)) } else { 0 },
         };
         size(l.sizes().ok_or(too_large)?.1)?;
         Ok(l)
@@ -119,9 +139,9 @@ impl<'a> Work<'a> {
         Work {
             positions: p,
             x: split(&mut f, p * l.dim),
-            xb: split(&mut f, p * l.dim),
+            xb: split(&mut f, p * l.wide),
             xb2: split(&mut f, p * l.dim),
-            q: split(&mut f, p * l.dim),
+            q: split(&mut f, p * l.wide),
             hb: split(&mut f, p * l.hidden),
             hb2: split(&mut f, p * l.hidden),
             att: split(&mut f, l.att),

@@ -1,51 +1,33 @@
-//! What the model is: hyperparameters and where each tensor sits in storage.
+//! What the model is: its architecture, hyperparameters and where each tensor sits in storage.
 //!
-//! Owns [`ModelInfo`], built from the GGUF header and tensor table and checked against itself
-//! (shapes, types, ranges in the file), so that nothing downstream has to re-validate input.
-//! It reads no weights; it knows nothing of the arena or the cache.
+//! Owns [`ModelInfo`], built from the GGUF header and tensor table through the architecture
+//! the file names ([`arch`]) and checked against itself (shapes, types, ranges in the file), so
+//! that nothing downstream has to re-validate input. It reads no weights; it knows nothing of
+//! the arena or the cache.
 
+pub mod arch;
+pub mod config;
 pub mod tensor;
 
 use crate::error::{Error, Result};
 use crate::gguf::{self, Header};
 use crate::quant::GgmlType;
 use crate::storage::Storage;
+pub use arch::Arch;
+pub use config::{Config, LayerKind};
 pub use tensor::{LayerTensor, TensorName, TensorRef};
 
 /// Most layers a model may have in this build.
 pub const MAX_LAYERS: usize = 128;
 
-/// Llama hyperparameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Config {
-    /// Embedding width.
-    pub dim: u32,
-    /// FFN width.
-    pub hidden_dim: u32,
-    /// Transformer blocks.
-    pub n_layers: u32,
-    /// Query heads.
-    pub n_heads: u32,
-    /// Key/value heads (grouped-query attention when fewer than `n_heads`).
-    pub n_kv_heads: u32,
-    /// `dim / n_heads`.
-    pub head_size: u32,
-    /// `head_size * n_kv_heads`.
-    pub kv_dim: u32,
-    /// Vocabulary size.
-    pub vocab: u32,
-    /// Longest context the model declares.
-    pub context_length: u32,
-    /// RoPE base frequency.
-    pub rope_theta: f32,
-    /// RMSNorm epsilon.
-    pub rms_eps: f32,
-}
+/// Tensor roles a layer can hold (the table is keyed by [`LayerTensor`]).
+const ROLES: usize = LayerTensor::ALL.len();
 
-/// A Llama model as described by its file: hyperparameters, tokenizer location, tensors.
+/// A model as described by its file: architecture, hyperparameters, tokenizer location, tensors.
 #[derive(Debug, Clone)]
 pub struct ModelInfo {
+    /// The architecture the file names.
+    pub arch: &'static Arch,
     /// Hyperparameters.
     pub config: Config,
     /// The parsed GGUF metadata.
@@ -58,61 +40,31 @@ pub struct ModelInfo {
     pub output: TensorRef,
     /// Whether the classifier is the embedding table.
     pub tied_output: bool,
-    /// Per layer, the tensors in [`LayerTensor::ALL`] order.
-    pub layers: heapless::Vec<[TensorRef; 9], MAX_LAYERS>,
+    /// Per layer, the tensors keyed by role (roles the architecture lacks are empty).
+    pub layers: heapless::Vec<[TensorRef; ROLES], MAX_LAYERS>,
     /// Bytes read to parse the header and the tensor table.
     pub parse_bytes: u64,
     /// Length of the storage.
     pub file_len: u64,
 }
 
-fn need(v: Option<u32>, key: &'static str) -> Result<u32> {
-    match v {
-        Some(0) => Err(Error::Malformed(key)),
-        Some(v) => Ok(v),
-        None => Err(Error::MissingKey(key)),
-    }
-}
-
 impl ModelInfo {
     /// Parses and checks the model description in `storage`.
     pub fn load<S: Storage>(storage: &mut S) -> Result<Self> {
-        let header = gguf::read_header(storage)?;
-        if !header.is_llama {
-            return Err(Error::UnsupportedArchitecture);
-        }
-        let dim = need(header.dim, "llama.embedding_length")?;
-        let n_heads = need(header.n_heads, "llama.attention.head_count")?;
-        let n_kv_heads = need(header.n_kv_heads.or(header.n_heads), "llama.attention.head_count_kv")?;
-        if dim % n_heads != 0 || n_heads % n_kv_heads != 0 || (dim / n_heads) % 2 != 0 {
-            return Err(Error::Malformed("head counts do not divide the embedding width into even heads"));
-        }
+        let mut collected = arch::Collected::default();
+        let header = gguf::read_header_with(storage, |key, value| {
+            collected.visit(key, value);
+            Ok(())
+        })?;
+        let name = header.architecture;
+        let arch =
+            arch::find(name.as_bytes()).ok_or(Error::UnsupportedArchitecture { name, supported: &arch::NAMES })?;
         let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
         let vocab = u32::try_from(tokens.count).map_err(|_| Error::Malformed("vocabulary too large"))?;
         if vocab == 0 {
             return Err(Error::Malformed("empty vocabulary"));
         }
-        let head_size = dim / n_heads;
-        let config = Config {
-            dim,
-            hidden_dim: need(header.hidden_dim, "llama.feed_forward_length")?,
-            n_layers: need(header.n_layers, "llama.block_count")?,
-            n_heads,
-            n_kv_heads,
-            head_size,
-            kv_dim: head_size * n_kv_heads,
-            vocab,
-            context_length: need(header.context_length, "llama.context_length")?,
-            rope_theta: header.rope_theta.unwrap_or(10000.0),
-            rms_eps: header.rms_eps.unwrap_or(1e-5),
-        };
-        if let Some(rd) = header.rope_dim {
-            if rd != head_size {
-                return Err(Error::Malformed(
-                    "partial rotary embeddings (rope.dimension_count != head size) are not supported",
-                ));
-            }
-        }
+        let config = (arch.config)(collected.of(arch), vocab)?;
         if config.n_layers as usize > MAX_LAYERS {
             return Err(Error::TooMany { what: "layers", count: config.n_layers as u64, max: MAX_LAYERS as u64 });
         }
@@ -120,14 +72,18 @@ impl ModelInfo {
         let mut embd = None;
         let mut output_norm = None;
         let mut output = None;
-        let mut layers: heapless::Vec<[Option<TensorRef>; 9], MAX_LAYERS> = heapless::Vec::new();
+        let mut layers: heapless::Vec<[Option<TensorRef>; ROLES], MAX_LAYERS> = heapless::Vec::new();
         for _ in 0..config.n_layers {
             // Capacity was checked against n_layers above.
-            let _ = layers.push([None; 9]);
+            let _ = layers.push([None; ROLES]);
         }
         let file_len = storage.len();
         let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
-            let Some(name) = TensorName::parse(e.name).filter(|_| !e.truncated_name) else {
+            let used = |name: &TensorName| match name {
+                TensorName::Layer(_, role) => arch.roles.contains(role),
+                _ => true,
+            };
+            let Some(name) = TensorName::parse(e.name).filter(|n| !e.truncated_name && used(n)) else {
                 return Ok(());
             };
             let (rows, cols) = e.rows_cols();
@@ -140,7 +96,7 @@ impl ModelInfo {
             if name.is_norm() && ty != GgmlType::F32 {
                 return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
             }
-            let (erows, ecols) = expected_shape(&config, name);
+            let (erows, ecols) = (arch.shape)(&config, name);
             if (rows, cols) != (erows as u64, ecols as u64) {
                 return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });
             }
@@ -161,6 +117,7 @@ impl ModelInfo {
         let token_embd = embd.ok_or(Error::MissingTensor(TensorName::TokenEmbd))?;
         let tied_output = output.is_none();
         let mut info = ModelInfo {
+            arch,
             config,
             header,
             token_embd,
@@ -172,9 +129,10 @@ impl ModelInfo {
             file_len,
         };
         for (l, layer) in layers.iter().enumerate() {
-            let mut refs = [TensorRef::EMPTY; 9];
-            for (r, (t, lt)) in refs.iter_mut().zip(layer.iter().zip(LayerTensor::ALL)) {
-                *r = t.ok_or(Error::MissingTensor(TensorName::Layer(l as u16, lt)))?;
+            let mut refs = [TensorRef::EMPTY; ROLES];
+            for &role in arch.roles {
+                let missing = Error::MissingTensor(TensorName::Layer(l as u16, role));
+                refs[role as usize] = layer[role as usize].ok_or(missing)?;
             }
             let _ = info.layers.push(refs);
         }
@@ -198,35 +156,61 @@ impl ModelInfo {
 
     /// The layer matrices (every layer tensor but the norms), in access order, with their names.
     pub fn matrices(&self) -> impl Iterator<Item = (TensorName, &TensorRef)> + '_ {
-        self.layers.iter().enumerate().flat_map(|(l, layer)| {
-            layer
-                .iter()
-                .zip(LayerTensor::ALL)
-                .filter(|(_, lt)| !lt.is_norm())
-                .map(move |(t, lt)| (TensorName::Layer(l as u16, lt), t))
+        let roles = self.arch.roles;
+        self.layers.iter().enumerate().flat_map(move |(l, layer)| {
+            roles.iter().filter(|r| !r.is_norm()).map(move |&r| (TensorName::Layer(l as u16, r), &layer[r as usize]))
         })
     }
 
-    /// The norm weights in the order of the norms region: per layer attention then FFN, then
-    /// the final norm.
+    /// The norm weights in the order of the norms region: per layer in the architecture's
+    /// order, then the final norm.
     pub fn norms(&self) -> impl Iterator<Item = TensorRef> + '_ {
+        let roles = self.arch.roles;
         self.layers
             .iter()
-            .flat_map(|l| [l[LayerTensor::AttnNorm as usize], l[LayerTensor::FfnNorm as usize]])
+            .flat_map(move |layer| roles.iter().filter(|r| r.is_norm()).map(move |&r| layer[r as usize]))
             .chain([self.output_norm])
+    }
+
+    /// Where norm `role` of layer `layer` sits in the norms region: (offset, bytes).
+    pub fn norm_span(&self, layer: usize, role: LayerTensor) -> Option<(usize, usize)> {
+        let layer0 = self.layers.first()?;
+        let norm_roles = || self.arch.roles.iter().filter(|r| r.is_norm());
+        if layer >= self.layers.len() || !norm_roles().any(|&r| r == role) {
+            return None;
+        }
+        // Every layer has the same norms, so layer `l` starts at `l` times layer 0's bytes.
+        let per_layer: u64 = norm_roles().map(|&r| layer0[r as usize].bytes()).sum();
+        let before: u64 = norm_roles().take_while(|&&r| r != role).map(|&r| layer0[r as usize].bytes()).sum();
+        Some(((per_layer * layer as u64 + before) as usize, layer0[role as usize].bytes() as usize))
+    }
+
+    /// The final norm's span in the norms region: (offset, bytes).
+    pub fn output_norm_span(&self) -> (usize, usize) {
+        let per_layer: u64 = self
+            .layers
+            .first()
+            .map_or(0, |l0| self.arch.roles.iter().filter(|r| r.is_norm()).map(|&r| l0[r as usize].bytes()).sum());
+        ((per_layer * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
     }
 
     /// The position of matrix `name` in unit order: per layer its matrices, then the
     /// classifier (`None` for a norm or an absent layer).
     pub fn matrix_ordinal(&self, name: TensorName) -> Option<usize> {
-        const PER_LAYER: usize = 7;
+        let matrices = || self.arch.roles.iter().filter(|r| !r.is_norm());
+        let per_layer = matrices().count();
         match name {
-            TensorName::Layer(l, t) if !t.is_norm() && (l as usize) < self.layers.len() => Some(
-                l as usize * PER_LAYER + (t as usize - 1 - usize::from(t as usize > LayerTensor::FfnNorm as usize)),
-            ),
-            TensorName::Output => Some(self.layers.len() * PER_LAYER),
+            TensorName::Layer(l, role) if (l as usize) < self.layers.len() => {
+                Some(l as usize * per_layer + matrices().position(|&r| r == role)?)
+            }
+            TensorName::Output => Some(self.layers.len() * per_layer),
             _ => None,
         }
+    }
+
+    /// The kind of layer `layer`.
+    pub fn layer_kind(&self, layer: u32) -> LayerKind {
+        (self.arch.layer)(&self.config, layer)
     }
 
     /// Bytes of all distinct weights (the classifier counts once when tied).
@@ -251,21 +235,6 @@ fn tensor_end(offset: u64, ty: GgmlType, rows: u64, cols: u64, file_len: u64) ->
         return Err(Error::Truncated { what: "tensor data", end, file_len });
     }
     Ok(end)
-}
-
-/// (rows, cols) a tensor must have.
-fn expected_shape(c: &Config, name: TensorName) -> (u32, u32) {
-    match name {
-        TensorName::TokenEmbd | TensorName::Output => (c.vocab, c.dim),
-        TensorName::OutputNorm => (1, c.dim),
-        TensorName::Layer(_, t) => match t {
-            LayerTensor::AttnNorm | LayerTensor::FfnNorm => (1, c.dim),
-            LayerTensor::Q | LayerTensor::AttnOut => (c.dim, c.dim),
-            LayerTensor::K | LayerTensor::V => (c.kv_dim, c.dim),
-            LayerTensor::Gate | LayerTensor::Up => (c.hidden_dim, c.dim),
-            LayerTensor::Down => (c.dim, c.hidden_dim),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -6,20 +6,21 @@ use core::fmt;
 
 use crate::quant::GgmlType;
 
-/// The tensors of one transformer block, in the order the forward pass uses them.
+/// The roles a tensor of a transformer block can have (every architecture uses some of
+/// them, in its own order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum LayerTensor {
     /// RMSNorm weight before attention, `[dim]`.
     AttnNorm,
-    /// Query projection, `[dim][dim]`.
+    /// Query projection, `[q_dim][dim]`.
     Q,
     /// Key projection, `[kv_dim][dim]`.
     K,
     /// Value projection, `[kv_dim][dim]`.
     V,
-    /// Attention output projection, `[dim][dim]`.
+    /// Attention output projection, `[dim][q_dim]`.
     AttnOut,
     /// RMSNorm weight before the FFN, `[dim]`.
     FfnNorm,
@@ -66,7 +67,7 @@ impl LayerTensor {
     }
 }
 
-/// A tensor of a Llama model, by role.
+/// A tensor of a model, by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum TensorName {
