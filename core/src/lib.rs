@@ -54,4 +54,4 @@ pub use model::ModelInfo;
 pub use plan::{plan, plan_with, Plan, PlanOptions, Policy};
 pub use quant::{KernelPath, Kernels};
 pub use sampler::Sampler;
-pub use storage::{ReadSeekStorage, SliceStorage, Storage};
+pub use storage::{CountingStorage, Faults, FaultyStorage, ReadSeekStorage, SliceStorage, Storage};

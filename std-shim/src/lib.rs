@@ -147,8 +147,4 @@ impl Storage for MmapStorage {
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), embedded_io::ErrorKind> {
         spool_core::SliceStorage::new(&self.map[..]).read_at(offset, buf)
     }
-
-    fn mapped(&self) -> Option<&[u8]> {
-        Some(&self.map[..])
-    }
 }
