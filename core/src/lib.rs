@@ -27,16 +27,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// Internals: the arena's typed views, the forward pass and its ops, the logging shim.
+mod bytes;
+mod engine;
 mod fmt;
+mod ops;
 
-pub mod bytes;
+// The API, by concept; the items a caller needs most are re-exported below.
 pub mod cache;
-pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod gguf;
 pub mod model;
-pub mod ops;
 pub mod plan;
 pub mod quant;
 pub mod sampler;
@@ -47,9 +49,10 @@ pub mod tokenizer;
 mod testutil;
 
 pub use cache::{CacheStats, Completion, Loader, SyncLoader};
-pub use engine::{generate, generate_with_logits, Engine, Outcome, Phase, StopReason, TokenEvent};
+pub use engine::{generate, generate_with_logits, Engine, Outcome, Phase, StopReason, TokenEvent, WorkingLayout};
 pub use error::{Error, PlanError, Size};
 pub use exec::{Executor, Inline};
+pub use gguf::{tensors, TensorEntry};
 pub use model::ModelInfo;
 pub use plan::{plan, plan_with, Plan, PlanOptions, Policy};
 pub use quant::{KernelPath, Kernels};

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use spool_core::gguf::{for_each_tensor, read_header, read_header_with, Value};
+use spool_core::gguf::{read_header, read_header_with, tensors, Value};
 use spool_core::quant::GgmlType;
 use spool_core::{generate, Engine, ModelInfo, Sampler, SliceStorage};
 use spool_sim::quantize::{dequantize_q4_k, dequantize_q8_0, quantize_row};
@@ -39,15 +39,14 @@ fn table(file: &[u8]) -> Vec<(String, Tensor)> {
     let mut s = SliceStorage::new(file);
     let h = read_header(&mut s).unwrap();
     let mut out = Vec::new();
-    for_each_tensor(&mut s, &h, |e| {
+    for e in tensors(&mut s, &h).unwrap() {
+        let e = e.unwrap();
         let ty = GgmlType::from_id(e.ggml_type).expect("known type");
-        let dims = e.dims[..e.n_dims as usize].to_vec();
+        let dims = e.shape().to_vec();
         let (rows, cols) = e.rows_cols();
         let bytes = ty.row_bytes(cols).expect("whole blocks") * rows;
-        out.push((String::from_utf8(e.name.to_vec()).unwrap(), Tensor { ty, dims, offset: e.offset, bytes }));
-        Ok(())
-    })
-    .unwrap();
+        out.push((String::from_utf8(e.name().to_vec()).unwrap(), Tensor { ty, dims, offset: e.offset, bytes }));
+    }
     out
 }
 

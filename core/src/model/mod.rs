@@ -83,7 +83,7 @@ impl ModelInfo {
                 TensorName::Layer(_, role) => arch.roles.contains(role),
                 _ => true,
             };
-            let Some(name) = TensorName::parse(e.name).filter(|n| !e.truncated_name && used(n)) else {
+            let Some(name) = TensorName::parse(e.name()).filter(|n| !e.truncated_name && used(n)) else {
                 return Ok(());
             };
             let (rows, cols) = e.rows_cols();

@@ -25,7 +25,8 @@ pub(crate) use carve::carve;
 pub use layout::{Region, ALIGN};
 pub use options::{PlanOptions, Policy, MAX_PREFETCH};
 pub use pack::MAX_SLOTS;
-pub use units::{unit_cap, Unit, MAX_UNITS};
+pub(crate) use units::unit_cap;
+pub use units::{Unit, MAX_UNITS};
 
 use crate::engine::work::WorkingLayout;
 use crate::error::PlanError;

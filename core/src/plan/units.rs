@@ -38,7 +38,7 @@ impl Unit {
 /// The largest unit: the smallest layer matrix, so that units are close to one size (every
 /// policy can then spend its budget on equal slots), but large enough that the model fits in
 /// half of [`MAX_UNITS`], and never above 1 GiB.
-pub fn unit_cap(model: &ModelInfo) -> u64 {
+pub(crate) fn unit_cap(model: &ModelInfo) -> u64 {
     let smallest = model.matrices().map(|(_, t)| t.bytes()).min().unwrap_or(0);
     let total = model.matrices().fold(model.output.bytes(), |sum, (_, t)| sum.saturating_add(t.bytes()));
     smallest.max(total.div_ceil(MAX_UNITS as u64 / 2)).min(MAX_UNIT_BYTES)

@@ -8,12 +8,16 @@
 //! file: each is checked against the file's size before use. It knows nothing of the arena.
 
 use crate::error::{Error, Result, ShortStr};
-use crate::storage::{read_exact_at, Storage};
+use crate::storage::Storage;
+
+mod cursor;
+mod tensors;
+
+pub(crate) use cursor::Cursor;
+pub(crate) use tensors::for_each_tensor;
+pub use tensors::{tensors, TensorEntry, Tensors, MAX_DIMS, MAX_NAME};
 
 const MAGIC: [u8; 4] = *b"GGUF";
-/// Longest tensor name kept; longer names are still parsed, but match no tensor role.
-pub const MAX_NAME: usize = 96;
-const MAX_DIMS: usize = 4;
 
 /// Value type ids of GGUF metadata.
 mod vt {
@@ -30,107 +34,6 @@ mod vt {
     pub const U64: u32 = 10;
     pub const I64: u32 = 11;
     pub const F64: u32 = 12;
-}
-
-/// Sequential reader over a storage, buffered so that small fields cost no I/O call each.
-pub(crate) struct Cursor<'s, S: Storage> {
-    storage: &'s mut S,
-    pos: u64,
-    buf: [u8; 512],
-    buf_start: u64,
-    buf_len: usize,
-    /// Bytes fetched from storage so far (for the load statistics).
-    pub(crate) bytes_read: u64,
-}
-
-impl<'s, S: Storage> Cursor<'s, S> {
-    pub(crate) fn new(storage: &'s mut S, pos: u64) -> Self {
-        Self { storage, pos, buf: [0; 512], buf_start: 0, buf_len: 0, bytes_read: 0 }
-    }
-
-    pub(crate) fn pos(&self) -> u64 {
-        self.pos
-    }
-
-    fn file_len(&self) -> u64 {
-        self.storage.len()
-    }
-
-    /// Errors unless `n` more bytes exist after the cursor.
-    fn ensure(&self, n: u64, what: &'static str) -> Result<()> {
-        let end = self.pos.checked_add(n).ok_or(Error::Malformed(what))?;
-        if end > self.file_len() {
-            return Err(Error::Truncated { what, end, file_len: self.file_len() });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn read(&mut self, out: &mut [u8], what: &'static str) -> Result<()> {
-        self.ensure(out.len() as u64, what)?;
-        let mut done = 0;
-        while done < out.len() {
-            let in_buf = self.pos >= self.buf_start && self.pos < self.buf_start + self.buf_len as u64;
-            if !in_buf {
-                let remaining = out.len() - done;
-                if remaining >= self.buf.len() {
-                    // Large reads bypass the buffer.
-                    read_exact_at(self.storage, self.pos, &mut out[done..])?;
-                    self.bytes_read += remaining as u64;
-                    self.pos += remaining as u64;
-                    return Ok(());
-                }
-                let avail = (self.file_len() - self.pos).min(self.buf.len() as u64) as usize;
-                read_exact_at(self.storage, self.pos, &mut self.buf[..avail])?;
-                self.bytes_read += avail as u64;
-                self.buf_start = self.pos;
-                self.buf_len = avail;
-            }
-            let at = (self.pos - self.buf_start) as usize;
-            let n = (self.buf_len - at).min(out.len() - done);
-            out[done..done + n].copy_from_slice(&self.buf[at..at + n]);
-            done += n;
-            self.pos += n as u64;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn skip(&mut self, n: u64, what: &'static str) -> Result<()> {
-        self.ensure(n, what)?;
-        self.pos += n;
-        Ok(())
-    }
-
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N]> {
-        let mut b = [0u8; N];
-        self.read(&mut b, what)?;
-        Ok(b)
-    }
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array(what)?))
-    }
-    pub(crate) fn f32(&mut self, what: &'static str) -> Result<f32> {
-        Ok(f32::from_le_bytes(self.array(what)?))
-    }
-
-    /// Reads a GGUF string into `out` when it fits, returning its full length; a longer string
-    /// is skipped and reported as `None`.
-    pub(crate) fn string_into<'b>(&mut self, out: &'b mut [u8], what: &'static str) -> Result<Option<&'b [u8]>> {
-        let len = self.u64(what)?;
-        self.ensure(len, what)?;
-        match usize::try_from(len) {
-            Ok(n) if n <= out.len() => {
-                self.read(&mut out[..n], what)?;
-                Ok(Some(&out[..n]))
-            }
-            _ => {
-                self.skip(len, what)?;
-                Ok(None)
-            }
-        }
-    }
 }
 
 /// Where an array value lives in the file, for reading it later.
@@ -406,90 +309,4 @@ pub fn read_header_with<S: Storage>(
     h.tensor_table = c.pos();
     h.bytes_read = c.bytes_read;
     Ok(h)
-}
-
-/// One row of the tensor table.
-#[derive(Debug, Clone, Copy)]
-pub struct TensorEntry<'n> {
-    /// The tensor's name (possibly cut at [`MAX_NAME`] bytes, then `truncated_name` is set).
-    pub name: &'n [u8],
-    /// Whether the name was longer than [`MAX_NAME`].
-    pub truncated_name: bool,
-    /// Dimensions, GGML order: `dims[0]` is the row length.
-    pub dims: [u64; MAX_DIMS],
-    /// Number of dimensions used.
-    pub n_dims: u32,
-    /// GGML type id.
-    pub ggml_type: u32,
-    /// Absolute offset of the data in the file.
-    pub offset: u64,
-}
-
-impl TensorEntry<'_> {
-    /// Rows (product of all dims but the first) and columns (the first dim).
-    pub fn rows_cols(&self) -> (u64, u64) {
-        let rows = self.dims[1..self.n_dims.max(1) as usize].iter().product::<u64>();
-        (rows, self.dims[0])
-    }
-}
-
-/// Walks the tensor table, calling `visit` for each tensor; returns the bytes read.
-///
-/// Offsets are made absolute (the data section starts at the aligned end of the table).
-pub fn for_each_tensor<S: Storage>(
-    storage: &mut S,
-    header: &Header,
-    mut visit: impl FnMut(&TensorEntry<'_>) -> Result<()>,
-) -> Result<u64> {
-    let file_len = storage.len();
-    // First pass: find where the data section starts (it follows the table).
-    let mut c = Cursor::new(storage, header.tensor_table);
-    let mut name = [0u8; MAX_NAME];
-    for _ in 0..header.tensor_count {
-        read_entry(&mut c, &mut name)?;
-    }
-    let align = header.alignment as u64;
-    let data_start = c.pos().div_ceil(align) * align;
-    let mut bytes = c.bytes_read;
-    let mut c = Cursor::new(c.storage, header.tensor_table);
-    for _ in 0..header.tensor_count {
-        let (mut e, name_len) = read_entry(&mut c, &mut name)?;
-        if e.offset % align != 0 {
-            return Err(Error::Malformed("tensor data offset is not aligned"));
-        }
-        e.offset = data_start.checked_add(e.offset).ok_or(Error::Malformed("tensor offset overflows"))?;
-        // No tensor starts beyond the file (its end is checked where its type is known).
-        if e.offset > file_len {
-            return Err(Error::Truncated { what: "tensor data", end: e.offset, file_len });
-        }
-        let entry = TensorEntry { name: &name[..name_len.min(MAX_NAME)], truncated_name: name_len > MAX_NAME, ..e };
-        visit(&entry)?;
-    }
-    bytes += c.bytes_read;
-    Ok(bytes)
-}
-
-fn read_entry<'n, S: Storage>(c: &mut Cursor<'_, S>, name: &mut [u8; MAX_NAME]) -> Result<(TensorEntry<'n>, usize)> {
-    let len = c.u64("tensor name length")?;
-    let name_len = usize::try_from(len).map_err(|_| Error::Malformed("tensor name length"))?;
-    if name_len <= MAX_NAME {
-        c.read(&mut name[..name_len], "tensor name")?;
-    } else {
-        c.read(&mut name[..], "tensor name")?;
-        c.skip(len - MAX_NAME as u64, "tensor name")?;
-    }
-    let n_dims = c.u32("tensor dimension count")?;
-    if n_dims == 0 || n_dims as usize > MAX_DIMS {
-        return Err(Error::Malformed("tensor has 0 or more than 4 dimensions"));
-    }
-    let mut dims = [1u64; MAX_DIMS];
-    for d in dims.iter_mut().take(n_dims as usize) {
-        *d = c.u64("tensor dimension")?;
-    }
-    if dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).is_none() {
-        return Err(Error::Malformed("tensor element count overflows"));
-    }
-    let ggml_type = c.u32("tensor type")?;
-    let offset = c.u64("tensor offset")?;
-    Ok((TensorEntry { name: &[], truncated_name: false, dims, n_dims, ggml_type, offset }, name_len))
 }
