@@ -62,7 +62,7 @@ pub struct Outcome {
 
 /// llama2.c's `generate`: feeds the prompt, then samples, for `steps` positions (clamped to the
 /// planned context) or until the model chooses BOS. The prompt runs layer-major in chunks of
-/// [`Plan::prefill_chunk`] positions. `on_token` sees every position.
+/// [`crate::Plan::prefill_chunk`] positions. `on_token` sees every position.
 pub fn generate<'a, S: Storage, L: Loader<'a>>(
     engine: &mut Engine<'a, S, L>,
     sampler: &mut Sampler,

@@ -104,7 +104,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         self.weights.kernels
     }
 
-    /// Runs the rows of each matrix-vector product on `exec` (default: [`Inline`], the
+    /// Runs the rows of each matrix-vector product on `exec` (default: [`crate::Inline`], the
     /// caller's thread). Results are bit-identical for any executor.
     pub fn set_executor(&mut self, exec: &'a (dyn Executor + Sync)) {
         self.weights.exec = exec;
