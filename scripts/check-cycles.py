@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Fails when a module of spool-core imports one that imports it back, directly or not.
 
-Each file of core/src is one module (lib.rs excepted: it only declares and re-exports). An
-edge a -> b is any `crate::b...`, `super::...` or `self::...` path in a's code (comments and
-`#[cfg(test)]` modules are ignored), resolved to the longest module prefix that is a file;
-a path to a name re-exported by lib.rs counts as a path to the module it comes from.
+Each file of core/src is one module (lib.rs and test-only files excepted). An edge a -> b is
+any `crate::b...`, `super::...` or `self::...` path in a's code, or a path into one of a's
+child modules, resolved to the longest module prefix that is a file; comments and
+`#[cfg(test)]` code are ignored, and a name re-exported by lib.rs counts as its own module.
+Not edges: a folder's mod.rs re-exporting its children (`pub use child::X`, as lib.rs does),
+and a file's use of its own folder's mod.rs (`super::X`), the shared surface of its files.
 Usage: scripts/check-cycles.py [core/src]   (exit 1 and the cycle on stdout when there is one)
 """
 import os
@@ -44,9 +46,9 @@ def strip(src):
             out.append(src[i])
             i += 1
     text = "".join(out)
-    # Drop `#[cfg(test)] mod name { ... }` (brace matched).
+    # Drop `#[cfg(test)]` modules and functions, `mod name { ... }` or `fn f(..) { ... }`.
     while True:
-        m = re.search(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?mod\s+\w+\s*\{", text)
+        m = re.search(r"#\[cfg\(test\)\]\s*(pub(\([^)]*\))?\s+)?(mod|fn)\s+\w+[^{;]*\{", text)
         if not m:
             break
         depth, j = 1, m.end()
@@ -85,6 +87,11 @@ def main():
                 rel = os.path.relpath(os.path.join(dirpath, name), ROOT)
                 files[module_of(rel)] = os.path.join(dirpath, name)
     lib = files.pop(("lib",), None)
+    # Files declared `#[cfg(test)] mod name;` are test code: not modules of the core.
+    for mod, path in list(files.items()) + ([(("lib",), lib)] if lib else []):
+        parent = () if mod == ("lib",) else mod
+        for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", open(path).read()):
+            files.pop(parent + (m.group(1),), None)
     modules = set(files)
     # Names lib.rs re-exports, and the module each comes from.
     reexport = {}
@@ -110,6 +117,8 @@ def main():
             paths.extend(expanded)
         text = re.sub(r"\buse\s+[^;]+;", "", text)
         paths.extend(m.group(0) for m in re.finditer(r"\b(?:crate|super|self)(?:::\w+)+", text))
+        # Paths into the module's own children (`child::item`), outside `use` too.
+        paths.extend(m.group(0) for m in re.finditer(r"(?<![\w:])\w+(?:::\w+)+", text))
         for p in paths:
             segs = [s for s in re.split(r"::", p) if s]
             if not segs:
@@ -128,7 +137,9 @@ def main():
             target = resolve(base + rest, modules)
             if target is None and base == () and rest and rest[0] in reexport:
                 target = reexport[rest[0]]
-            if target and target != mod:
+            # A folder's mod.rs is the shared surface of its files: a file may use its own
+            # parent (`super::X`) without that counting as the parent's import being returned.
+            if target and target != mod and target != mod[:-1]:
                 edges[mod].add(target)
     cycle = find_cycle(edges)
     if cycle:

@@ -3,7 +3,7 @@
 //! block itself, read top to bottom as in llama2.c's `forward`.
 
 use crate::error::{Error, Result};
-use crate::model::arch::{Arch, Block, Buf, RopeLayout, Values};
+use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Values, MAX_KEYS};
 use crate::model::config::{Config, LayerKind};
 use crate::model::tensor::{LayerTensor, TensorName};
 
@@ -45,6 +45,8 @@ pub const KEYS: [&str; 9] = [
     "llama.rope.freq_base",
     "llama.attention.layer_norm_rms_epsilon",
 ];
+
+const _: () = assert!(KEYS.len() <= MAX_KEYS, "raise arch::MAX_KEYS");
 
 /// A u32 key: `None` when absent; 0 is malformed.
 fn get(v: &Values, i: usize) -> Result<Option<u32>> {
