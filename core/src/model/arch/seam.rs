@@ -54,7 +54,7 @@ pub enum Buf {
 /// How RoPE pairs the elements of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RopeLayout {
-    /// Adjacent pairs `(2i, 2i + 1)` (Llama, as llama2.c).
+    /// Adjacent pairs `(2i, 2i + 1)`, as llama2.c rotates them.
     Interleaved,
     /// Pairs `(i, i + head_size / 2)` (GPT-NeoX, Gemma).
     Neox,
