@@ -34,6 +34,7 @@ fmt:
 	rustfmt --check --edition 2021 fuzz/src/lib.rs fuzz/fuzz_targets/*.rs
 
 lint:
+	python3 scripts/check-cycles.py core/src
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 unit:

@@ -1,11 +1,12 @@
 //! The one error type of the core. Every failure on input (a file, a budget, a token) ends here
 //! as a value that says what is wrong and, where there is one, what would fix it. Nothing in the
-//! core panics on input.
+//! core panics on input. Also owns [`PlanError`] (a budget that does not fit) and [`Size`], the
+//! byte display every message uses. It is a leaf: it names no module but the tensor roles and
+//! the quant type table.
 
 use core::fmt;
 
-use crate::arena::PlanError;
-use crate::model::TensorName;
+use crate::model::tensor::TensorName;
 
 /// Everything that can go wrong in the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,15 @@ pub enum Error {
     },
     /// A metadata key the model needs is absent.
     MissingKey(&'static str),
+    /// A special token id (BOS, EOS) that is not in the vocabulary.
+    TokenOutsideVocabulary {
+        /// The metadata key (or its default) that names the id.
+        key: &'static str,
+        /// The id.
+        id: u32,
+        /// The vocabulary size.
+        vocab: u32,
+    },
     /// A tensor the model needs is absent.
     MissingTensor(TensorName),
     /// A tensor whose shape disagrees with the hyperparameters.
@@ -64,8 +74,15 @@ pub enum Error {
         /// The GGML type id.
         ggml_type: u32,
     },
-    /// The architecture is not Llama.
-    UnsupportedArchitecture,
+    /// No architecture of this build has this `general.architecture` name.
+    UnsupportedArchitecture {
+        /// The name in the file.
+        name: ShortStr,
+        /// The names this build runs.
+        supported: &'static [&'static str],
+    },
+    /// The model needs an operation this build does not have yet.
+    NotImplemented(&'static str),
     /// The RAM budget does not fit the plan.
     Budget(PlanError),
     /// A caller-provided buffer is too small.
@@ -98,6 +115,87 @@ pub enum Error {
     },
 }
 
+/// Why a plan cannot be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PlanError {
+    /// The budget is below the minimum for this model and context.
+    BudgetTooSmall {
+        /// The budget asked for.
+        budget: usize,
+        /// The smallest budget that works.
+        minimum: usize,
+        /// The context length planned for.
+        context: u32,
+        /// Of the minimum: the KV cache.
+        kv_bytes: usize,
+        /// Of the minimum: one streaming slot (the largest unit).
+        slot_bytes: usize,
+    },
+    /// The context asked for is zero or longer than the model's.
+    BadContext {
+        /// The context asked for.
+        requested: u32,
+        /// The model's context length.
+        max: u32,
+    },
+    /// The model has more units than the plan holds.
+    TooManyUnits {
+        /// Units needed.
+        count: usize,
+        /// Units the plan holds.
+        max: usize,
+    },
+    /// A size the plan needs does not fit this target's address space (or 64 bits).
+    TooLarge {
+        /// What is too large.
+        what: &'static str,
+    },
+}
+
+/// Bytes as "N KiB" (or MiB), rounded up so that a stated minimum always suffices.
+pub struct Size(pub usize);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= 10 << 20 {
+            write!(f, "{} MiB", b.div_ceil(1 << 20))
+        } else {
+            write!(f, "{} KiB", b.div_ceil(1024))
+        }
+    }
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            PlanError::BudgetTooSmall { budget, minimum, context, kv_bytes, slot_bytes } => write!(
+                f,
+                "budget {} is below the {} minimum for this model at context {context} \
+                 (the KV cache alone is {}, one streaming slot {}); raise the budget to at least {} bytes or shorten the context",
+                Size(budget),
+                Size(minimum),
+                Size(kv_bytes),
+                Size(slot_bytes),
+                minimum
+            ),
+            PlanError::BadContext { requested, max } => {
+                write!(f, "context {requested} is outside 1..={max}, the model's context length")
+            }
+            PlanError::TooManyUnits { count, max } => write!(
+                f,
+                "the model needs {count} cache units, more than the {max} this build holds; raise plan::MAX_UNITS"
+            ),
+            PlanError::TooLarge { what } => write!(
+                f,
+                "the {what} of this model at this context does not fit a {}-bit address space; shorten the context or use a smaller model",
+                usize::BITS
+            ),
+        }
+    }
+}
+
 impl From<PlanError> for Error {
     fn from(e: PlanError) -> Self {
         Error::Budget(e)
@@ -124,7 +222,12 @@ impl fmt::Display for Error {
                 f,
                 "the file has {count} {what}, more than the {max} this build holds; raise the capacity constant in spool-core"
             ),
-            Error::MissingKey(k) => write!(f, "GGUF metadata key `{k}` is missing; is this a Llama model?"),
+            Error::MissingKey(k) => write!(f, "GGUF metadata key `{k}` is missing; the file is not a complete model"),
+            Error::TokenOutsideVocabulary { key, id, vocab } => write!(
+                f,
+                "`{key}` is {id}, outside the vocabulary of {vocab} tokens (ids 0..{vocab}); \
+                 the file's tokenizer metadata is inconsistent: re-convert the model"
+            ),
             Error::MissingTensor(t) => write!(f, "tensor `{t}` is missing from the file"),
             Error::BadShape { tensor, expected, found } => write!(
                 f,
@@ -141,7 +244,14 @@ impl fmt::Display for Error {
                     crate::quant::SUPPORTED_TYPES
                 }
             ),
-            Error::UnsupportedArchitecture => write!(f, "general.architecture is not \"llama\"; only Llama-family models are supported"),
+            Error::UnsupportedArchitecture { name, supported } => {
+                write!(f, "unsupported architecture \"{name}\" (general.architecture); supported:")?;
+                for (i, s) in supported.iter().enumerate() {
+                    write!(f, "{}{s}", if i == 0 { " " } else { ", " })?;
+                }
+                Ok(())
+            }
+            Error::NotImplemented(what) => write!(f, "this model needs {what}, which this build does not implement yet"),
             Error::Budget(e) => write!(f, "{e}"),
             Error::BufferTooSmall { what, needed, got } => {
                 write!(f, "{what} buffer holds {got} elements but {needed} are needed")
@@ -162,5 +272,55 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
+/// A short string from the file, kept by value for messages (cut at [`ShortStr::CAPACITY`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ShortStr {
+    bytes: [u8; ShortStr::CAPACITY],
+    len: u8,
+}
+
+impl ShortStr {
+    /// Bytes kept.
+    pub const CAPACITY: usize = 24;
+
+    /// The first [`ShortStr::CAPACITY`] bytes of `s`.
+    pub fn new(s: &[u8]) -> Self {
+        let mut bytes = [0u8; Self::CAPACITY];
+        let len = s.len().min(Self::CAPACITY);
+        bytes[..len].copy_from_slice(&s[..len]);
+        Self { bytes, len: len as u8 }
+    }
+
+    /// The bytes kept.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl fmt::Display for ShortStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for chunk in self.as_bytes().utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{fffd}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Shorthand used throughout the core.
 pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_rounds_up() {
+        let mut s = heapless::String::<32>::new();
+        core::fmt::write(&mut s, format_args!("{}", Size(1025))).unwrap();
+        assert_eq!(s.as_str(), "2 KiB");
+    }
+}

@@ -1,9 +1,9 @@
 //! # spool-core
 //!
-//! A `no_std`, heap-free inference core for Llama-family models whose weights do not fit in
-//! RAM. The caller hands it a RAM arena (`&mut [u8]`, the budget) and a blocking [`Storage`];
-//! the core plans the arena, keeps the hot weights resident, streams the rest through slots and
-//! runs the forward pass. The data flows one way:
+//! A `no_std`, heap-free inference core for transformer models (the architectures in
+//! [`model::arch`]) whose weights do not fit in RAM. The caller hands it a RAM arena
+//! (`&mut [u8]`, the budget) and a blocking [`Storage`]; the core plans the arena, keeps the
+//! hot weights resident, streams the rest through slots and runs the forward pass. The data flows one way:
 //!
 //! ```text
 //! storage --read_at--> cache (resident set + slots) --&[u8] views--> model (forward pass)
@@ -27,26 +27,34 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// Internals: the arena's typed views, the forward pass and its ops, the logging shim.
+mod bytes;
+mod engine;
 mod fmt;
+mod ops;
 
-pub mod arena;
+// The API, by concept; the items a caller needs most are re-exported below.
 pub mod cache;
-pub mod engine;
 pub mod error;
 pub mod exec;
 pub mod gguf;
 pub mod model;
+pub mod plan;
 pub mod quant;
 pub mod sampler;
 pub mod storage;
 pub mod tokenizer;
 
-pub use arena::{plan, plan_with, Plan, PlanError, PlanOptions, Policy};
+#[cfg(test)]
+mod testutil;
+
 pub use cache::{CacheStats, Completion, Loader, SyncLoader};
-pub use engine::{generate, generate_with_logits, Engine, Outcome, Phase, StopReason, TokenEvent};
-pub use error::Error;
+pub use engine::{generate, generate_with_logits, Engine, Outcome, Phase, StopReason, TokenEvent, WorkingLayout};
+pub use error::{Error, PlanError, Size};
 pub use exec::{Executor, Inline};
+pub use gguf::{tensors, TensorEntry};
 pub use model::ModelInfo;
+pub use plan::{plan, plan_with, Plan, PlanOptions, Policy};
 pub use quant::{KernelPath, Kernels};
 pub use sampler::Sampler;
-pub use storage::{ReadSeekStorage, SliceStorage, Storage};
+pub use storage::{CountingStorage, Faults, FaultyStorage, ReadSeekStorage, SliceStorage, Storage};

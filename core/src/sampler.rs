@@ -4,6 +4,8 @@
 //! tie rules, so that a seeded run reproduces the reference. It owns only its settings and the
 //! RNG state; the caller lends the candidate buffer (from the arena).
 
+use crate::ops::softmax;
+
 /// Sampler settings and RNG state.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -11,20 +13,6 @@ pub struct Sampler {
     temperature: f32,
     topp: f32,
     rng: u64,
-}
-
-/// llama2.c's softmax, in place.
-pub fn softmax(x: &mut [f32]) {
-    let Some(&first) = x.first() else { return };
-    let max = x[1..].iter().fold(first, |m, &v| if v > m { v } else { m });
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
 }
 
 /// Index of the largest value; the first wins a tie.

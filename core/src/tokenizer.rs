@@ -11,7 +11,7 @@
 
 use core::cmp::Ordering;
 
-use crate::arena::{as_f32_mut, as_u32_mut};
+use crate::bytes::{as_f32_mut, as_u32_mut};
 use crate::error::{Error, Result};
 use crate::gguf::{Cursor, Header};
 use crate::storage::Storage;
@@ -81,7 +81,9 @@ impl<'a> Tokenizer<'a> {
     pub fn load<S: Storage>(storage: &mut S, header: &Header, region: &'a mut [u8]) -> Result<(Self, u64)> {
         let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
         let vocab = tokens.count as usize;
-        let need = crate::arena::tokenizer_bytes(vocab, tokens.string_bytes as usize);
+        let need = Self::region_bytes(tokens.count, tokens.string_bytes)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(Error::Malformed("vocabulary larger than the address space"))?;
         if region.len() < need {
             return Err(Error::BufferTooSmall { what: "tokenizer region", needed: need, got: region.len() });
         }
@@ -154,8 +156,15 @@ impl<'a> Tokenizer<'a> {
             eos: header.eos.unwrap_or(2),
             space: None,
         };
-        t.space = t.lookup(b" ");
+        t.space = if header.add_space_prefix.unwrap_or(true) { t.lookup(b" ") } else { None };
         Ok((t, bytes_read))
+    }
+
+    /// Bytes of the tokenizer region for a vocabulary whose pieces total `string_bytes`.
+    /// `None` when the sum overflows.
+    pub fn region_bytes(vocab: u64, string_bytes: u64) -> Option<u64> {
+        // offsets (vocab + 1) u32, scores f32, sorted ids u32, then the pieces.
+        vocab.checked_mul(12)?.checked_add(4)?.checked_add(string_bytes)
     }
 
     /// Vocabulary size.

@@ -31,12 +31,12 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use flash::{FlashClock, FlashSpec, TimedLoader};
-use spool_core::arena::{Plan, Size};
 use spool_core::cache::{Loader, SyncLoader};
 use spool_core::{
     generate_with_logits, CacheStats, Engine, Executor, KernelPath, Kernels, ModelInfo, Phase, PlanOptions, Policy,
     Sampler, StopReason, Storage,
 };
+use spool_core::{Plan, Size};
 use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
 /// Which kernels compute the matrix-vector products (`--kernel`).
@@ -618,21 +618,20 @@ pub fn inspect(path: &str, ram: Option<usize>, ctx: Option<u32>) -> Result<Strin
         if model.tied_output { " (classifier tied to the embedding)" } else { "" }
     );
     s += &format!("  {:<28} {:<6} {:>14} {:>10} {:>10}\n", "name", "type", "shape", "offset", "bytes");
-    spool_core::gguf::for_each_tensor(&mut storage, &model.header, |e| {
-        let dims: Vec<String> = e.dims[..e.n_dims as usize].iter().map(|d| d.to_string()).collect();
+    for e in spool_core::gguf::tensors(&mut storage, &model.header).map_err(|e| e.to_string())? {
+        let e = e.map_err(|e| e.to_string())?;
+        let dims: Vec<String> = e.shape().iter().map(|d| d.to_string()).collect();
         let ty = spool_core::quant::GgmlType::from_id(e.ggml_type);
-        let bytes = ty.and_then(|t| t.row_bytes(e.dims[0])).map(|rb| rb * e.rows_cols().0);
+        let bytes = ty.and_then(|t| t.row_bytes(e.dims[0])).and_then(|rb| rb.checked_mul(e.rows_cols().0));
         s += &format!(
             "  {:<28} {:<6} {:>14} {:>10} {:>10}\n",
-            String::from_utf8_lossy(e.name),
+            String::from_utf8_lossy(e.name()),
             spool_core::quant::GgmlType::name_of(e.ggml_type),
             dims.join("x"),
             e.offset,
             bytes.map_or("?".into(), |b| b.to_string())
         );
-        Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    }
     let ctx = ctx.unwrap_or(256).clamp(1, c.context_length);
     let budget = match ram {
         Some(b) => b,

@@ -3,8 +3,7 @@
 mod common;
 
 use common::*;
-use embedded_io::ErrorType;
-use spool_core::{Engine, Error, PlanError, SliceStorage, Storage};
+use spool_core::{Engine, Error, Faults, FaultyStorage, PlanError, SliceStorage};
 
 #[test]
 fn a_budget_below_the_minimum_is_an_error_naming_the_minimum() {
@@ -79,36 +78,17 @@ fn wrong_magic_and_version_are_named() {
     assert!(e.to_string().contains("GGUF version 9 is not supported"), "{e}");
 }
 
-/// A storage that fails on its k-th read.
-struct Failing<'a> {
-    inner: SliceStorage<'a>,
-    reads: usize,
-    fail_at: usize,
-}
-
-impl ErrorType for Failing<'_> {
-    type Error = embedded_io::ErrorKind;
-}
-
-impl Storage for Failing<'_> {
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), Self::Error> {
-        self.reads += 1;
-        if self.reads == self.fail_at {
-            return Err(embedded_io::ErrorKind::Interrupted);
-        }
-        self.inner.read_at(offset, buf)
-    }
-}
-
 #[test]
-fn an_io_error_mid_run_is_returned_and_the_next_run_works() {
+fn an_io_error_or_a_short_fill_mid_run_is_returned_and_the_next_run_works() {
     let bytes = model_bytes();
     for fail_at in [1, 3, 10, 40, 200, 500] {
         let mut arena = vec![0u8; 450 << 10];
-        let storage = Failing { inner: SliceStorage::new(&bytes), reads: 0, fail_at };
+        let faults = if fail_at % 2 == 0 {
+            Faults { short_fill_at: Some(fail_at), ..Faults::default() }
+        } else {
+            Faults { fail_at: Some(fail_at), ..Faults::default() }
+        };
+        let storage = FaultyStorage::new(SliceStorage::new(&bytes), faults);
         let result = Engine::new(storage, &mut arena, 16).and_then(|mut e| {
             for pos in 0..16 {
                 e.forward(1, pos)?;
@@ -133,4 +113,20 @@ fn out_of_range_tokens_and_positions_are_errors() {
     let mut engine = Engine::new(SliceStorage::new(&bytes), &mut arena, 8).unwrap();
     assert!(matches!(engine.forward(512, 0), Err(Error::TokenOutOfRange { token: 512, vocab: 512 })));
     assert!(matches!(engine.forward(1, 8), Err(Error::ContextFull { pos: 8, context: 8 })));
+}
+
+#[test]
+fn flipped_bits_from_storage_never_panic() {
+    let bytes = model_bytes();
+    let mut arena = vec![0u8; 450 << 10];
+    for seed in 1..20 {
+        let faults = Faults { flip_ppm: 50_000, seed, ..Faults::default() };
+        let storage = FaultyStorage::new(SliceStorage::new(&bytes), faults);
+        // Either it loads and runs on corrupt numbers, or it says why it cannot.
+        if let Ok(mut e) = Engine::new(storage, &mut arena, 16) {
+            for pos in 0..4 {
+                let _ = e.forward(1, pos);
+            }
+        }
+    }
 }

@@ -24,7 +24,6 @@ fn fails(file: &str, needles: &[&str]) {
 /// offset + size is 2^64 + 1; `offset + row_bytes * rows` in the model check overflows (debug:
 /// panic; release: wraps, and the file is refused only by a later tensor).
 #[test]
-#[ignore = "defect 2 of issue 7: fixed on the structure branch"]
 fn structured_offset_plus_size_wraps() {
     fails("structured-offset-plus-size-wraps.gguf", &["overflow", "truncated", "exceeds", "past"]);
 }
@@ -34,7 +33,6 @@ fn structured_offset_plus_size_wraps() {
 /// cannot reach it on 64-bit (a kv_dim that large needs tensors past any file), but on a 32-bit
 /// target a 1.7 MB file does (defect 4); here the model's hyperparameters are raised in place.
 #[test]
-#[ignore = "defect 4 of issue 7: fixed on the structure branch"]
 fn planner_kv_cache_size_overflows() {
     let bytes = common::model_bytes();
     let mut model = spool_core::ModelInfo::load(&mut spool_core::SliceStorage::new(&bytes)).unwrap();
@@ -52,7 +50,6 @@ fn planner_kv_cache_size_overflows() {
 /// `u32` byte count cut. Here stories260K's FFN matrices are given 2^22 rows each (4 GiB per
 /// layer); only the planner runs, nothing is allocated.
 #[test]
-#[ignore = "defect 3 of issue 7: fixed on the structure branch"]
 fn planner_pinned_offsets_past_4_gib_do_not_overlap() {
     use spool_core::model::LayerTensor;
     let bytes = common::model_bytes();
@@ -85,7 +82,6 @@ fn planner_pinned_offsets_past_4_gib_do_not_overlap() {
 /// in `TensorEntry::rows_cols` (debug: panic; release: wraps into a wrong shape). New finding of
 /// this branch, in the family of defect 2.
 #[test]
-#[ignore = "defect 2 of issue 7 (new case: a zero dimension hides the row-count overflow); for the structure branch"]
 fn structured_zero_dim_hides_row_overflow() {
     fails("structured-zero-dim-hides-row-overflow.gguf", &["overflow", "has shape"]);
 }

@@ -184,8 +184,7 @@ fn a_failed_read_is_an_error_on_the_sync_and_the_prefetch_paths() {
     // The core path: the failing read's error, and the engine is not left claiming the unit.
     let bytes = model_bytes();
     let mut arena = vec![0u8; min + 40_000];
-    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let storage = Failing { inner: SliceStorage::new(&bytes), reads: reads.clone(), fail_at: 200 };
+    let storage = spool_core::FaultyStorage::fail_at(SliceStorage::new(&bytes), 200);
     let mut e = Engine::new(storage, &mut arena, 64).unwrap();
     let mut failed = false;
     for pos in 0..8 {

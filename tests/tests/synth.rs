@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use spool_core::gguf::{for_each_tensor, read_header};
+use spool_core::gguf::{read_header, read_header_with, tensors, Value};
 use spool_core::quant::GgmlType;
 use spool_core::{generate, Engine, ModelInfo, Sampler, SliceStorage};
 use spool_sim::quantize::{dequantize_q4_k, dequantize_q8_0, quantize_row};
@@ -39,15 +39,14 @@ fn table(file: &[u8]) -> Vec<(String, Tensor)> {
     let mut s = SliceStorage::new(file);
     let h = read_header(&mut s).unwrap();
     let mut out = Vec::new();
-    for_each_tensor(&mut s, &h, |e| {
+    for e in tensors(&mut s, &h).unwrap() {
+        let e = e.unwrap();
         let ty = GgmlType::from_id(e.ggml_type).expect("known type");
-        let dims = e.dims[..e.n_dims as usize].to_vec();
+        let dims = e.shape().to_vec();
         let (rows, cols) = e.rows_cols();
         let bytes = ty.row_bytes(cols).expect("whole blocks") * rows;
-        out.push((String::from_utf8(e.name.to_vec()).unwrap(), Tensor { ty, dims, offset: e.offset, bytes }));
-        Ok(())
-    })
-    .unwrap();
+        out.push((String::from_utf8(e.name().to_vec()).unwrap(), Tensor { ty, dims, offset: e.offset, bytes }));
+    }
     out
 }
 
@@ -288,9 +287,18 @@ fn synthesized_quantized_models_have_the_right_structure() {
     let file = write(&c, 2);
     check_structure(&c, &file, GgmlType::Q8_0);
     // Parsing the metadata works whatever the kernels support.
-    let h = read_header(&mut SliceStorage::new(&file)).unwrap();
-    assert!(h.is_llama);
-    assert_eq!((h.dim, h.hidden_dim, h.rope_dim), (Some(256), Some(672), Some(32)));
+    let mut seen = std::collections::HashMap::new();
+    let h = read_header_with(&mut SliceStorage::new(&file), |k, v| {
+        seen.insert(String::from_utf8_lossy(k).into_owned(), v);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(h.architecture.as_bytes(), b"llama");
+    let key = |k: &str| seen[k];
+    assert_eq!(
+        [key("llama.embedding_length"), key("llama.feed_forward_length"), key("llama.rope.dimension_count")],
+        [Value::Uint(256), Value::Uint(672), Value::Uint(32)]
+    );
 }
 
 #[test]

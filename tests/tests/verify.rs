@@ -48,7 +48,7 @@ fn run_args<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// The units the 600K plan streams and pins (from the library's report of a clean run).
-fn units_at_600k() -> spool_core::arena::Plan {
+fn units_at_600k() -> spool_core::Plan {
     let opts = RunOptions { ram: Some(600 << 10), steps: 2, ..common::case_options(&common::case("greedy_once_64")) };
     *spool_sim::run(&opts).unwrap().plan
 }

@@ -79,6 +79,7 @@ pub(crate) mod blocks;
 pub(crate) mod half;
 pub(crate) mod kernels;
 pub(crate) mod scalar;
+pub(crate) mod table;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -252,7 +253,11 @@ impl GgmlType {
     /// Bytes of one row of `cols` elements, or `None` if `cols` is not a whole number of blocks.
     pub fn row_bytes(self, cols: u64) -> Option<u64> {
         let (elems, bytes) = self.block();
-        cols.is_multiple_of(elems).then(|| cols / elems * bytes)
+        if cols.is_multiple_of(elems) {
+            (cols / elems).checked_mul(bytes)
+        } else {
+            None
+        }
     }
 
     /// Whether the kernels of this build compute with the type (it is in [`SUPPORTED`]).

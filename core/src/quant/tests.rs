@@ -580,7 +580,7 @@ fn f32_matvec_sums_each_row() {
 /// `unsafe` call site of [`Kernels`] runs everywhere, Miri included (the x86 tables need
 /// features Miri's CPU does not report).
 mod table_dispatch {
-    use super::super::kernels::{by_type, IntRows, QuantizeAct, RowsF32, RowsQ, Table};
+    use super::super::table::{by_type, IntRows, QuantizeAct, RowsF32, RowsQ, Table};
     use super::*;
 
     fn rows_f32(w: &[u8], x: &[f32], out: &mut [f32]) {

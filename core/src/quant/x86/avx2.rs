@@ -18,8 +18,8 @@ use core::arch::x86_64::*;
 
 use super::{arr, half_of, hsum, load128, load256, load_f32_bytes, load_ps, prefetch_block};
 use crate::quant::blocks::{blocks, k4_header, q4_0, q4_1, q4_k, q6_k, q8_0, scale_min_k4, QK, QK_K};
-use crate::quant::kernels::{by_type, KernelPath, RowsF32, Table};
 use crate::quant::scalar;
+use crate::quant::table::{by_type, KernelPath, RowsF32, Table};
 use crate::quant::GgmlType;
 
 /// Each row of `w` against `x` with `dot`.

@@ -15,7 +15,7 @@ use super::{arr, f32_le, half_of, hsum, hsum_i32, load128, load256, load64, pref
 use crate::quant::act;
 use crate::quant::blocks::{blocks, k4_header, q4_0, q4_k, q6_k, q8_0, q8_0_x, q8_k_x, scale_min_k4, QK};
 use crate::quant::half::{f16_to_f32, f32_to_f16};
-use crate::quant::kernels::{by_type, IntRows, KernelPath, RowsQ, Table};
+use crate::quant::table::{by_type, IntRows, KernelPath, RowsQ, Table};
 use crate::quant::GgmlType;
 
 // Integer kernels of the `Avx2Q8` path: the input was rounded to Q8_0 or Q8_K blocks (layout

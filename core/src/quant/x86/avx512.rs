@@ -15,7 +15,7 @@ use super::avx2::ROWS;
 use super::avx2_q8::{matvec_q4_k_q8, matvec_q6_k_q8, q8_0_matvec, quantize_act, WEIGHT_D};
 use super::{arr, f32_le, half_of, hsum, load128, load256, prefetch};
 use crate::quant::blocks::{q4_0, q8_0, q8_0_x};
-use crate::quant::kernels::{by_type, IntRows, KernelPath, RowsQ, Table};
+use crate::quant::table::{by_type, IntRows, KernelPath, RowsQ, Table};
 use crate::quant::GgmlType;
 
 // The same products with AVX-512 VNNI's `vpdpbusd` (256-bit, AVX-512VL encoding): `Σ u·i`

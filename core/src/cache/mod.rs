@@ -2,12 +2,12 @@
 //! which units are read ahead.
 //!
 //! Owns the resident region (units pinned by the plan, loaded once), the streaming slots with
-//! their fixed-capacity metadata, the eviction [`Policy`] and the counters. It hands out
-//! `&[u8]` views of units and never interprets them.
+//! their fixed-capacity metadata, the eviction that the plan's [`Policy`] asks for, and the
+//! counters. It hands out `&[u8]` views of units and never interprets them.
 //!
-//! Reads go through a [`Loader`]: a slot's buffer is lent to the loader when a read starts and
-//! comes back when the core waits for it, so a loader may fill slots on another thread or by
-//! DMA while the core computes, without any shared mutable memory. Slot metadata names a unit
+//! Reads go through a [`Loader`] (see `loader`): a slot's buffer is lent to the loader when a
+//! read starts and comes back when the core waits for it, so a loader may fill slots on another
+//! thread or by DMA while the core computes, without any shared mutable memory. Slot metadata names a unit
 //! only once its read has succeeded (or is in flight), so a failed read leaves no slot claiming
 //! bytes it does not hold.
 //!
@@ -15,14 +15,12 @@
 //! is a unit read from storage for that request, including one read ahead by prefetch (it was
 //! still read from storage: prefetch hides latency, it does not save bytes).
 
-use crate::arena::{Plan, Policy, Unit};
-use crate::error::{Error, Result};
-use crate::storage::{read_exact_at, Storage};
+mod loader;
 
-/// Most streaming slots.
-pub const MAX_SLOTS: usize = 512;
-/// Most reads a [`SyncLoader`] holds between start and wait.
-const MAX_PENDING: usize = crate::arena::MAX_PREFETCH as usize + 1;
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Policy, Unit, MAX_SLOTS};
+use crate::storage::{read_exact_at, Storage};
+pub use loader::{Completion, Loader, SyncLoader};
 
 /// Counters of the cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -58,79 +56,6 @@ impl CacheStats {
             reads: self.reads - earlier.reads,
             prefetched: self.prefetched - earlier.prefetched,
         }
-    }
-}
-
-/// A finished read: the slot's buffer back (if the loader still has it) and the outcome.
-pub struct Completion<'a> {
-    /// The slot's buffer; `None` only if the loader lost it (its thread died).
-    pub buf: Option<&'a mut [u8]>,
-    /// Whether the bytes arrived.
-    pub result: Result<()>,
-}
-
-/// Moves bytes from storage into slots: "start filling this slot" / "wait until it is filled".
-///
-/// The `no_std` default, [`SyncLoader`], reads inside `wait`. A prefetching loader (a thread
-/// in `spool-std`, DMA on a board) reads after `start` while the core computes.
-pub trait Loader<'a> {
-    /// Starts reading `len` bytes at `offset` into `buf[..len]` for slot `slot`. Errors are
-    /// reported by [`Loader::wait`].
-    fn start(&mut self, slot: usize, offset: u64, len: usize, buf: &'a mut [u8]);
-
-    /// Waits for the read started for `slot` and returns its buffer.
-    fn wait<S: Storage>(&mut self, storage: &mut S, slot: usize) -> Completion<'a>;
-
-    /// Reads `buf.len()` bytes at `offset` now (embedding rows).
-    fn read_now<S: Storage>(&mut self, storage: &mut S, offset: u64, buf: &mut [u8]) -> Result<()> {
-        read_exact_at(storage, offset, buf)
-    }
-}
-
-struct Pending<'a> {
-    slot: usize,
-    offset: u64,
-    len: usize,
-    buf: &'a mut [u8],
-}
-
-/// Reads synchronously, inside [`Loader::wait`].
-#[derive(Default)]
-pub struct SyncLoader<'a> {
-    pending: heapless::Vec<Pending<'a>, MAX_PENDING>,
-    /// A buffer that could not be queued (more than `MAX_PENDING` in flight).
-    overflow: Option<(usize, &'a mut [u8])>,
-}
-
-impl<'a> SyncLoader<'a> {
-    /// A loader with nothing in flight.
-    pub fn new() -> Self {
-        Self { pending: heapless::Vec::new(), overflow: None }
-    }
-}
-
-impl<'a> Loader<'a> for SyncLoader<'a> {
-    fn start(&mut self, slot: usize, offset: u64, len: usize, buf: &'a mut [u8]) {
-        if let Err(p) = self.pending.push(Pending { slot, offset, len, buf }) {
-            self.overflow = Some((p.slot, p.buf));
-        }
-    }
-
-    fn wait<S: Storage>(&mut self, storage: &mut S, slot: usize) -> Completion<'a> {
-        if let Some(i) = self.pending.iter().position(|p| p.slot == slot) {
-            let p = self.pending.swap_remove(i);
-            let len = p.len.min(p.buf.len());
-            let result = read_exact_at(storage, p.offset, &mut p.buf[..len]);
-            return Completion { buf: Some(p.buf), result };
-        }
-        let buf = match self.overflow.take() {
-            Some((s, buf)) if s == slot => Some(buf),
-            other => {
-                self.overflow = other;
-                None
-            }
-        };
-        Completion { buf, result: Err(Error::LoaderLost { slot: slot as u32 }) }
     }
 }
 
@@ -183,14 +108,15 @@ impl<'a> Cache<'a> {
         let mut bytes = 0u64;
         for u in plan.units.iter() {
             if let Some(at) = u.pinned_at {
-                let dst = &mut self.resident[at as usize..at as usize + u.bytes as usize];
+                let dst = &mut self.resident[at..at + u.bytes as usize];
                 read_exact_at(storage, u.offset, dst)?;
                 bytes += u.bytes as u64;
             }
         }
         if let Some(at) = plan.embd_pinned_at {
             let (offset, len) = embd;
-            read_exact_at(storage, offset, &mut self.resident[at as usize..(at as u64 + len) as usize])?;
+            let len_usize = usize::try_from(len).map_err(|_| Error::Malformed("embedding table larger than memory"))?;
+            read_exact_at(storage, offset, &mut self.resident[at..at + len_usize])?;
             bytes += len;
         }
         Ok(bytes)
@@ -232,7 +158,7 @@ impl<'a> Cache<'a> {
         self.tick += 1;
         if let Some(at) = u.pinned_at {
             self.stats.hits += 1;
-            return Ok(&self.resident[at as usize..at as usize + u.bytes as usize]);
+            return Ok(&self.resident[at..at + u.bytes as usize]);
         }
         let slot = match self.slots.iter().position(|s| s.unit == Some(index as u16)) {
             Some(s) if !self.slots[s].loading && !self.slots[s].ahead => {

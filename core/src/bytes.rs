@@ -1,0 +1,35 @@
+//! Typed views of arena bytes: the arena is `&mut [u8]`, and its regions are read as `f32` or
+//! `u32`. Owns the one `unsafe` these views need; it knows nothing of what the regions hold.
+
+/// Views arena bytes as f32 (the arena's regions are 64-byte aligned by the carve).
+pub fn as_f32_mut(bytes: &mut [u8]) -> &mut [f32] {
+    // SAFETY: every bit pattern is a valid f32, and `align_to_mut` only returns the aligned
+    // middle part, so the view is in bounds and aligned; the prefix/suffix are ignored.
+    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<f32>() };
+    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
+    mid
+}
+
+/// Views arena bytes as u32 (see [`as_f32_mut`]).
+pub fn as_u32_mut(bytes: &mut [u8]) -> &mut [u32] {
+    // SAFETY: as in `as_f32_mut`: every bit pattern is a valid u32, and only the aligned
+    // middle is viewed.
+    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<u32>() };
+    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
+    mid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f32_view_of_aligned_bytes_covers_them() {
+        let mut buf = [0u8; 64 + 16];
+        let pad = buf.as_ptr().align_offset(4);
+        let view = as_f32_mut(&mut buf[pad..pad + 16]);
+        assert_eq!(view.len(), 4);
+        view[3] = 1.5;
+        assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
+    }
+}

@@ -1,0 +1,256 @@
+//! What the model is: its architecture, hyperparameters and where each tensor sits in storage.
+//!
+//! Owns [`ModelInfo`], built from the GGUF header and tensor table through the architecture
+//! the file names ([`arch`]) and checked against itself (shapes, types, ranges in the file), so
+//! that nothing downstream has to re-validate input. It reads no weights; it knows nothing of
+//! the arena or the cache.
+
+pub mod arch;
+pub mod config;
+pub mod tensor;
+
+use crate::error::{Error, Result};
+use crate::gguf::{self, Header};
+use crate::quant::GgmlType;
+use crate::storage::Storage;
+pub use arch::Arch;
+pub use config::{Config, LayerKind};
+pub use tensor::{LayerTensor, TensorName, TensorRef};
+
+/// Most layers a model may have in this build.
+pub const MAX_LAYERS: usize = 128;
+
+/// Tensor roles a layer can hold (the table is keyed by [`LayerTensor`]).
+const ROLES: usize = LayerTensor::ALL.len();
+
+/// A model as described by its file: architecture, hyperparameters, tokenizer location, tensors.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// The architecture the file names.
+    pub arch: &'static Arch,
+    /// Hyperparameters.
+    pub config: Config,
+    /// The parsed GGUF metadata.
+    pub header: Header,
+    /// Token embedding table.
+    pub token_embd: TensorRef,
+    /// Final norm weight.
+    pub output_norm: TensorRef,
+    /// Classifier (the embedding table when the file ties them).
+    pub output: TensorRef,
+    /// Whether the classifier is the embedding table.
+    pub tied_output: bool,
+    /// Per layer, the tensors keyed by role (roles the architecture lacks are empty).
+    pub layers: heapless::Vec<[TensorRef; ROLES], MAX_LAYERS>,
+    /// Bytes read to parse the header and the tensor table.
+    pub parse_bytes: u64,
+    /// Length of the storage.
+    pub file_len: u64,
+}
+
+impl ModelInfo {
+    /// Parses and checks the model description in `storage`.
+    pub fn load<S: Storage>(storage: &mut S) -> Result<Self> {
+        let mut collected = arch::Collected::default();
+        let header = gguf::read_header_with(storage, |key, value| {
+            collected.visit(key, value);
+            Ok(())
+        })?;
+        let name = header.architecture;
+        // Absent, or not a string (the reader keeps only a string value).
+        if name.as_bytes().is_empty() {
+            return Err(Error::MissingKey("general.architecture (a string)"));
+        }
+        let arch =
+            arch::find(name.as_bytes()).ok_or(Error::UnsupportedArchitecture { name, supported: &arch::NAMES })?;
+        let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
+        let vocab = u32::try_from(tokens.count).map_err(|_| Error::Malformed("vocabulary too large"))?;
+        if vocab == 0 {
+            return Err(Error::Malformed("empty vocabulary"));
+        }
+        let config = (arch.config)(collected.of(arch), vocab)?;
+        if config.n_layers as usize > MAX_LAYERS {
+            return Err(Error::TooMany { what: "layers", count: config.n_layers as u64, max: MAX_LAYERS as u64 });
+        }
+
+        let mut embd = None;
+        let mut output_norm = None;
+        let mut output = None;
+        let mut layers: heapless::Vec<[Option<TensorRef>; ROLES], MAX_LAYERS> = heapless::Vec::new();
+        for _ in 0..config.n_layers {
+            // Capacity was checked against n_layers above.
+            let _ = layers.push([None; ROLES]);
+        }
+        let file_len = storage.len();
+        let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
+            let used = |name: &TensorName| match name {
+                TensorName::Layer(_, role) => arch.roles.contains(role),
+                _ => true,
+            };
+            let Some(name) = TensorName::parse(e.name()).filter(|n| !e.truncated_name && used(n)) else {
+                return Ok(());
+            };
+            let (rows, cols) = e.rows_cols();
+            let ty = GgmlType::from_id(e.ggml_type)
+                .filter(|t| t.is_supported())
+                .ok_or(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type })?;
+            // The tensor lies inside the file before anything else is asked of it.
+            tensor_end(e.offset, ty, rows, cols, file_len)?;
+            // The norm weights are read as raw f32 by the forward pass, never decoded.
+            if name.is_norm() && ty != GgmlType::F32 {
+                return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
+            }
+            let (erows, ecols) = (arch.shape)(&config, name);
+            if (rows, cols) != (erows as u64, ecols as u64) {
+                return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });
+            }
+            let t = TensorRef { offset: e.offset, ty, rows: erows, cols: ecols };
+            let slot = match name {
+                TensorName::TokenEmbd => &mut embd,
+                TensorName::OutputNorm => &mut output_norm,
+                TensorName::Output => &mut output,
+                TensorName::Layer(l, lt) => match layers.get_mut(l as usize) {
+                    Some(layer) => &mut layer[lt as usize],
+                    None => return Ok(()),
+                },
+            };
+            *slot = Some(t);
+            Ok(())
+        })?;
+
+        let token_embd = embd.ok_or(Error::MissingTensor(TensorName::TokenEmbd))?;
+        let tied_output = output.is_none();
+        let mut info = ModelInfo {
+            arch,
+            config,
+            header,
+            token_embd,
+            output_norm: output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?,
+            output: output.unwrap_or(token_embd),
+            tied_output,
+            layers: heapless::Vec::new(),
+            parse_bytes: header.bytes_read + table_bytes,
+            file_len,
+        };
+        for (l, layer) in layers.iter().enumerate() {
+            let mut refs = [TensorRef::EMPTY; ROLES];
+            for &role in arch.roles {
+                let missing = Error::MissingTensor(TensorName::Layer(l as u16, role));
+                refs[role as usize] = layer[role as usize].ok_or(missing)?;
+            }
+            let _ = info.layers.push(refs);
+        }
+        // Checked after the tensors, whose sizes matter more. The tokenizer falls back to
+        // llama2.c's ids 1 and 2 when the keys are absent.
+        let specials = [
+            ("tokenizer.ggml.bos_token_id", header.bos.unwrap_or(1)),
+            ("tokenizer.ggml.eos_token_id", header.eos.unwrap_or(2)),
+        ];
+        for (key, id) in specials {
+            if id >= vocab {
+                return Err(Error::TokenOutsideVocabulary { key, id, vocab });
+            }
+        }
+        Ok(info)
+    }
+
+    /// The tensor `t` of layer `layer`.
+    pub fn layer_tensor(&self, layer: usize, t: LayerTensor) -> &TensorRef {
+        &self.layers[layer][t as usize]
+    }
+
+    /// The tensor with this name.
+    pub fn tensor(&self, name: TensorName) -> TensorRef {
+        match name {
+            TensorName::TokenEmbd => self.token_embd,
+            TensorName::OutputNorm => self.output_norm,
+            TensorName::Output => self.output,
+            TensorName::Layer(l, t) => *self.layer_tensor(l as usize, t),
+        }
+    }
+
+    /// The layer matrices (every layer tensor but the norms), in access order, with their names.
+    pub fn matrices(&self) -> impl Iterator<Item = (TensorName, &TensorRef)> + '_ {
+        let roles = self.arch.roles;
+        self.layers.iter().enumerate().flat_map(move |(l, layer)| {
+            roles.iter().filter(|r| !r.is_norm()).map(move |&r| (TensorName::Layer(l as u16, r), &layer[r as usize]))
+        })
+    }
+
+    /// The norm weights in the order of the norms region: per layer in the architecture's
+    /// order, then the final norm.
+    pub fn norms(&self) -> impl Iterator<Item = TensorRef> + '_ {
+        let roles = self.arch.roles;
+        self.layers
+            .iter()
+            .flat_map(move |layer| roles.iter().filter(|r| r.is_norm()).map(move |&r| layer[r as usize]))
+            .chain([self.output_norm])
+    }
+
+    /// Where norm `role` of layer `layer` sits in the norms region: (offset, bytes).
+    pub fn norm_span(&self, layer: usize, role: LayerTensor) -> Option<(usize, usize)> {
+        let layer0 = self.layers.first()?;
+        let norm_roles = || self.arch.roles.iter().filter(|r| r.is_norm());
+        if layer >= self.layers.len() || !norm_roles().any(|&r| r == role) {
+            return None;
+        }
+        // Every layer has the same norms, so layer `l` starts at `l` times layer 0's bytes.
+        let per_layer: u64 = norm_roles().map(|&r| layer0[r as usize].bytes()).sum();
+        let before: u64 = norm_roles().take_while(|&&r| r != role).map(|&r| layer0[r as usize].bytes()).sum();
+        Some(((per_layer * layer as u64 + before) as usize, layer0[role as usize].bytes() as usize))
+    }
+
+    /// The final norm's span in the norms region: (offset, bytes).
+    pub fn output_norm_span(&self) -> (usize, usize) {
+        let per_layer: u64 = self
+            .layers
+            .first()
+            .map_or(0, |l0| self.arch.roles.iter().filter(|r| r.is_norm()).map(|&r| l0[r as usize].bytes()).sum());
+        ((per_layer * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
+    }
+
+    /// The position of matrix `name` in unit order: per layer its matrices, then the
+    /// classifier (`None` for a norm or an absent layer).
+    pub fn matrix_ordinal(&self, name: TensorName) -> Option<usize> {
+        let matrices = || self.arch.roles.iter().filter(|r| !r.is_norm());
+        let per_layer = matrices().count();
+        match name {
+            TensorName::Layer(l, role) if (l as usize) < self.layers.len() => {
+                Some(l as usize * per_layer + matrices().position(|&r| r == role)?)
+            }
+            TensorName::Output => Some(self.layers.len() * per_layer),
+            _ => None,
+        }
+    }
+
+    /// The kind of layer `layer`.
+    pub fn layer_kind(&self, layer: u32) -> LayerKind {
+        (self.arch.layer)(&self.config, layer)
+    }
+
+    /// Bytes of all distinct weights (the classifier counts once when tied).
+    pub fn weight_bytes(&self) -> u64 {
+        let layers: u64 = self.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).sum();
+        let output = if self.tied_output { 0 } else { self.output.bytes() };
+        layers + self.token_embd.bytes() + self.output_norm.bytes() + output
+    }
+}
+
+/// Where a tensor of `rows` x `cols` elements of `ty` at `offset` ends, checked: the size is
+/// computed without overflow and the tensor must end inside a file of `file_len` bytes.
+fn tensor_end(offset: u64, ty: GgmlType, rows: u64, cols: u64, file_len: u64) -> Result<u64> {
+    // A row of more than 2^32 elements is refused before its size is computed (it fits no file).
+    if cols > u32::MAX as u64 || rows > u32::MAX as u64 {
+        return Err(Error::Malformed("tensor dimension exceeds 2^32 elements"));
+    }
+    let row_bytes = ty.row_bytes(cols).ok_or(Error::Malformed("row length is not a whole number of blocks"))?;
+    let bytes = row_bytes.checked_mul(rows).ok_or(Error::Malformed("tensor size overflows 64 bits"))?;
+    let end = offset.checked_add(bytes).ok_or(Error::Malformed("tensor offset + size overflows 64 bits"))?;
+    if end > file_len {
+        return Err(Error::Truncated { what: "tensor data", end, file_len });
+    }
+    Ok(end)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! The element-wise and row operations of a transformer block: RMSNorm, RoPE, attention,
+//! softmax, SwiGLU and the residual add. Each follows llama2.c's arithmetic operation for
+//! operation (f32, left-to-right sums, no fused multiply-add). They see only slices of f32 and
+//! an [`Executor`]; they know nothing of weights, the cache or the arena.
+
+use crate::exec::Executor;
+
+/// The head shape of an attention layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than `n_heads`).
+    pub n_kv_heads: usize,
+    /// Elements per head.
+    pub head_size: usize,
+}
+
+impl Heads {
+    /// Width of one position's keys (or values).
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_size
+    }
+}
+
+/// llama2.c's softmax, in place.
+pub fn softmax(x: &mut [f32]) {
+    let Some(&first) = x.first() else { return };
+    let max = x[1..].iter().fold(first, |m, &v| if v > m { v } else { m });
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}
+
+/// o = weight * x / rms(x). `weight` is the raw F32 norm tensor.
+pub fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[u8], eps: f32) {
+    let mut ss = 0.0f32;
+    for &v in x {
+        ss += v * v;
+    }
+    ss /= x.len() as f32;
+    ss += eps;
+    ss = 1.0 / libm::sqrtf(ss);
+    for ((o, &v), w) in o.iter_mut().zip(x).zip(weight.chunks_exact(4)) {
+        *o = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * (ss * v);
+    }
+}
+
+/// Rotates adjacent pairs of q (all heads) and k (kv heads) by the position's angles.
+pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
+    // Every even `i` is rotated once by the angle of `i % head_size`, as llama2.c does; the
+    // angle (a `powf`, a `cosf` and a `sinf`) is computed once per head dimension instead of
+    // once per head. Each element's arithmetic is unchanged.
+    for head_dim in 0..head_size.max(1) {
+        let mut pairs = (head_dim..q.len()).step_by(head_size.max(1)).filter(|i| i % 2 == 0).peekable();
+        if pairs.peek().is_none() {
+            continue;
+        }
+        let freq = 1.0 / libm::powf(theta, head_dim as f32 / head_size as f32);
+        let val = pos as f32 * freq;
+        let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
+        for i in pairs {
+            let rotate = |v: &mut [f32]| {
+                let (v0, v1) = (v[i], v[i + 1]);
+                v[i] = v0 * fcr - v1 * fci;
+                v[i + 1] = v0 * fci + v1 * fcr;
+            };
+            rotate(q);
+            if i < k.len() {
+                rotate(k);
+            }
+        }
+    }
+}
+
+/// RoPE in the GPT-NeoX layout: element `i` of a head turns with element `i + head_size / 2`
+/// by the angle of `2 * i`, for q (all heads) and k (kv heads).
+pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
+    let half = head_size / 2;
+    for i in 0..half {
+        let freq = 1.0 / libm::powf(theta, (2 * i) as f32 / head_size as f32);
+        let val = pos as f32 * freq;
+        let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
+        for v in [&mut *q, &mut *k] {
+            for head in v.chunks_exact_mut(head_size.max(1)) {
+                let (v0, v1) = (head[i], head[i + half]);
+                head[i] = v0 * fcr - v1 * fci;
+                head[i + half] = v0 * fci + v1 * fcr;
+            }
+        }
+    }
+}
+
+/// Multi-head attention of one position's query `q` over positions `0..=pos`, into `out`.
+/// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is `[n_heads][context]`.
+///
+/// The scores and the weighted sums run on `exec` element by element (a score is one
+/// `(head, position)` pair, an output one `(head, dimension)` pair), the softmax of each head
+/// on the caller. Every element's arithmetic and summation order is that of a head-by-head
+/// loop whatever the split, so the results are bit-identical for any number of threads.
+#[allow(clippy::too_many_arguments)]
+pub fn attention(
+    q: &[f32],
+    out: &mut [f32],
+    att: &mut [f32],
+    keys: &[f32],
+    values: &[f32],
+    heads: Heads,
+    context: usize,
+    pos: usize,
+    exec: &dyn Executor,
+) {
+    let hs = heads.head_size;
+    let kv_dim = heads.kv_dim();
+    let kv_mul = heads.n_heads / heads.n_kv_heads;
+    let n_heads = heads.n_heads;
+    let scale = libm::sqrtf(hs as f32);
+    let seen = pos + 1;
+    // Bytes of the cache each pass reads: every head reads `seen` rows of `hs` values.
+    let work = n_heads * seen * hs * 4;
+    let att = &mut att[..n_heads * context];
+    // Scores: att[h][t] = q_h . k_t / scale for t <= pos (the rest of a head's row is unused).
+    exec.run_rows(att, work, &|row0: usize, chunk: &mut [f32]| {
+        let mut i = row0;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (h, t0) = (i / context, i % context);
+            let len = (context - t0).min(rest.len());
+            let (head, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            let qh = &q[h * hs..(h + 1) * hs];
+            let kv_off = (h / kv_mul) * hs;
+            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen) {
+                let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
+                let mut score = 0.0f32;
+                for (&qi, &ki) in qh.iter().zip(k) {
+                    score += qi * ki;
+                }
+                *a = score / scale;
+            }
+            i += len;
+            rest = tail;
+        }
+    });
+    for h in 0..n_heads {
+        softmax(&mut att[h * context..h * context + seen]);
+    }
+    let att: &[f32] = att;
+    // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from 0.
+    exec.run_rows(&mut out[..n_heads * hs], work, &|row0: usize, chunk: &mut [f32]| {
+        let mut i = row0;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (h, d0) = (i / hs, i % hs);
+            let len = (hs - d0).min(rest.len());
+            let (xb, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            let kv_off = (h / kv_mul) * hs + d0;
+            xb.fill(0.0);
+            for (t, &a) in att[h * context..h * context + seen].iter().enumerate() {
+                let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + len];
+                for (o, &vi) in xb.iter_mut().zip(v) {
+                    *o += a * vi;
+                }
+            }
+            i += len;
+            rest = tail;
+        }
+    });
+}
+
+/// hb = silu(hb) * hb2, element by element on `exec` (each element's arithmetic is the same
+/// whatever the split).
+pub fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
+    // An `expf` costs about as much time as streaming this many weight bytes (the hint that
+    // decides whether the pool splits the job).
+    const EXPF_WORK: usize = 64;
+    exec.run_rows(hb, hb.len() * EXPF_WORK, &|row0: usize, chunk: &mut [f32]| {
+        for (g, &u) in chunk.iter_mut().zip(&hb2[row0..]) {
+            let mut val = *g;
+            val *= 1.0 / (1.0 + libm::expf(-val));
+            *g = val * u;
+        }
+    });
+}
+
+/// x += y, element by element.
+pub fn add(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neox_rope_is_interleaved_rope_on_the_split_halves() {
+        // NeoX pairs (i, i + hs/2) as interleaved pairs (2i, 2i + 1): permuting each head's
+        // elements so that the halves interleave gives identical results.
+        let (hs, heads) = (8, 2);
+        let q: [f32; 16] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
+        let k: [f32; 8] = core::array::from_fn(|i| (i as f32 * 0.91).cos());
+        let interleave = |v: &[f32]| -> [f32; 16] {
+            let mut out = [0.0; 16];
+            for (h, head) in v.chunks(hs).enumerate() {
+                for i in 0..hs / 2 {
+                    out[h * hs + 2 * i] = head[i];
+                    out[h * hs + 2 * i + 1] = head[i + hs / 2];
+                }
+            }
+            out
+        };
+        let (mut qn, mut kn) = (q, k);
+        rope_neox(&mut qn, &mut kn, 5, hs, 10000.0);
+        let (mut qi, mut ki) = (interleave(&q), interleave(&k));
+        rope(&mut qi, &mut ki[..8], 5, hs, 10000.0);
+        assert_eq!(interleave(&qn), qi);
+        assert_eq!(interleave(&kn)[..8], ki[..8]);
+        assert_eq!(heads * hs, q.len());
+    }
+}

@@ -1,0 +1,212 @@
+//! The arena plan: how the caller's RAM budget is spent.
+//!
+//! Owns [`Plan`], pure arithmetic from the model's shapes, the context length and the budget:
+//! fixed regions (working buffers, KV cache, streaming scratch, tokenizer index, norms; see
+//! `layout`), then the weights, cut into units (`units`) that are either pinned in the
+//! resident region for the whole run or streamed through slots (`pack`). `carve` cuts the
+//! caller's `&mut [u8]` into those regions: the only place called "arena". It reads no storage
+//! and runs no math. Every size from the file is summed in `u64`, checked, and converted to
+//! `usize` only when it fits.
+//!
+//! ```text
+//! | working | KV cache | scratch | tokenizer | norms | resident (pinned units) | slot 0 .. slot N-1 |
+//! ```
+
+pub(crate) mod carve;
+pub(crate) mod layout;
+pub(crate) mod options;
+pub(crate) mod pack;
+pub(crate) mod units;
+
+#[cfg(test)]
+mod tests;
+
+pub(crate) use carve::carve;
+pub use layout::{Region, ALIGN};
+pub use options::{PlanOptions, Policy, MAX_PREFETCH};
+pub use pack::MAX_SLOTS;
+pub(crate) use units::unit_cap;
+pub use units::{Unit, MAX_UNITS};
+
+use crate::engine::work::WorkingLayout;
+use crate::error::PlanError;
+use crate::model::ModelInfo;
+use crate::plan::layout::{align_up, fixed_regions, norm_bytes, to_usize, Cursor};
+use crate::plan::pack::pack;
+use crate::plan::units::build_units;
+
+/// How the arena is spent. The single source of truth for memory.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The budget it was made for.
+    pub budget: usize,
+    /// The context length it holds a KV cache for.
+    pub context: u32,
+    /// The options it was made with.
+    pub options: PlanOptions,
+    /// Activations, logits, sampler scratch.
+    pub working: Region,
+    /// Sizes of the working buffers.
+    pub working_layout: WorkingLayout,
+    /// Keys and values, `2 * layers * context * kv_dim` f32.
+    pub kv: Region,
+    /// Embedding rows of one prefill chunk, in their stored type.
+    pub scratch: Region,
+    /// Vocabulary pieces, offsets, scores and the sorted index.
+    pub tokenizer: Region,
+    /// The norm weights, resident always (they are tiny and used every layer).
+    pub norms: Region,
+    /// Pinned units (and the embedding table when everything fits).
+    pub resident: Region,
+    /// Streaming slots.
+    pub slots: Region,
+    /// Number of streaming slots.
+    pub slot_count: u32,
+    /// Bytes of each slot (the largest streamed unit).
+    pub slot_bytes: u32,
+    /// The units, in access order.
+    pub units: heapless::Vec<Unit, MAX_UNITS>,
+    /// Offset of the embedding table in the resident region, when it is pinned.
+    pub embd_pinned_at: Option<usize>,
+    /// Bytes of one embedding row.
+    pub embd_row_bytes: u32,
+    /// Weight bytes one decode token uses: all units, the norms and one embedding row.
+    pub touched_bytes_per_token: u64,
+    /// Weight bytes pinned for the whole run (pinned units, norms, a pinned embedding table).
+    pub pinned_bytes: u64,
+}
+
+impl Plan {
+    /// Weight bytes the plan reads from storage per decode token when every unit that is not
+    /// pinned is read once: the lower bound of any policy in this plan's budget.
+    pub fn streamed_bytes_per_token(&self) -> u64 {
+        let units: u64 = self.units.iter().filter(|u| u.pinned_at.is_none()).map(|u| u.bytes as u64).sum();
+        units + if self.embd_pinned_at.is_some() { 0 } else { self.embd_row_bytes as u64 }
+    }
+
+    /// Reads per decode token under the same assumption (one per streamed unit, one per row).
+    pub fn streamed_reads_per_token(&self) -> u64 {
+        self.units.iter().filter(|u| u.pinned_at.is_none()).count() as u64 + u64::from(self.embd_pinned_at.is_none())
+    }
+
+    /// Everything but the resident weights: the working set of the streaming analysis.
+    pub fn working_set_bytes(&self) -> usize {
+        self.working.bytes + self.kv.bytes + self.scratch.bytes + self.tokenizer.bytes + self.slots.bytes
+    }
+
+    /// Bytes of the arena the plan uses, including the alignment slack.
+    pub fn used_bytes(&self) -> usize {
+        self.slots.offset + self.slots.bytes + ALIGN
+    }
+
+    /// Positions a prefill chunk holds.
+    pub fn prefill_chunk(&self) -> u32 {
+        self.working_layout.positions as u32
+    }
+}
+
+/// Plans the arena with the default options. See [`plan_with`].
+pub fn plan(model: &ModelInfo, context: u32, budget: usize) -> Result<Plan, PlanError> {
+    plan_with(model, context, budget, PlanOptions::default())
+}
+
+/// Plans the arena: fixed regions first, then the weights. Under [`Policy::Pin`] the largest
+/// units that fit are pinned beside `1 + prefetch` slots sized for the largest unit left
+/// streaming; the other policies spend everything on slots of the largest unit's size.
+pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptions) -> Result<Plan, PlanError> {
+    plan_within(model, context, budget, opts, usize::MAX as u64)
+}
+
+/// [`plan_with`] for an address space of `limit` bytes: no region may end above it. The tests
+/// plan for a 32-bit target with `u32::MAX` on a 64-bit host.
+pub(crate) fn plan_within(
+    model: &ModelInfo,
+    context: u32,
+    budget: usize,
+    opts: PlanOptions,
+    limit: u64,
+) -> Result<Plan, PlanError> {
+    let c = &model.config;
+    if context == 0 || context > c.context_length {
+        return Err(PlanError::BadContext { requested: context, max: c.context_length });
+    }
+    let opts = PlanOptions {
+        prefetch: opts.prefetch.min(MAX_PREFETCH),
+        prefill_chunk: opts.prefill_chunk.clamp(1, context),
+        ..opts
+    };
+    let q8 = opts.quantized_activations;
+    let mut units = build_units(model, unit_cap(model))?;
+    let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
+    let too_large = |what| PlanError::TooLarge { what };
+    let embd_bytes = align_up(model.token_embd.bytes()).ok_or(too_large("embedding table"))?;
+    let embd_row = u32::try_from(model.token_embd.row_bytes()).map_err(|_| too_large("embedding row"))?;
+    let norms = norm_bytes(model).ok_or(too_large("norm weights"))?;
+    // Units are at most 2048 of at most 4 GiB: their sum cannot overflow.
+    let touched = units
+        .iter()
+        .map(|u| u.bytes as u64)
+        .sum::<u64>()
+        .checked_add(norms)
+        .and_then(|t| t.checked_add(embd_row as u64));
+    let touched = touched.ok_or(too_large("weights"))?;
+    let min_slots = 1 + opts.prefetch as usize;
+    let slots_min = largest * min_slots as u64;
+    let need = |end: u64| end.checked_add(ALIGN as u64).and_then(|n| n.checked_add(slots_min));
+
+    let smallest = fixed_regions(model, context, 1, q8, limit)?;
+    let minimum = to_usize(need(smallest.end).ok_or(too_large("minimum budget"))?, limit, "minimum budget")?;
+    if budget < minimum {
+        return Err(PlanError::BudgetTooSmall {
+            budget,
+            minimum,
+            context,
+            kv_bytes: smallest.kv.bytes,
+            slot_bytes: largest as usize,
+        });
+    }
+    // The prefill chunk is the first thing to give up: halve it until a slot set fits.
+    let mut positions = opts.prefill_chunk as usize;
+    let fixed = loop {
+        if positions == 1 {
+            break smallest;
+        }
+        match fixed_regions(model, context, positions, q8, limit) {
+            Ok(f) if need(f.end).is_some_and(|n| n <= budget as u64) => break f,
+            _ => positions = positions.div_ceil(2),
+        }
+    };
+    // `fixed.end + ALIGN <= minimum <= budget`: a usize.
+    let cache_budget = budget - fixed.end as usize - ALIGN;
+    let embd = (!model.tied_output).then_some(embd_bytes);
+    let packed = pack(&mut units, cache_budget, embd, opts.policy, min_slots);
+
+    let pinned_units: u64 = units.iter().filter(|u| u.pinned_at.is_some()).map(Unit::aligned_bytes).sum();
+    let resident_bytes = pinned_units + if packed.embd_pinned_at.is_some() { embd_bytes } else { 0 };
+    let mut at = Cursor::new(fixed.end, limit);
+    let resident = at.region(Some(resident_bytes), "resident weights")?;
+    let slots = at.region(Some(packed.slot_count as u64 * packed.slot_bytes as u64), "streaming slots")?;
+    let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
+        + norms
+        + if packed.embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
+    Ok(Plan {
+        budget,
+        context,
+        options: PlanOptions { prefill_chunk: positions as u32, ..opts },
+        working: fixed.working,
+        working_layout: fixed.working_layout,
+        kv: fixed.kv,
+        scratch: fixed.scratch,
+        tokenizer: fixed.tokenizer,
+        norms: fixed.norms,
+        resident,
+        slots,
+        slot_count: packed.slot_count,
+        slot_bytes: packed.slot_bytes,
+        units,
+        embd_pinned_at: packed.embd_pinned_at,
+        embd_row_bytes: embd_row,
+        touched_bytes_per_token: touched,
+        pinned_bytes,
+    })
+}

@@ -1,0 +1,85 @@
+//! The planner against hostile and huge shapes: offsets past 4 GiB, row counts that would take
+//! hours to walk, and sums that would wrap a 32-bit `usize`.
+
+extern crate std;
+
+use std::vec::Vec;
+
+use super::*;
+use crate::quant::GgmlType;
+use crate::testutil::{config, fake_model};
+
+/// Pinned spans `[at, at + aligned)` lie inside the resident region and do not overlap.
+fn assert_pinned_spans_apart(p: &Plan, model: &ModelInfo) {
+    let mut spans: Vec<(u64, u64)> =
+        p.units.iter().filter_map(|u| u.pinned_at.map(|at| (at as u64, at as u64 + u.aligned_bytes()))).collect();
+    if let Some(at) = p.embd_pinned_at {
+        spans.push((at as u64, at as u64 + model.token_embd.bytes()));
+    }
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        assert!(w[0].1 <= w[1].0, "pinned spans overlap: {:?} and {:?}", w[0], w[1]);
+    }
+    let end = spans.last().map_or(0, |s| s.1);
+    assert!(end <= p.resident.bytes as u64, "pinned spans end at {end}, past the resident region {}", p.resident.bytes);
+}
+
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn a_plan_above_4_gib_keeps_pinned_spans_apart() {
+    // 7B-shaped F32 weights (about 26 GiB) under a 6 GiB budget: units are pinned past 4 GiB.
+    let model = fake_model(config(4096, 11008, 32, 32, 32000, 64), GgmlType::F32, false);
+    let p = plan(&model, 64, 6 << 30).unwrap();
+    assert!(
+        p.units.iter().filter_map(|u| u.pinned_at).any(|at| at as u64 > u32::MAX as u64),
+        "nothing pinned past 4 GiB"
+    );
+    assert!(p.slot_count > 0);
+    assert_pinned_spans_apart(&p, &model);
+    // 5 GiB of weights in an 8 GiB budget: everything is pinned, the embedding table last.
+    let model = fake_model(config(2048, 5632, 26, 32, 32000, 64), GgmlType::F32, false);
+    let p = plan(&model, 64, 8 << 30).unwrap();
+    assert_eq!(p.slot_count, 0);
+    assert!(p.embd_pinned_at.is_some_and(|at| at as u64 > u32::MAX as u64));
+    assert_pinned_spans_apart(&p, &model);
+}
+
+#[test]
+fn a_hostile_row_count_is_refused_before_units_are_made() {
+    // 2^31 rows of one Q8_0 block each: cut into units, that would be a loop of 2^31 steps.
+    let mut c = config(32, 32, 1, 1, 8, 64);
+    c.vocab = 1 << 31;
+    let model = fake_model(c, GgmlType::Q8_0, true);
+    let cap = 1024; // 30 rows per unit
+    match build_units(&model, cap) {
+        Err(PlanError::TooManyUnits { count, max }) => assert!(count > (1 << 25) && max == MAX_UNITS, "{count}"),
+        other => panic!("expected TooManyUnits, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_kv_cache_past_4_gib_is_refused_on_a_32_bit_target() {
+    // 64 layers x 4096 positions x 4096 wide: 8 GiB of keys and values. The u64 sums see it; a
+    // 32-bit address space cannot hold it, and says so instead of wrapping to a small number.
+    let model = fake_model(config(4096, 64, 64, 32, 16, 4096), GgmlType::Q8_0, true);
+    assert_eq!(layout::kv_bytes(&model, 4096), Some(8 << 30));
+    let err = plan_within(&model, 4096, 12 << 20, PlanOptions::default(), u32::MAX as u64).unwrap_err();
+    assert_eq!(err, PlanError::TooLarge { what: "KV cache" });
+    // With 64-bit room the same model only asks for more budget.
+    #[cfg(target_pointer_width = "64")]
+    {
+        let err = plan_within(&model, 4096, 12 << 20, PlanOptions::default(), u64::MAX).unwrap_err();
+        assert!(matches!(err, PlanError::BudgetTooSmall { minimum, .. } if minimum as u64 > 8 << 30), "{err:?}");
+    }
+}
+
+#[test]
+fn sums_past_64_bits_are_refused() {
+    let mut c = config(1 << 30, 64, 128, 1, 16, u32::MAX);
+    c.kv_dim = u32::MAX;
+    let model = fake_model(config(64, 64, 1, 1, 16, 64), GgmlType::F32, true);
+    let model = ModelInfo { config: c, ..model };
+    assert_eq!(layout::kv_bytes(&model, u32::MAX), None);
+    let err = plan_within(&model, u32::MAX, 1 << 20, PlanOptions::default(), u64::MAX).unwrap_err();
+    assert!(matches!(err, PlanError::TooLarge { .. }), "{err:?}");
+}
