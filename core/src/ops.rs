@@ -1,6 +1,8 @@
-//! The element-wise and row operations of a transformer block: RMSNorm, RoPE, attention,
-//! softmax, SwiGLU and the residual add. Each follows llama2.c's arithmetic operation for
-//! operation (f32, left-to-right sums, no fused multiply-add). They see only slices of f32 and
+//! The element-wise and row operations of a transformer block: RMSNorm (whole rows and per
+//! head), RoPE, attention (causal, optionally over a sliding window), softmax, SwiGLU, GeGLU,
+//! the residual add and the logit softcap. Each follows llama2.c's arithmetic operation for
+//! operation (f32, left-to-right sums, no fused multiply-add); GeGLU follows llama.cpp's CPU
+//! GELU table. They see only slices of f32 and
 //! an [`Executor`]; they know nothing of weights, the cache or the arena.
 
 use crate::exec::Executor;
@@ -51,6 +53,27 @@ pub fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[u8], eps: f32) {
     }
 }
 
+/// x = weight * x / rms(x), in place (the arithmetic of [`rmsnorm`]).
+pub fn rmsnorm_in_place(x: &mut [f32], weight: &[u8], eps: f32) {
+    let mut ss = 0.0f32;
+    for &v in x.iter() {
+        ss += v * v;
+    }
+    ss /= x.len() as f32;
+    ss += eps;
+    ss = 1.0 / libm::sqrtf(ss);
+    for (v, w) in x.iter_mut().zip(weight.chunks_exact(4)) {
+        *v = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * (ss * *v);
+    }
+}
+
+/// [`rmsnorm_in_place`] of each `head_size`-wide head of `x` by the same weight.
+pub fn head_rmsnorm(x: &mut [f32], head_size: usize, weight: &[u8], eps: f32) {
+    for head in x.chunks_exact_mut(head_size.max(1)) {
+        rmsnorm_in_place(head, weight, eps);
+    }
+}
+
 /// Rotates adjacent pairs of q (all heads) and k (kv heads) by the position's angles.
 pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
     // Every even `i` is rotated once by the angle of `i % head_size`, as llama2.c does; the
@@ -96,8 +119,10 @@ pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, the
     }
 }
 
-/// Multi-head attention of one position's query `q` over positions `0..=pos`, into `out`.
-/// `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is `[n_heads][context]`.
+/// Multi-head attention of one position's query `q` over positions `first..=pos`, into `out`
+/// (`first` is 0 for causal attention over everything before, `pos + 1 - window` for a sliding
+/// window). `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is
+/// `[n_heads][context]`.
 ///
 /// The scores and the weighted sums run on `exec` element by element (a score is one
 /// `(head, position)` pair, an output one `(head, dimension)` pair), the softmax of each head
@@ -112,9 +137,11 @@ pub fn attention(
     values: &[f32],
     heads: Heads,
     context: usize,
+    first: usize,
     pos: usize,
     exec: &dyn Executor,
 ) {
+    let first = first.min(pos);
     let hs = heads.head_size;
     let kv_dim = heads.kv_dim();
     let kv_mul = heads.n_heads / heads.n_kv_heads;
@@ -134,7 +161,7 @@ pub fn attention(
             let (head, tail) = core::mem::take(&mut rest).split_at_mut(len);
             let qh = &q[h * hs..(h + 1) * hs];
             let kv_off = (h / kv_mul) * hs;
-            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen) {
+            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen).skip_while(|&(t, _)| t < first) {
                 let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
                 let mut score = 0.0f32;
                 for (&qi, &ki) in qh.iter().zip(k) {
@@ -147,7 +174,7 @@ pub fn attention(
         }
     });
     for h in 0..n_heads {
-        softmax(&mut att[h * context..h * context + seen]);
+        softmax(&mut att[h * context + first..h * context + seen]);
     }
     let att: &[f32] = att;
     // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from 0.
@@ -160,7 +187,7 @@ pub fn attention(
             let (xb, tail) = core::mem::take(&mut rest).split_at_mut(len);
             let kv_off = (h / kv_mul) * hs + d0;
             xb.fill(0.0);
-            for (t, &a) in att[h * context..h * context + seen].iter().enumerate() {
+            for (t, &a) in (first..).zip(&att[h * context + first..h * context + seen]) {
                 let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + len];
                 for (o, &vi) in xb.iter_mut().zip(v) {
                     *o += a * vi;
@@ -185,6 +212,43 @@ pub fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
             *g = val * u;
         }
     });
+}
+
+/// hb = gelu(hb) * hb2 with llama.cpp's CPU GELU: 0 at or below -10, the identity at or above
+/// 10, between them the tanh-form GELU of the input rounded to f16, itself rounded to f16 (its
+/// 64 Ki-entry table, computed here per element: the same values).
+pub fn geglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
+    // A `tanhf` costs about as much as streaming this many weight bytes (the split hint).
+    const TANHF_WORK: usize = 64;
+    exec.run_rows(hb, hb.len() * TANHF_WORK, &|row0: usize, chunk: &mut [f32]| {
+        for (g, &u) in chunk.iter_mut().zip(&hb2[row0..]) {
+            let x = *g;
+            *g = if x <= -10.0 {
+                0.0
+            } else if x >= 10.0 {
+                x * u
+            } else {
+                let x = crate::quant::f16_to_f32(crate::quant::f32_to_f16(x));
+                crate::quant::f16_to_f32(crate::quant::f32_to_f16(gelu(x))) * u
+            };
+        }
+    });
+}
+
+/// GELU in its tanh form, as llama.cpp writes it in f32.
+pub fn gelu(x: f32) -> f32 {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_56;
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
+}
+
+/// x = cap * tanh(x / cap), element by element (as llama.cpp: a scale by 1/cap, tanh, a scale
+/// by cap).
+pub fn softcap(x: &mut [f32], cap: f32) {
+    let inv = 1.0 / cap;
+    for v in x {
+        *v = libm::tanhf(*v * inv) * cap;
+    }
 }
 
 /// x += y, element by element.

@@ -137,5 +137,10 @@ pub(crate) fn config(dim: u32, hidden: u32, layers: u32, heads: u32, vocab: u32,
         context_length: context,
         rope_theta: 10000.0,
         rms_eps: 1e-5,
+        embedding_scale: None,
+        logit_softcap: None,
+        sliding_window: None,
+        swa_pattern: 0,
+        rope_theta_swa: 10000.0,
     }
 }

@@ -10,7 +10,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::arch::{Block, Buf, RopeLayout};
 use crate::model::{LayerKind, LayerTensor, TensorName};
-use crate::ops::{add, attention, rmsnorm, rope, rope_neox, swiglu, Heads};
+use crate::ops::{
+    add, attention, geglu, head_rmsnorm, rmsnorm, rmsnorm_in_place, rope, rope_neox, softcap, swiglu, Heads,
+};
 use crate::storage::Storage;
 
 impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
@@ -40,6 +42,11 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         for (p, &token) in tokens.iter().enumerate() {
             self.weights.embed(token, p, self.work.x)?;
         }
+        if let Some(scale) = c.embedding_scale {
+            for v in &mut self.work.x[..n * c.dim as usize] {
+                *v *= scale;
+            }
+        }
         let block = self.weights.model.arch.block;
         let layer_kv = context as usize * c.kv_dim as usize;
         for l in 0..c.n_layers as usize {
@@ -65,6 +72,9 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let (at, len) = w.model.output_norm_span();
         rmsnorm(&mut work.xb[..dim], &work.x[(n - 1) * dim..n * dim], &self.norms[at..at + len], c.rms_eps);
         w.matvec(TensorName::Output, 1, &work.xb[..dim], work.logits)?;
+        if let Some(cap) = c.logit_softcap {
+            softcap(work.logits, cap);
+        }
         Ok(self.work.logits)
     }
 }
@@ -128,6 +138,14 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let (at, len) = self.w.model.norm_span(self.layer, role).ok_or(Error::MissingTensor(self.name(role)))?;
         let weight = &self.norms[at..at + len];
         let (width, eps) = (len / 4, self.w.model.config.rms_eps);
+        if from == to {
+            let x = core::mem::take(self.work.buf(to));
+            for p in 0..self.n {
+                rmsnorm_in_place(&mut x[p * width..][..width], weight, eps);
+            }
+            *self.work.buf(to) = x;
+            return Ok(());
+        }
         let out = core::mem::take(self.work.buf(to));
         let x: &[f32] = self.work.buf(from);
         for p in 0..self.n {
@@ -178,12 +196,35 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let (q_dim, kv_dim) = (self.w.model.config.q_dim as usize, heads.kv_dim());
         let out = core::mem::take(self.work.buf(to));
         for p in 0..self.n {
-            let seen = (self.pos + p + 1) * kv_dim;
+            let at = self.pos + p;
+            let seen = (at + 1) * kv_dim;
+            // A key is masked when `at - p_key >= window` (llama.cpp's sliding window).
+            let first = self.kind.window.map_or(0, |w| (at + 1).saturating_sub(w as usize));
             let (keys, values) = (&self.keys[..seen], &self.values[..seen]);
             let (q, o) = (&self.work.q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
-            attention(q, o, self.work.att, keys, values, heads, context, self.pos + p, self.w.exec);
+            attention(q, o, self.work.att, keys, values, heads, context, first, at, self.w.exec);
         }
         *self.work.buf(to) = out;
+    }
+
+    fn head_norms(&mut self, q: LayerTensor, k: LayerTensor) -> Result<()> {
+        self.writes(Buf::Q);
+        let c = &self.w.model.config;
+        let (q_dim, kv_dim, hs, eps) = (c.q_dim as usize, c.kv_dim as usize, c.head_size as usize, c.rms_eps);
+        let span = |role| self.w.model.norm_span(self.layer, role).ok_or(Error::MissingTensor(self.name(role)));
+        let ((qa, ql), (ka, kl)) = (span(q)?, span(k)?);
+        let (qw, kw) = (&self.norms[qa..qa + ql], &self.norms[ka..ka + kl]);
+        for p in 0..self.n {
+            head_rmsnorm(&mut self.work.q[p * q_dim..][..q_dim], hs, qw, eps);
+            head_rmsnorm(&mut self.keys[(self.pos + p) * kv_dim..][..kv_dim], hs, kw, eps);
+        }
+        Ok(())
+    }
+
+    fn geglu(&mut self) {
+        self.writes(Buf::Hb);
+        let hidden = self.n * self.w.model.config.hidden_dim as usize;
+        geglu(&mut self.work.hb[..hidden], &self.work.hb2[..hidden], self.w.exec);
     }
 
     fn swiglu(&mut self) {

@@ -54,9 +54,6 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         opts: PlanOptions,
     ) -> Result<Self> {
         let model = ModelInfo::load(&mut storage)?;
-        if (0..model.config.n_layers).any(|l| model.layer_kind(l).window.is_some()) {
-            return Err(Error::NotImplemented("sliding-window attention"));
-        }
         let plan = plan::plan_with(&model, context, arena.len(), opts)?;
         let regions = plan::carve(&plan, arena)?;
         crate::fmt::debug!(

@@ -30,6 +30,16 @@ pub struct Config {
     pub rope_theta: f32,
     /// RMSNorm epsilon.
     pub rms_eps: f32,
+    /// The factor the embedding rows are multiplied by (`None`: used as stored).
+    pub embedding_scale: Option<f32>,
+    /// Final logits become `cap * tanh(logits / cap)` (`None`: no cap).
+    pub logit_softcap: Option<f32>,
+    /// Positions a sliding-window layer sees (`None`: every layer sees all before it).
+    pub sliding_window: Option<u32>,
+    /// With a sliding window, layer `l` is global when `l % swa_pattern == swa_pattern - 1`.
+    pub swa_pattern: u32,
+    /// RoPE base frequency of the sliding-window layers.
+    pub rope_theta_swa: f32,
 }
 
 /// What kind of attention one layer has.

@@ -30,11 +30,19 @@ pub enum LayerTensor {
     Up,
     /// SwiGLU down (w2), `[dim][hidden]`.
     Down,
+    /// RMSNorm weight of each query head, `[head_size]`.
+    AttnQNorm,
+    /// RMSNorm weight of each key head, `[head_size]`.
+    AttnKNorm,
+    /// RMSNorm weight after the attention output projection, `[dim]`.
+    PostAttnNorm,
+    /// RMSNorm weight after the FFN, `[dim]`.
+    PostFfnNorm,
 }
 
 impl LayerTensor {
     /// All layer tensors, in access order.
-    pub const ALL: [LayerTensor; 9] = [
+    pub const ALL: [LayerTensor; 13] = [
         LayerTensor::AttnNorm,
         LayerTensor::Q,
         LayerTensor::K,
@@ -44,11 +52,23 @@ impl LayerTensor {
         LayerTensor::Gate,
         LayerTensor::Up,
         LayerTensor::Down,
+        LayerTensor::AttnQNorm,
+        LayerTensor::AttnKNorm,
+        LayerTensor::PostAttnNorm,
+        LayerTensor::PostFfnNorm,
     ];
 
     /// Whether the tensor is a norm weight (1-D, kept resident always).
     pub fn is_norm(self) -> bool {
-        matches!(self, LayerTensor::AttnNorm | LayerTensor::FfnNorm)
+        matches!(
+            self,
+            LayerTensor::AttnNorm
+                | LayerTensor::FfnNorm
+                | LayerTensor::AttnQNorm
+                | LayerTensor::AttnKNorm
+                | LayerTensor::PostAttnNorm
+                | LayerTensor::PostFfnNorm
+        )
     }
 
     /// The GGUF name part, as in `blk.N.<part>.weight`.
@@ -63,6 +83,10 @@ impl LayerTensor {
             LayerTensor::Gate => "ffn_gate",
             LayerTensor::Up => "ffn_up",
             LayerTensor::Down => "ffn_down",
+            LayerTensor::AttnQNorm => "attn_q_norm",
+            LayerTensor::AttnKNorm => "attn_k_norm",
+            LayerTensor::PostAttnNorm => "post_attention_norm",
+            LayerTensor::PostFfnNorm => "post_ffw_norm",
         }
     }
 }
@@ -95,7 +119,11 @@ impl fmt::Display for TensorName {
 impl TensorName {
     /// Whether this is a 1-D RMSNorm weight (which must be F32).
     pub fn is_norm(self) -> bool {
-        matches!(self, TensorName::OutputNorm | TensorName::Layer(_, LayerTensor::AttnNorm | LayerTensor::FfnNorm))
+        match self {
+            TensorName::OutputNorm => true,
+            TensorName::Layer(_, t) => t.is_norm(),
+            _ => false,
+        }
     }
 
     /// Parses a GGUF tensor name; `None` for tensors the model does not use.

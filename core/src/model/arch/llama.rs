@@ -3,12 +3,13 @@
 //! block itself, read top to bottom as in llama2.c's `forward`.
 
 use crate::error::{Error, Result};
-use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Values, MAX_KEYS};
+use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Stops, Values, MAX_KEYS};
 use crate::model::config::{Config, LayerKind};
 use crate::model::tensor::{LayerTensor, TensorName};
 
 /// The architecture.
-pub const LLAMA: Arch = Arch { name: "llama", keys: &KEYS, config, roles: &ROLES, shape, layer, block };
+pub const LLAMA: Arch =
+    Arch { name: "llama", keys: &KEYS, config, roles: &ROLES, shape, layer, block, stops: Stops::Bos };
 
 /// The tensors of a block, in the order the block uses them.
 const ROLES: [LayerTensor; 9] = [
@@ -86,6 +87,11 @@ fn config(v: &Values, vocab: u32) -> Result<Config> {
         context_length: need(v, CONTEXT_LENGTH)?,
         rope_theta: v[ROPE_FREQ_BASE].and_then(|v| v.as_f32()).unwrap_or(10000.0),
         rms_eps: v[RMS_EPSILON].and_then(|v| v.as_f32()).unwrap_or(1e-5),
+        embedding_scale: None,
+        logit_softcap: None,
+        sliding_window: None,
+        swa_pattern: 0,
+        rope_theta_swa: 10000.0,
     })
 }
 
@@ -100,6 +106,9 @@ fn shape(c: &Config, name: TensorName) -> (u32, u32) {
             LayerTensor::K | LayerTensor::V => (c.kv_dim, c.dim),
             LayerTensor::Gate | LayerTensor::Up => (c.hidden_dim, c.dim),
             LayerTensor::Down => (c.dim, c.hidden_dim),
+            // Not Llama roles (never looked up: `ROLES` lacks them).
+            LayerTensor::AttnQNorm | LayerTensor::AttnKNorm => (1, c.head_size),
+            LayerTensor::PostAttnNorm | LayerTensor::PostFfnNorm => (1, c.dim),
         },
     }
 }

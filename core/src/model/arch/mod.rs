@@ -3,17 +3,18 @@
 //! past. The seam they plug into ([`Arch`], [`Block`]) is in `seam`. Nothing outside this
 //! folder names an architecture.
 
+pub mod gemma3;
 pub mod llama;
 mod seam;
 
 use crate::gguf::Value;
-pub use seam::{Arch, Block, Buf, RopeLayout, Values, MAX_KEYS};
+pub use seam::{Arch, Block, Buf, RopeLayout, Stops, Values, MAX_KEYS};
 
 /// Every architecture of this build.
-pub static ARCHS: [&Arch; 1] = [&llama::LLAMA];
+pub static ARCHS: [&Arch; 2] = [&llama::LLAMA, &gemma3::GEMMA3];
 
 /// Their names, for messages.
-pub static NAMES: [&str; ARCHS.len()] = [llama::LLAMA.name];
+pub static NAMES: [&str; ARCHS.len()] = [llama::LLAMA.name, gemma3::GEMMA3.name];
 
 /// The architecture named `name`.
 pub fn find(name: &[u8]) -> Option<&'static Arch> {

@@ -28,6 +28,17 @@ pub struct Arch {
     pub layer: fn(&Config, u32) -> LayerKind,
     /// One block, top to bottom.
     pub block: fn(&mut dyn Block) -> Result<()>,
+    /// Which sampled tokens end generation.
+    pub stops: Stops,
+}
+
+/// Which sampled tokens end generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stops {
+    /// BOS, as llama2.c's `run.c` stops.
+    Bos,
+    /// EOS (`tokenizer.ggml.eos_token_id`) and the control pieces listed.
+    Eos(&'static [&'static str]),
 }
 
 /// Values of the keys of one architecture, in its [`Arch::keys`] order.
@@ -73,8 +84,13 @@ pub trait Block {
     fn rope(&mut self, layout: RopeLayout);
     /// Attention of the queries over the cached keys and values, into `to`.
     fn attention(&mut self, to: Buf);
+    /// RMSNorm of each query head (in `Q`) by `weight(q)` and of each new key head (in the
+    /// cache) by `weight(k)`.
+    fn head_norms(&mut self, q: LayerTensor, k: LayerTensor) -> Result<()>;
     /// `Hb = silu(Hb) * Hb2`.
     fn swiglu(&mut self);
+    /// `Hb = gelu(Hb) * Hb2` (GELU in its tanh form).
+    fn geglu(&mut self);
     /// `X += from`.
     fn add(&mut self, from: Buf);
 }
