@@ -46,6 +46,9 @@ pub struct Tokenizer<'a> {
     bos: u32,
     eos: u32,
     space: Option<u32>,
+    /// Whether the text has a dummy-prefix space (`add_space_prefix`), which decoding drops
+    /// from the first piece after BOS.
+    prefix_space: bool,
 }
 
 fn parse_byte_token(p: &[u8]) -> Option<u8> {
@@ -155,8 +158,9 @@ impl<'a> Tokenizer<'a> {
             bos: header.bos.unwrap_or(1),
             eos: header.eos.unwrap_or(2),
             space: None,
+            prefix_space: header.add_space_prefix.unwrap_or(true),
         };
-        t.space = if header.add_space_prefix.unwrap_or(true) { t.lookup(b" ") } else { None };
+        t.space = if t.prefix_space { t.lookup(b" ") } else { None };
         Ok((t, bytes_read))
     }
 
@@ -360,10 +364,10 @@ impl<'a> Tokenizer<'a> {
     }
 
     /// The bytes `token` prints after `prev`: the leading space of a piece after BOS is
-    /// dropped, and `<0xXX>` becomes the raw byte.
+    /// dropped when the encoder added it (`add_space_prefix`), and `<0xXX>` becomes the raw byte.
     pub fn decode(&self, prev: u32, token: u32) -> &[u8] {
         let mut p = self.piece(token);
-        if prev == self.bos && p.first() == Some(&b' ') {
+        if prev == self.bos && self.prefix_space && p.first() == Some(&b' ') {
             p = &p[1..];
         }
         match parse_byte_token(p) {

@@ -296,7 +296,14 @@ impl RunReport {
             .num("positions", self.positions)
             .num("prefill_positions", self.prefill_positions)
             .num("decode_positions", self.decode_positions())
-            .str("stop_reason", if self.stop == StopReason::Bos { "bos" } else { "steps" })
+            .str(
+                "stop_reason",
+                match self.stop {
+                    StopReason::Bos => "bos",
+                    StopReason::Eos => "eos",
+                    StopReason::Steps => "steps",
+                },
+            )
             .finish();
         json::Object::new()
             .str("text", &String::from_utf8_lossy(text))

@@ -5,6 +5,7 @@
 use crate::cache::{CacheStats, Loader};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::model::arch::Stops;
 use crate::sampler::Sampler;
 use crate::storage::Storage;
 use crate::tokenizer::printable;
@@ -25,8 +26,36 @@ pub enum Phase {
 pub enum StopReason {
     /// All steps ran.
     Steps,
-    /// The model chose BOS.
+    /// The model chose BOS (architectures that stop as llama2.c's `run.c`).
     Bos,
+    /// The model chose an end-of-generation token: EOS or a control piece its architecture
+    /// names (Gemma's `<end_of_turn>`).
+    Eos,
+}
+
+/// Most stop tokens an architecture may name besides EOS.
+const MAX_STOPS: usize = 4;
+
+/// The tokens that end generation for this engine's architecture, and the reason they give.
+fn stop_tokens<'a, S: Storage, L: Loader<'a>>(
+    engine: &Engine<'a, S, L>,
+) -> (heapless::Vec<u32, MAX_STOPS>, StopReason) {
+    let t = engine.tokenizer();
+    let mut ids = heapless::Vec::new();
+    match engine.weights.model.arch.stops {
+        Stops::Bos => {
+            let _ = ids.push(t.bos());
+            (ids, StopReason::Bos)
+        }
+        Stops::Eos(pieces) => {
+            let _ = ids.push(t.eos());
+            for id in pieces.iter().filter_map(|p| t.lookup(p.as_bytes())) {
+                // Pieces beyond the capacity are not stops (an architecture names one or two).
+                let _ = ids.push(id);
+            }
+            (ids, StopReason::Eos)
+        }
+    }
 }
 
 /// One position of [`generate`].
@@ -61,7 +90,8 @@ pub struct Outcome {
 }
 
 /// llama2.c's `generate`: feeds the prompt, then samples, for `steps` positions (clamped to the
-/// planned context) or until the model chooses BOS. The prompt runs layer-major in chunks of
+/// planned context) or until the model chooses a stop token (BOS for Llama, as `run.c`; EOS
+/// and the architecture's end-of-turn pieces otherwise). The prompt runs layer-major in chunks of
 /// [`crate::Plan::prefill_chunk`] positions. `on_token` sees every position.
 pub fn generate<'a, S: Storage, L: Loader<'a>>(
     engine: &mut Engine<'a, S, L>,
@@ -88,7 +118,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
         return Err(Error::BufferTooSmall { what: "prompt", needed: 1, got: 0 });
     }
     let steps = steps.min(engine.plan().context) as usize;
-    let bos = engine.tokenizer().bos();
+    let (stops, reason) = stop_tokens(engine);
     let start = engine.stats();
     let prefilled = prompt.len().min(steps);
     let mut pos = 0usize;
@@ -103,13 +133,13 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
                 None => engine.sample(sampler),
             };
             pos += 1;
-            if next == bos {
+            if stops.contains(&next) {
                 on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text: &[], phase: Phase::Prefill });
                 let end = engine.stats();
                 return Ok(Outcome {
                     positions: pos as u32,
                     prefill_positions: pos as u32,
-                    stop: StopReason::Bos,
+                    stop: reason,
                     prefill: end.since(&start),
                     decode: CacheStats::default(),
                 });
@@ -126,8 +156,8 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
         on_logits(pos as u32, logits);
         let next = engine.sample(sampler);
         pos += 1;
-        if next == bos {
-            stop = StopReason::Bos;
+        if stops.contains(&next) {
+            stop = reason;
             on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text: &[], phase: Phase::Decode });
             break;
         }
