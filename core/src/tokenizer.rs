@@ -30,6 +30,13 @@ static BYTES: [u8; 256] = {
 /// No symbol (end of the list, empty heap slot).
 const NONE: u32 = u32::MAX;
 
+/// The bit of a piece's offset that marks a user-defined piece (SentencePiece type 4): the
+/// encoder splits the text at such pieces before merging, as llama.cpp does.
+const USER_DEFINED: u32 = 1 << 31;
+
+/// SentencePiece's type of a user-defined piece in `tokenizer.ggml.token_type`.
+const TYPE_USER_DEFINED: i32 = 4;
+
 /// The `u32` words of scratch [`Tokenizer::encode_with`] needs for a text of `text_len` bytes:
 /// five per symbol (next and previous links, the merge candidate, a heap slot and the heap
 /// position), for at most `text_len + 3` symbols; 20 bytes per text byte (2.4 MB for 120 KB).
@@ -46,6 +53,8 @@ pub struct Tokenizer<'a> {
     bos: u32,
     eos: u32,
     space: Option<u32>,
+    /// Bytes of the longest user-defined piece (0: none; the text is never split).
+    longest_user_defined: usize,
     /// Whether the text has a dummy-prefix space (`add_space_prefix`), which decoding drops
     /// from the first piece after BOS.
     prefix_space: bool,
@@ -98,7 +107,10 @@ impl<'a> Tokenizer<'a> {
         let mut c = Cursor::new(storage, tokens.offset);
         let mut at = 0usize;
         for off in offsets.iter_mut().take(vocab) {
-            *off = u32::try_from(at).map_err(|_| Error::Malformed("token strings longer than 4 GiB"))?;
+            *off = u32::try_from(at)
+                .ok()
+                .filter(|&a| a < USER_DEFINED)
+                .ok_or(Error::Malformed("token strings longer than 2 GiB"))?;
             // The header counted these lengths when it parsed the file, but storage may return
             // other bytes now: every length is bounded again here, without overflow.
             let len = c.u64("token length")?;
@@ -123,7 +135,10 @@ impl<'a> Tokenizer<'a> {
             }
             at += w;
         }
-        offsets[vocab] = u32::try_from(at).map_err(|_| Error::Malformed("token strings longer than 4 GiB"))?;
+        offsets[vocab] = u32::try_from(at)
+            .ok()
+            .filter(|&a| a < USER_DEFINED)
+            .ok_or(Error::Malformed("token strings longer than 2 GiB"))?;
         let mut bytes_read = c.bytes_read;
 
         match header.scores {
@@ -150,6 +165,27 @@ impl<'a> Tokenizer<'a> {
         }
         sorted.sort_unstable_by(|&a, &b| piece(a).cmp(piece(b)).then(a.cmp(&b)));
 
+        // User-defined pieces: their offsets are marked (after the sort, which reads them).
+        let mut longest_user_defined = 0;
+        match header.token_types {
+            Some(tt) if tt.count as usize == vocab && (tt.elem_type == 5 || tt.elem_type == 4) => {
+                let mut c = Cursor::new(storage, tt.offset);
+                for i in 0..vocab {
+                    let ty = c.u32("token type")? as i32;
+                    if ty == TYPE_USER_DEFINED {
+                        let len = (offsets[i + 1] - offsets[i]) as usize;
+                        longest_user_defined = longest_user_defined.max(len);
+                        offsets[i] |= USER_DEFINED;
+                    }
+                }
+                bytes_read += c.bytes_read;
+            }
+            Some(_) => {
+                return Err(Error::Malformed("tokenizer.ggml.token_type is not an i32 array of vocabulary length"))
+            }
+            None => {}
+        }
+
         let mut t = Tokenizer {
             offsets,
             scores,
@@ -158,6 +194,7 @@ impl<'a> Tokenizer<'a> {
             bos: header.bos.unwrap_or(1),
             eos: header.eos.unwrap_or(2),
             space: None,
+            longest_user_defined,
             prefix_space: header.add_space_prefix.unwrap_or(true),
         };
         t.space = if t.prefix_space { t.lookup(b" ") } else { None };
@@ -190,7 +227,9 @@ impl<'a> Tokenizer<'a> {
     pub fn piece(&self, id: u32) -> &[u8] {
         let i = id as usize;
         match (self.offsets.get(i), self.offsets.get(i + 1)) {
-            (Some(&a), Some(&b)) if i < self.scores.len() => &self.pieces[a as usize..b as usize],
+            (Some(&a), Some(&b)) if i < self.scores.len() => {
+                &self.pieces[(a & !USER_DEFINED) as usize..(b & !USER_DEFINED) as usize]
+            }
             _ => &[],
         }
     }
@@ -219,8 +258,8 @@ impl<'a> Tokenizer<'a> {
 
     /// Writes BOS, the dummy-prefix space and one id per code point (or per byte, for code
     /// points outside the vocabulary) to `out`; returns how many. `out` holds `text.len() + 3`.
-    fn symbols(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
-        let needed = text.len().checked_add(3).ok_or(Error::BufferTooSmall {
+    fn symbols(&self, text: &[u8], bos: bool, space: Option<u32>, out: &mut [u32]) -> Result<usize> {
+        let needed = text.len().checked_add(bos as usize + space.is_some() as usize).ok_or(Error::BufferTooSmall {
             what: "token",
             needed: usize::MAX,
             got: out.len(),
@@ -234,7 +273,7 @@ impl<'a> Tokenizer<'a> {
             n += 1;
         }
         if !text.is_empty() {
-            if let Some(space) = self.space {
+            if let Some(space) = space {
                 out[n] = space;
                 n += 1;
             }
@@ -276,7 +315,69 @@ impl<'a> Tokenizer<'a> {
     /// Encodes `text` as llama2.c does; `out` needs `text.len() + 3` entries. Each merge
     /// rescans the text, O(n²) in all: for long texts use [`Tokenizer::encode_with`] (same ids).
     pub fn encode(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
-        let mut n = self.symbols(text, bos, out)?;
+        Self::room(text, out)?;
+        self.partitioned(text, bos, out, |t, space, out| self.encode_fragment(t, space, out))
+    }
+
+    /// `out` holds `text.len() + 3` ids.
+    fn room(text: &[u8], out: &[u32]) -> Result<()> {
+        let needed = text.len().checked_add(3).ok_or(Error::BufferTooSmall {
+            what: "token",
+            needed: usize::MAX,
+            got: out.len(),
+        })?;
+        if out.len() < needed {
+            return Err(Error::BufferTooSmall { what: "token", needed, got: out.len() });
+        }
+        Ok(())
+    }
+
+    /// The user-defined piece that starts `text`, the longest one: its id and length.
+    fn user_defined_at(&self, text: &[u8]) -> Option<(u32, usize)> {
+        (1..=self.longest_user_defined.min(text.len())).rev().find_map(|len| {
+            let id = self.lookup(&text[..len])?;
+            (self.offsets[id as usize] & USER_DEFINED != 0).then_some((id, len))
+        })
+    }
+
+    /// BOS, then the text split at its user-defined pieces (each one id, as llama.cpp's
+    /// special-token partition), the pieces between encoded by `fragment(text, space, out)`
+    /// with the dummy-prefix space before the first and after each user-defined piece.
+    fn partitioned(
+        &self,
+        text: &[u8],
+        bos: bool,
+        out: &mut [u32],
+        mut fragment: impl FnMut(&[u8], Option<u32>, &mut [u32]) -> Result<usize>,
+    ) -> Result<usize> {
+        let mut n = 0;
+        if bos {
+            out[n] = self.bos;
+            n += 1;
+        }
+        let (mut start, mut i) = (0, 0);
+        while i < text.len() {
+            let Some((id, len)) = self.user_defined_at(&text[i..]) else {
+                i += 1;
+                continue;
+            };
+            if i > start {
+                n += fragment(&text[start..i], self.space, &mut out[n..])?;
+            }
+            out[n] = id;
+            n += 1;
+            i += len;
+            start = i;
+        }
+        if start < text.len() || text.is_empty() {
+            n += fragment(&text[start..], self.space, &mut out[n..])?;
+        }
+        Ok(n)
+    }
+
+    /// Encodes one fragment without user-defined pieces (llama2.c's merge loop).
+    fn encode_fragment(&self, text: &[u8], space: Option<u32>, out: &mut [u32]) -> Result<usize> {
+        let mut n = self.symbols(text, false, space, out)?;
         // Merge the best-scoring adjacent pair until none is in the vocabulary.
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
@@ -309,7 +410,20 @@ impl<'a> Tokenizer<'a> {
         if scratch.len() < needed || needed == usize::MAX || text.len() >= NONE as usize - 3 {
             return Err(Error::BufferTooSmall { what: "encode scratch (u32 words)", needed, got: scratch.len() });
         }
-        let n = self.symbols(text, bos, out)?;
+        Self::room(text, out)?;
+        self.partitioned(text, bos, out, |t, space, out| self.encode_fragment_with(t, space, out, scratch))
+    }
+
+    /// One fragment of [`Tokenizer::encode_with`] (no user-defined pieces in it).
+    fn encode_fragment_with(
+        &self,
+        text: &[u8],
+        space: Option<u32>,
+        out: &mut [u32],
+        scratch: &mut [u32],
+    ) -> Result<usize> {
+        let needed = encode_scratch_words(text.len());
+        let n = self.symbols(text, false, space, out)?;
         let m = text.len() + 3;
         let (next, rest) = scratch[..needed].split_at_mut(m);
         let (prev, rest) = rest.split_at_mut(m);

@@ -70,6 +70,8 @@ pub struct Header {
     pub tokens: Option<ArrayRef>,
     /// `tokenizer.ggml.scores`.
     pub scores: Option<ArrayRef>,
+    /// `tokenizer.ggml.token_type` (SentencePiece's piece types: 3 control, 4 user-defined).
+    pub token_types: Option<ArrayRef>,
     /// `tokenizer.ggml.bos_token_id`.
     pub bos: Option<u32>,
     /// `tokenizer.ggml.eos_token_id`.
@@ -300,6 +302,7 @@ pub fn read_header_with<S: Storage>(
             b"tokenizer.ggml.eos_token_id" => h.eos = read_u32_value(&mut c, t, "tokenizer.ggml.eos_token_id")?,
             b"tokenizer.ggml.tokens" if t == vt::ARRAY => h.tokens = Some(array_ref(&mut c)?),
             b"tokenizer.ggml.scores" if t == vt::ARRAY => h.scores = Some(array_ref(&mut c)?),
+            b"tokenizer.ggml.token_type" if t == vt::ARRAY => h.token_types = Some(array_ref(&mut c)?),
             _ => match read_scalar(&mut c, t, "metadata value")? {
                 Some(v) => visit(key, v)?,
                 None => skip_value(&mut c, t, 0)?,
