@@ -37,7 +37,7 @@ lint:
 	python3 scripts/check-cycles.py core/src
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: gemma
 	$(CARGO) test --workspace
 
 # The CI matrix beyond the x86-64 tests (in the manner of smoltcp's ci.sh): another host ISA,

@@ -238,7 +238,7 @@ pub fn geglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
 /// GELU in its tanh form, as llama.cpp writes it in f32.
 pub fn gelu(x: f32) -> f32 {
     const GELU_COEF_A: f32 = 0.044715;
-    const SQRT_2_OVER_PI: f32 = 0.797_884_56;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
 }
 

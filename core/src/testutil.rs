@@ -99,6 +99,10 @@ pub(crate) fn fake_model(c: Config, ty: GgmlType, tied: bool) -> ModelInfo {
             LayerTensor::K | LayerTensor::V => tensor(c.kv_dim, c.dim, ty),
             LayerTensor::Gate | LayerTensor::Up => tensor(c.hidden_dim, c.dim, ty),
             LayerTensor::Down => tensor(c.dim, c.hidden_dim, ty),
+            // Not Llama roles: absent, as the loader leaves them.
+            LayerTensor::AttnQNorm | LayerTensor::AttnKNorm | LayerTensor::PostAttnNorm | LayerTensor::PostFfnNorm => {
+                TensorRef::EMPTY
+            }
         });
         layers.push(refs).unwrap();
     }

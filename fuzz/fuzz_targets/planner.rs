@@ -40,11 +40,17 @@ fuzz_target!(|i: Input| {
         n_heads: heads,
         n_kv_heads: kv_heads,
         head_size,
+        q_dim: dim,
         kv_dim: head_size.wrapping_mul(kv_heads),
         vocab,
         context_length: i.ctx_len.get32().max(1),
         rope_theta: 10000.0,
         rms_eps: 1e-5,
+        embedding_scale: None,
+        logit_softcap: None,
+        sliding_window: None,
+        swa_pattern: 0,
+        rope_theta_swa: 10000.0,
     };
     let ty = |k: usize| spool_core::quant::SUPPORTED[i.types[k] as usize % spool_core::quant::SUPPORTED.len()];
     // Lay the tensors out back to back as a file would; give up where the sizes overflow (the
