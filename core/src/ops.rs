@@ -287,4 +287,42 @@ mod tests {
         assert_eq!(interleave(&kn)[..8], ki[..8]);
         assert_eq!(heads * hs, q.len());
     }
+
+    #[test]
+    fn a_window_attends_as_a_cache_holding_only_the_window() {
+        // Attention over positions first..=pos equals attention at position pos - first over
+        // a cache that starts at `first`: the masked keys take no part.
+        let heads = Heads { n_heads: 2, n_kv_heads: 1, head_size: 4 };
+        let (context, pos, first) = (8, 6, 3);
+        let q: [f32; 8] = core::array::from_fn(|i| (i as f32 * 0.3).sin());
+        let keys: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.7).cos());
+        let values: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.2).sin());
+        let (mut att, mut out) = ([0.0f32; 16], [0.0f32; 8]);
+        attention(&q, &mut out, &mut att, &keys, &values, heads, context, first, pos, &crate::exec::Inline);
+        let (mut att2, mut out2) = ([0.0f32; 16], [0.0f32; 8]);
+        let (k, v) = (&keys[first * 4..], &values[first * 4..]);
+        attention(&q, &mut out2, &mut att2, k, v, heads, context, 0, pos - first, &crate::exec::Inline);
+        assert_eq!(out, out2);
+        // And it differs from attending over everything.
+        attention(&q, &mut out2, &mut att2, &keys, &values, heads, context, 0, pos, &crate::exec::Inline);
+        assert_ne!(out, out2);
+    }
+
+    #[test]
+    fn geglu_is_the_f16_gelu_table_times_the_up_projection() {
+        let x = [-12.0f32, -1.5, -0.25, 0.0, 0.1, 0.7, 3.0, 11.0];
+        let up = [2.0f32; 8];
+        let mut g = x;
+        geglu(&mut g, &up, &crate::exec::Inline);
+        assert_eq!(g[0], 0.0);
+        assert_eq!(g[3], 0.0);
+        assert_eq!(g[7], 22.0);
+        for (&gi, &xi) in g.iter().zip(&x).skip(1).take(6) {
+            // Two f16 roundings: within 2^-10 relative (plus a little near zero).
+            let exact = 2.0 * gelu(xi);
+            assert!((gi - exact).abs() <= exact.abs() / 512.0 + 1e-4, "{xi}: {gi} vs {exact}");
+        }
+        // gelu(0.7) by the tanh formula, to 6 digits.
+        assert!((gelu(0.7) - 0.530_570_1).abs() < 1e-6, "{}", gelu(0.7));
+    }
 }
