@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use spool_sim::{Backend, RunOptions};
+use spool_sim::{Backend, KernelChoice, RunOptions};
 
 fn gemma_path() -> String {
     let path: PathBuf = repo().join("target/models/gemma-3-270m-q4_k_m.gguf");
@@ -26,7 +26,8 @@ fn reference() -> serde_json::Value {
 }
 
 /// One case: the prompt, llama.cpp's prompt ids (BOS first) and the new ids compared (the
-/// robust prefix of its greedy continuation, at most `most`).
+/// robust prefix of its greedy continuation, at most `most`: the ids before its first step
+/// whose top-2 logit margin is under the file's `robust_margin`; see make-reference.py).
 struct Case {
     prompt: String,
     prompt_ids: Vec<u32>,
@@ -49,7 +50,7 @@ fn cases(most: usize) -> Vec<Case> {
 }
 
 /// Runs `case` greedily for exactly its compared new tokens and checks every id.
-fn check(case: &Case, ram: Option<usize>, backend: Backend, threads: usize) {
+fn check(case: &Case, ram: Option<usize>, backend: Backend, threads: usize, kernel: KernelChoice) {
     // Positions count the prompt (run.c style): the last prompt position yields the first new id.
     let steps = (case.prompt_ids.len() + case.new_ids.len() - 1) as u32;
     let opts = RunOptions {
@@ -60,18 +61,33 @@ fn check(case: &Case, ram: Option<usize>, backend: Backend, threads: usize) {
         ram,
         backend,
         threads,
+        kernel,
         ..Default::default()
     };
     let r = spool_sim::run(&opts).unwrap();
     let want: Vec<u32> = case.prompt_ids.iter().chain(&case.new_ids).copied().collect();
-    assert_eq!(r.token_ids, want, "{:?} at budget {ram:?} on {backend:?} with {threads} thread(s)", case.prompt);
+    assert_eq!(
+        r.token_ids, want,
+        "{:?} at budget {ram:?} on {backend:?} with {threads} thread(s), {kernel:?} kernels",
+        case.prompt
+    );
 }
 
-fn budgets(ctx: u32) -> [(&'static str, usize); 3] {
+/// 50% and 25% of the file, and the smallest budget the planner accepts for `kernel` (whose
+/// Q8 path plans room for the rounded activations).
+fn budgets(ctx: u32, kernel: KernelChoice) -> [(&'static str, usize); 3] {
     let mut storage = spool_std::FileStorage::open(gemma_path()).unwrap();
     let model = spool_core::ModelInfo::load(&mut storage).unwrap();
     let file = model.file_len as usize;
-    [("50%", file / 2), ("25%", file / 4), ("minimum", spool_sim::minimum_budget(&model, ctx))]
+    let opts = spool_core::PlanOptions {
+        quantized_activations: matches!(kernel, KernelChoice::SimdQ8 | KernelChoice::SimdQ8Avx2),
+        ..Default::default()
+    };
+    let minimum = match spool_core::plan_with(&model, ctx, 0, opts) {
+        Err(spool_core::PlanError::BudgetTooSmall { minimum, .. }) => minimum,
+        other => panic!("a zero budget must be too small: {other:?}"),
+    };
+    [("50%", file / 2), ("25%", file / 4), ("minimum", minimum)]
 }
 
 #[test]
@@ -86,10 +102,22 @@ fn the_prompts_encode_to_llama_cpp_ids() {
     }
 }
 
+/// The quant README's tolerance rule: activations rounded like llama.cpp (the Q8 path) where
+/// the CPU has it; the default kernels otherwise.
+fn llama_cpp_rounding() -> KernelChoice {
+    if spool_std::kernels::simd_q8().is_some() {
+        KernelChoice::SimdQ8
+    } else {
+        KernelChoice::Auto
+    }
+}
+
 #[test]
 fn greedy_ids_equal_llama_cpp_on_every_prompt_with_the_whole_file_resident() {
     for case in cases(12) {
-        check(&case, None, Backend::File, 1);
+        check(&case, None, Backend::File, 1, llama_cpp_rounding());
+        // The default kernels (f32 activations) agree over the robust prefix too.
+        check(&case, None, Backend::Mmap, 2, KernelChoice::Auto);
     }
 }
 
@@ -97,11 +125,11 @@ fn greedy_ids_equal_llama_cpp_on_every_prompt_with_the_whole_file_resident() {
 fn greedy_ids_do_not_depend_on_budget_storage_or_threads() {
     let case = &cases(6)[0];
     let ctx = (case.prompt_ids.len() + case.new_ids.len() - 1) as u32;
-    check(case, None, Backend::Mmap, 2);
-    for (i, (name, ram)) in budgets(ctx).into_iter().enumerate() {
+    let kernel = llama_cpp_rounding();
+    for (i, (name, ram)) in budgets(ctx, kernel).into_iter().enumerate() {
         eprintln!("budget {name}: {ram} B");
         // Each budget on both storages, the thread counts alternating between them.
-        check(case, Some(ram), Backend::File, 1 + i % 2);
-        check(case, Some(ram), Backend::Mmap, 2 - i % 2);
+        check(case, Some(ram), Backend::File, 1 + i % 2, kernel);
+        check(case, Some(ram), Backend::Mmap, 2 - i % 2, kernel);
     }
 }
