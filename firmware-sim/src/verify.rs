@@ -14,7 +14,6 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use embedded_io::{ErrorKind, ErrorType};
-use spool_core::model::LayerTensor;
 use spool_core::{ModelInfo, Storage};
 use spool_std::{FileStorage, MmapStorage};
 
@@ -37,11 +36,13 @@ pub struct Range {
 /// then the embedding table and its rows.
 pub fn ranges(model: &ModelInfo) -> Result<Vec<Range>, String> {
     let mut out = Vec::new();
-    let first = model.layers.iter().flatten().chain([&model.token_embd, &model.output, &model.output_norm]);
+    let roles = model.arch.roles;
+    let used = model.layers.iter().flat_map(|layer| roles.iter().map(move |&r| &layer[r as usize]));
+    let first = used.chain([&model.token_embd, &model.output, &model.output_norm]);
     let data = first.map(|t| t.offset).min().unwrap_or(0);
     out.push(Range { offset: 0, len: data, label: "metadata and tensor table".into() });
     for (l, layer) in model.layers.iter().enumerate() {
-        for lt in [LayerTensor::AttnNorm, LayerTensor::FfnNorm] {
+        for &lt in roles.iter().filter(|r| r.is_norm()) {
             let t = layer[lt as usize];
             out.push(Range { offset: t.offset, len: t.bytes(), label: format!("blk.{l}.{}.weight", lt.gguf_part()) });
         }
