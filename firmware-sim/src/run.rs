@@ -1,0 +1,205 @@
+//! Orchestration of `spool-sim run`: opens the storage, builds the engine, the loader and the
+//! thread pool, runs the generation and collects the report. Owns no argument parsing, no
+//! printing and no inference logic (the core computes everything it reports).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use spool_core::cache::{Loader, SyncLoader};
+use spool_core::{
+    generate_with_logits, Engine, Executor, Kernels, ModelInfo, Phase, PlanOptions, Policy, Sampler, Storage,
+};
+use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
+
+use crate::budget::full_budget_with;
+use crate::flash::{FlashClock, TimedLoader};
+use crate::report::{io_time_per_token, RunReport, SimReport};
+use crate::{verify, Backend, KernelChoice, RunOptions};
+
+pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
+    ModelInfo::load(storage).map_err(|e| e.to_string())
+}
+
+/// The planner options of a run.
+pub fn plan_options(opts: &RunOptions) -> PlanOptions {
+    let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
+    let quantized_activations = matches!(opts.kernel, KernelChoice::SimdQ8 | KernelChoice::SimdQ8Avx2);
+    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations }
+}
+
+/// Runs a generation and returns its report (the CLI prints it).
+pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
+    if let Some(sidecar) = &opts.verify {
+        return verify::run_verified(opts, sidecar);
+    }
+    let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
+    match opts.backend {
+        Backend::File | Backend::Flash => {
+            let file = FileStorage::open(&opts.model).map_err(err)?;
+            let reader = file.try_clone().map_err(err)?;
+            run_on(file, reader, opts)
+        }
+        Backend::Mmap => {
+            let map = MmapStorage::open(&opts.model).map_err(err)?;
+            run_on(map.clone(), map, opts)
+        }
+    }
+}
+
+/// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.
+pub fn run_on<S: Storage, R: Storage + Send>(
+    mut storage: S,
+    reader: R,
+    opts: &RunOptions,
+) -> Result<RunReport, String> {
+    let model = open_model(&mut storage)?;
+    let max_ctx = model.config.context_length;
+    let steps = if opts.steps == 0 || opts.steps > max_ctx { max_ctx } else { opts.steps };
+    let ctx = opts.ctx.unwrap_or(steps).clamp(1, max_ctx);
+    let budget = match opts.ram {
+        Some(b) => b,
+        None => full_budget_with(&model, ctx, plan_options(opts))?,
+    };
+    let kernels = opts.kernel.kernels()?;
+    let pool = ThreadPool::new(opts.threads.max(1));
+    let compute = Compute { kernels, exec: &pool, threads: opts.threads.max(1) };
+    let mut arena = spool_std::Arena::new(budget).map_err(|e| format!("cannot map a {budget}-byte arena: {e}"))?;
+    let arena = &mut arena[..budget];
+    let clock = (opts.backend == Backend::Flash).then(|| Rc::new(RefCell::new(FlashClock::new(opts.flash))));
+    std::thread::scope(|scope| {
+        if opts.prefetch > 0 {
+            let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
+        } else {
+            let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
+        }
+    })
+}
+
+/// The kernels and the executor of a run.
+#[derive(Clone, Copy)]
+struct Compute<'p> {
+    kernels: Kernels,
+    exec: &'p (dyn Executor + Sync),
+    threads: usize,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_engine<'a, S: Storage, L: Loader<'a>>(
+    storage: S,
+    loader: L,
+    arena: &'a mut [u8],
+    model: &ModelInfo,
+    ctx: u32,
+    steps: u32,
+    clock: Option<Rc<RefCell<FlashClock>>>,
+    compute: Compute<'a>,
+    opts: &RunOptions,
+) -> Result<RunReport, String> {
+    let mut engine = Engine::with_loader(storage, loader, arena, ctx, plan_options(opts)).map_err(|e| e.to_string())?;
+    engine.set_kernels(compute.kernels);
+    engine.set_executor(compute.exec);
+    let vocab = model.config.vocab as usize;
+    let mut dumped: Vec<f32> = Vec::new();
+    let dump = opts.dump_logits.is_some();
+    let mut prompt = vec![0u32; opts.prompt.len() + 3];
+    let mut scratch = vec![0u32; spool_core::tokenizer::encode_scratch_words(opts.prompt.len())];
+    let n = engine
+        .tokenizer()
+        .encode_with(opts.prompt.as_bytes(), true, &mut prompt, &mut scratch)
+        .map_err(|e| e.to_string())?;
+    drop(scratch);
+    let seed = if opts.seed == 0 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1))
+    } else {
+        opts.seed
+    };
+    let mut sampler = Sampler::new(opts.temperature, opts.topp, seed);
+    let mut stdout = Vec::new();
+    let mut token_ids = vec![prompt[0]];
+    let start = Instant::now();
+    let (mut last_prefill, mut last) = (start, start);
+    // Virtual time and compute at the end of the prompt.
+    let mut sim_mark = None;
+    if let Some(c) = &clock {
+        c.borrow_mut().tick();
+        let mut c = c.borrow_mut();
+        (c.now, c.compute, c.stall) = (0.0, 0.0, 0.0);
+    }
+    let on_logits = |_pos: u32, logits: &[f32]| {
+        if dump {
+            dumped.extend_from_slice(&logits[..vocab.min(logits.len())]);
+        }
+    };
+    let outcome = generate_with_logits(&mut engine, &mut sampler, &prompt[..n], steps, on_logits, |ev| {
+        stdout.extend_from_slice(ev.text);
+        token_ids.push(ev.next);
+        last = Instant::now();
+        if ev.phase == Phase::Prefill {
+            last_prefill = last;
+            if let Some(c) = &clock {
+                let mut c = c.borrow_mut();
+                c.tick();
+                sim_mark = Some((c.now, c.compute, c.stall));
+            }
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(path) = &opts.dump_logits {
+        let bytes: Vec<u8> = dumped.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(path, bytes).map_err(|e| format!("--dump-logits {path}: {e}"))?;
+    }
+    stdout.push(b'\n');
+    let decode = outcome.positions - outcome.prefill_positions;
+    let tokens_per_s = if decode > 0 {
+        decode as f64 / (last - last_prefill).as_secs_f64().max(1e-9)
+    } else {
+        outcome.positions as f64 / (last - start).as_secs_f64().max(1e-9)
+    };
+    let sim = match (&clock, decode) {
+        (Some(c), d) if d > 0 => {
+            let mut c = c.borrow_mut();
+            c.tick();
+            let (t0, comp0, stall0) = sim_mark.unwrap_or((0.0, 0.0, 0.0));
+            let d = d as f64;
+            let s_per_token = (c.now - t0) / d;
+            let compute_per_token = (c.compute - comp0) / d;
+            let pin_plan = spool_core::plan_with(
+                model,
+                ctx,
+                engine.plan().budget,
+                PlanOptions { policy: Policy::Pin, ..plan_options(opts) },
+            )
+            .map_err(|e| e.to_string())?;
+            let io = io_time_per_token(&pin_plan, &c.spec);
+            Some(SimReport {
+                flash: c.spec,
+                tokens_per_s: 1.0 / s_per_token,
+                s_per_token,
+                compute_per_token,
+                stall_per_token: (c.stall - stall0) / d,
+                bound_s_per_token: io.max(compute_per_token),
+            })
+        }
+        _ => None,
+    };
+    let stats = engine.stats();
+    Ok(RunReport {
+        stdout,
+        token_ids,
+        positions: outcome.positions,
+        prefill_positions: outcome.prefill_positions,
+        stop: outcome.stop,
+        tokens_per_s,
+        load_bytes: engine.load_bytes(),
+        prefill_bytes: outcome.prefill.bytes_read,
+        decode_bytes: outcome.decode.bytes_read,
+        cache: stats,
+        plan: Box::new(engine.plan().clone()),
+        sim,
+        kernel: compute.kernels.path(),
+        threads: compute.threads,
+    })
+}
