@@ -6,19 +6,20 @@
 //! computed.
 //!
 //! ```text
-//! spool-sim run -m PATH [-p TEXT] [-n STEPS] [--temp T] [--top-p P] [--seed S] [--ram SIZE]
-//!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
-//!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
-//!               [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
-//!               [--verify SIDECAR]
+//! spool-sim run -m PATH [-p TEXT | -f FILE] [-n NEW | --steps POSITIONS] [-c CTX] [-t THREADS]
+//!               [-s SEED] [--temp T] [--top-p P] [--ram SIZE] [--storage file|mmap|flash] ...
 //! spool-sim checksum -m PATH -o SIDECAR
-//! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
-//! spool-sim bench matvec [--rows R] [--cols C] [--types T,T,..] [--seconds S]
+//! spool-sim inspect -m PATH [--ram SIZE] [-c CTX]
+//! spool-sim bench budget|prefetch|policies|decode|matvec ...
+//! spool-sim synth -o PATH ...
 //! ```
+//!
+//! `spool-sim --help` and `spool-sim run --help` list every flag (clap). Sizes take K, M, G with
+//! K = 1024 (`600K`, `600KiB` and `600KB` are the same), fractions (`1.5M`) and `50%` of the file.
 
 pub mod bench;
 mod budget;
-mod cli;
+pub mod cli;
 pub mod flash;
 mod inspect;
 pub mod json;
@@ -36,4 +37,4 @@ pub use cli::{main_with, utf8_args};
 pub use inspect::inspect;
 pub use options::{Backend, KernelChoice, RunOptions};
 pub use report::{io_time_per_token, plan_json, plan_text, RunReport, SimReport};
-pub use run::{plan_options, run, run_on};
+pub use run::{plan_options, run, run_on, run_on_with, run_with, OnToken};

@@ -83,15 +83,17 @@ pub struct RunOptions {
     pub prompt: String,
     /// Positions to run, prompt included (0: the model's context length).
     pub steps: u32,
+    /// New tokens to generate, as llama.cpp counts them (None: run `steps` positions instead).
+    pub new_tokens: Option<u32>,
     /// Sampling temperature (0: greedy).
     pub temperature: f32,
     /// Top-p (outside (0, 1): plain multinomial).
     pub topp: f32,
-    /// RNG seed (0: from the clock).
+    /// RNG seed (0: from the OS; the report says which).
     pub seed: u64,
     /// RAM budget in bytes (None: everything fits).
     pub ram: Option<usize>,
-    /// Context length of the KV cache (None: the step count).
+    /// Context length of the KV cache (None: what the run needs; 0: the model's context).
     pub ctx: Option<u32>,
     /// Storage backend.
     pub backend: Backend,
@@ -122,6 +124,7 @@ impl Default for RunOptions {
             model: String::new(),
             prompt: String::new(),
             steps: 256,
+            new_tokens: None,
             temperature: 1.0,
             topp: 0.9,
             seed: 0,

@@ -33,6 +33,8 @@ pub struct RunReport {
     pub plan: Box<Plan>,
     /// Virtual-clock figures, with the simulated flash.
     pub sim: Option<SimReport>,
+    /// The sampler's seed (the one drawn from the OS when none was given).
+    pub seed: u64,
     /// The kernels that ran.
     pub kernel: KernelPath,
     /// Compute threads.
@@ -109,6 +111,7 @@ impl RunReport {
             .num("prefill_chunk", self.plan.prefill_chunk())
             .str("kernel", self.kernel.name())
             .num("threads", self.threads as f64)
+            .raw("seed", &self.seed.to_string())
             .raw(
                 "sim",
                 &self.sim.map_or("null".into(), |s| {

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use spool_core::cache::{Loader, SyncLoader};
+use spool_core::TokenEvent;
 use spool_core::{
     generate_with_logits, Engine, Executor, Kernels, ModelInfo, Phase, PlanOptions, Policy, Sampler, Storage,
 };
@@ -28,35 +29,60 @@ pub fn plan_options(opts: &RunOptions) -> PlanOptions {
     PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations }
 }
 
+/// What sees each token as it is produced (the CLI streams its text and checks for Ctrl-C).
+pub type OnToken<'s> = &'s mut dyn FnMut(&TokenEvent<'_>);
+
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
+    run_with(opts, &mut |_| {})
+}
+
+/// As [`run`], and `on_token` sees every token as it is produced.
+pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, String> {
     if let Some(sidecar) = &opts.verify {
-        return verify::run_verified(opts, sidecar);
+        return verify::run_verified(opts, sidecar, on_token);
     }
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
     match opts.backend {
         Backend::File | Backend::Flash => {
             let file = FileStorage::open(&opts.model).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
-            run_on(file, reader, opts)
+            run_on_with(file, reader, opts, on_token)
         }
         Backend::Mmap => {
             let map = MmapStorage::open(&opts.model).map_err(err)?;
-            run_on(map.clone(), map, opts)
+            run_on_with(map.clone(), map, opts, on_token)
         }
     }
 }
 
 /// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.
-pub fn run_on<S: Storage, R: Storage + Send>(
+pub fn run_on<S: Storage, R: Storage + Send>(storage: S, reader: R, opts: &RunOptions) -> Result<RunReport, String> {
+    run_on_with(storage, reader, opts, &mut |_| {})
+}
+
+/// As [`run_on`], and `on_token` sees every token as it is produced.
+pub fn run_on_with<S: Storage, R: Storage + Send>(
     mut storage: S,
     reader: R,
     opts: &RunOptions,
+    on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
     let model = open_model(&mut storage)?;
     let max_ctx = model.config.context_length;
     let steps = if opts.steps == 0 || opts.steps > max_ctx { max_ctx } else { opts.steps };
-    let ctx = opts.ctx.unwrap_or(steps).clamp(1, max_ctx);
+    // With -n, the context must hold the prompt (at most one token per byte, BOS and the dummy
+    // prefix) and the new tokens; the exact step count is set once the prompt is encoded.
+    let needed = match opts.new_tokens {
+        Some(n) => (opts.prompt.len() as u64 + 2 + u64::from(n)).min(u64::from(max_ctx)) as u32,
+        None => steps,
+    };
+    // `--ctx-size 0` is the model's context (llama.cpp); above it, the model's context.
+    let ctx = match opts.ctx {
+        Some(0) => max_ctx,
+        Some(c) => c.min(max_ctx),
+        None => needed.max(1),
+    };
     let budget = match opts.ram {
         Some(b) => b,
         None => full_budget_with(&model, ctx, plan_options(opts))?,
@@ -70,10 +96,10 @@ pub fn run_on<S: Storage, R: Storage + Send>(
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, on_token)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, on_token)
         }
     })
 }
@@ -97,6 +123,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     clock: Option<Rc<RefCell<FlashClock>>>,
     compute: Compute<'a>,
     opts: &RunOptions,
+    on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
     let mut engine = Engine::with_loader(storage, loader, arena, ctx, plan_options(opts)).map_err(|e| e.to_string())?;
     engine.set_kernels(compute.kernels);
@@ -111,11 +138,18 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         .encode_with(opts.prompt.as_bytes(), true, &mut prompt, &mut scratch)
         .map_err(|e| e.to_string())?;
     drop(scratch);
-    let seed = if opts.seed == 0 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_secs().max(1))
-    } else {
-        opts.seed
+    if (opts.ctx.is_some() || opts.new_tokens.is_some()) && n as u64 > u64::from(ctx) {
+        return Err(format!(
+            "the prompt is {n} tokens but the context holds {ctx}: raise -c/--ctx-size (0 means the model's {}) or shorten -p",
+            model.config.context_length
+        ));
+    }
+    // -n counts new tokens: the prompt's last position samples the first of them.
+    let steps = match opts.new_tokens {
+        Some(new) => (n as u64 + u64::from(new) - 1).min(u64::from(ctx)) as u32,
+        None => steps,
     };
+    let seed = if opts.seed == 0 { os_seed() } else { opts.seed };
     let mut sampler = Sampler::new(opts.temperature, opts.topp, seed);
     let mut stdout = Vec::new();
     let mut token_ids = vec![prompt[0]];
@@ -135,6 +169,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     };
     let outcome = generate_with_logits(&mut engine, &mut sampler, &prompt[..n], steps, on_logits, |ev| {
         stdout.extend_from_slice(ev.text);
+        on_token(ev);
         token_ids.push(ev.next);
         last = Instant::now();
         if ev.phase == Phase::Prefill {
@@ -199,7 +234,16 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         cache: stats,
         plan: Box::new(engine.plan().clone()),
         sim,
+        seed,
         kernel: compute.kernels.path(),
         threads: compute.threads,
     })
+}
+
+/// A nonzero seed from the OS: std's `RandomState` keys come from the OS's random source.
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish().max(1)
 }
