@@ -663,7 +663,7 @@ const USAGE: &str = "usage:
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
                 [--flash-mbps M] [--flash-latency-us U] [--prefetch N] [--out DIR] [--name STEM]
   spool-sim bench decode -m MODEL [-m MODEL..] [--threads 1,2] [-n TOKENS] [--reps R] [--kernel K]
-                [--peer ../shared/peer/bench.sh] [--peer-prefix .peer/llama.cpp]
+                [--peer bench/peer/bench.sh] [--peer-prefix .peer/llama.cpp]
   spool-sim bench matvec [--rows R] [--cols C] [--types F32,Q4_0,..] [--seconds S]
   spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b] [--dim N ...] [--type F32|F16|Q8_0|Q4_0|Q4_K] [--seed S]
 sizes take K, M, G suffixes (K = 1024) or a % of the model file; --temp 0 is greedy; -n 0 means the model's context";
