@@ -11,6 +11,8 @@ use crate::json;
 pub struct RunReport {
     /// Exactly what run.c prints: the text and a final newline.
     pub stdout: Vec<u8>,
+    /// The raw bytes of the text (byte-fallback pieces included, no final newline).
+    pub text: Vec<u8>,
     /// The golden convention: token fed at position 0, then every next token chosen.
     pub token_ids: Vec<u32>,
     /// Positions run.
@@ -90,7 +92,6 @@ impl RunReport {
 
     /// The `--json` object.
     pub fn to_json(&self) -> String {
-        let text = self.stdout.strip_suffix(b"\n").unwrap_or(&self.stdout);
         let stats = json::Object::new()
             .num("tokens_per_s", self.tokens_per_s)
             .num("load_bytes", self.load_bytes as f64)
@@ -133,7 +134,7 @@ impl RunReport {
             .str("stop_reason", if self.stop == StopReason::Bos { "bos" } else { "steps" })
             .finish();
         json::Object::new()
-            .str("text", &String::from_utf8_lossy(text))
+            .str("text", &String::from_utf8_lossy(&self.text))
             .raw("token_ids", &json::array(&self.token_ids))
             .raw("stats", &stats)
             .raw("plan", &plan_json(&self.plan))

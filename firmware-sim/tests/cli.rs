@@ -206,3 +206,17 @@ fn ctrl_c_keeps_the_text_so_far_and_exits_130() {
     assert!(stderr.contains("interrupted: ") && stderr.contains("tok/s"), "{stderr}");
     assert!(!rest.is_empty(), "the text after the first read was lost");
 }
+
+#[test]
+fn non_ascii_prompts_echo_intact_and_runc_output_keeps_run_c_s_filter() {
+    let m = model();
+    let prompt = "Tom und Jürgen 🍕";
+    let o = spool_sim(&["run", "-m", &m, "-p", prompt, "-n", "3", "--temp", "0"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.starts_with(prompt), "{}", o.stdout);
+    let json = spool_sim(&["run", "-m", &m, "-p", prompt, "-n", "3", "--temp", "0", "--json"]);
+    assert!(json.stdout.contains(&format!("\"text\":\"{prompt}")), "{}", json.stdout);
+    // run.c drops the lone bytes of ü and 🍕.
+    let runc = spool_sim(&["run", "-m", &m, "-p", prompt, "-n", "3", "--temp", "0", "--runc-output"]);
+    assert!(runc.stdout.starts_with("Tom und Jrgen "), "{}", runc.stdout);
+}

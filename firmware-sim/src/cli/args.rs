@@ -119,6 +119,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "KIND", default_value = "auto",
           value_parser = ["auto", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
     pub kernel: String,
+    /// Print the text as llama2.c's run.c does (lone non-printable bytes dropped, multi-byte
+    /// characters split across tokens lost) instead of assembled UTF-8; for the run.c goldens.
+    #[arg(long)]
+    pub runc_output: bool,
     /// Print one JSON object instead of the text.
     #[arg(long)]
     pub json: bool,

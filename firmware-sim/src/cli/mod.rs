@@ -2,6 +2,7 @@
 //! Owns no running (see `run.rs`) and no report layout (see `report.rs`).
 
 mod args;
+mod utf8;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +13,7 @@ use clap::Parser;
 use spool_core::{Phase, Policy};
 
 pub use args::{Cli, Command, RunArgs};
+pub use utf8::Utf8Stream;
 
 use crate::budget::parse_budget;
 use crate::report::{plan_text, RunReport};
@@ -126,7 +128,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
         }
     };
     let result = match cli.command {
-        Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, out, err)),
+        Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, a.runc_output, out, err)),
         Command::Bench { args } => match args.first().map(String::as_str) {
             Some("matvec") => kernel_bench::parse(&args[1..]).and_then(|o| kernel_bench::matvec(&o, out)),
             Some("decode") => bench::parse_decode(&args[1..]).and_then(|o| bench::decode(&o, out, err)),
@@ -156,23 +158,29 @@ fn fail(err: &mut dyn Write, e: &str) -> i32 {
 }
 
 /// `spool-sim run`: streams the text (or prints the JSON at the end), then the report.
-fn run_cli(o: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+/// The text is assembled UTF-8, or run.c's filtered bytes with `runc_output`.
+fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+    let mut utf8 = Utf8Stream::default();
     let start = Instant::now();
     let (mut positions, mut generated) = (0u64, 0u64);
     let json = o.json;
     let r = {
-        let mut on_token = |ev: &spool_core::TokenEvent<'_>| {
+        let mut on_token = |ev: &spool_core::TokenEvent<'_>, raw: &[u8]| {
             positions += 1;
             if ev.phase == Phase::Decode {
                 generated += 1;
             }
             if !json {
-                let _ = out.write_all(ev.text);
+                let _ = match runc_output {
+                    true => out.write_all(ev.text),
+                    false => out.write_all(utf8.push(raw).as_bytes()),
+                };
                 let _ = out.flush();
             }
             if INTERRUPTED.load(Ordering::SeqCst) {
                 let s = start.elapsed().as_secs_f64().max(1e-9);
                 if !json {
+                    let _ = out.write_all(utf8.finish().as_bytes());
                     let _ = out.write_all(b"\n");
                     let _ = out.flush();
                 }
@@ -190,6 +198,7 @@ fn run_cli(o: &RunOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<(
     if json {
         let _ = writeln!(out, "{}", r.to_json());
     } else {
+        let _ = out.write_all(utf8.finish().as_bytes());
         let _ = out.write_all(b"\n");
         let _ = out.flush();
     }
