@@ -10,7 +10,7 @@
 //!               [--ctx N] [--storage file|mmap|flash] [--flash-mbps M] [--flash-latency-us U]
 //!               [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
 //!               [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
-//!               [--verify SIDECAR]
+//!               [--verify SIDECAR] [--faults SPEC]
 //! spool-sim checksum -m PATH -o SIDECAR
 //! spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
 //! spool-sim bench matvec [--rows R] [--cols C] [--types T,T,..] [--seconds S]
@@ -37,6 +37,7 @@ use spool_core::{
     Sampler, StopReason, Storage,
 };
 use spool_core::{Plan, Size};
+use spool_std::faults::{FaultInjector, FaultSpec};
 use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
 /// Which kernels compute the matrix-vector products (`--kernel`).
@@ -148,6 +149,8 @@ pub struct RunOptions {
     pub dump_logits: Option<String>,
     /// Check every weight read against this CRC32 sidecar (`spool-sim checksum`).
     pub verify: Option<String>,
+    /// Storage faults to inject ([`spool_std::faults`]); every backend, both loaders.
+    pub faults: Option<FaultSpec>,
 }
 
 impl Default for RunOptions {
@@ -171,6 +174,7 @@ impl Default for RunOptions {
             threads: 1,
             dump_logits: None,
             verify: None,
+            faults: None,
         }
     }
 }
@@ -423,18 +427,24 @@ pub fn plan_options(opts: &RunOptions) -> PlanOptions {
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
     if let Some(sidecar) = &opts.verify {
+        if opts.faults.is_some() {
+            return Err("--faults cannot be combined with --verify yet; run them separately".into());
+        }
         return verify::run_verified(opts, sidecar);
     }
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
+    // Both handles (the engine's and the prefetch reader's) go through one injector: a
+    // passthrough without --faults.
+    let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     match opts.backend {
         Backend::File | Backend::Flash => {
-            let file = FileStorage::open(&opts.model).map_err(err)?;
+            let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
-            run_on(file, reader, opts)
+            run_on(faults.wrap(file), faults.wrap(reader), opts)
         }
         Backend::Mmap => {
-            let map = MmapStorage::open(&opts.model).map_err(err)?;
-            run_on(map.clone(), map, opts)
+            let map = MmapStorage::open(faults.path()).map_err(err)?;
+            run_on(faults.wrap(map.clone()), faults.wrap(map), opts)
         }
     }
 }
@@ -657,7 +667,7 @@ const USAGE: &str = "usage:
                 [--storage file|mmap|flash] [--flash-mbps MB/S] [--flash-latency-us US] [--flash-granularity B]
                 [--policy pin|lru|lru-protect|mru|min] [--prefetch N] [--prefill-chunk N] [--json]
                 [--kernel scalar|simd|simd-q8|simd-q8-avx2|auto] [--threads N] [--dump-logits PATH]
-                [--verify SIDECAR]
+                [--verify SIDECAR] [--faults SPEC (error-at=K,latency=MS@K,..: see spool_std::faults)]
   spool-sim checksum -m PATH -o SIDECAR
   spool-sim inspect -m PATH [--ram SIZE] [--ctx N]
   spool-sim bench budget|prefetch|policies [-m PATH] [--ctx N] [-n DECODE] [--points N] [--ram SIZE|PCT%]
@@ -715,6 +725,7 @@ fn parse_run(args: &[String]) -> Result<RunOptions, String> {
             }
             "--dump-logits" => o.dump_logits = Some(val()?),
             "--verify" => o.verify = Some(val()?),
+            "--faults" => o.faults = Some(FaultSpec::parse(&val()?).map_err(|e| format!("--faults: {e}"))?),
             "--flash-mbps" => {
                 o.flash.mbps = num(val()?)?;
                 o.backend = Backend::Flash;
