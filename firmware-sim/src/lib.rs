@@ -427,9 +427,6 @@ pub fn plan_options(opts: &RunOptions) -> PlanOptions {
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
     if let Some(sidecar) = &opts.verify {
-        if opts.faults.is_some() {
-            return Err("--faults cannot be combined with --verify yet; run them separately".into());
-        }
         return verify::run_verified(opts, sidecar);
     }
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use spool_core::cache::Loader;
 use spool_core::tokenizer::encode_scratch_words;
-use spool_core::{generate, Engine, PlanOptions, Sampler, Storage, SyncLoader};
+use spool_core::{generate, Engine, PlanOptions, Policy, Sampler, Storage, SyncLoader};
 use spool_std::faults::{FaultInjector, FaultSpec};
 use spool_std::{FileStorage, MmapStorage, PrefetchLoader};
 
@@ -65,6 +65,9 @@ enum Backend {
     Mmap,
 }
 
+/// A run's tokens or its error.
+type Ids = Result<Vec<u32>, String>;
+
 /// What a faulted engine did, then what the healthy runs after it gave.
 #[derive(Debug)]
 struct Trial {
@@ -82,18 +85,14 @@ struct Trial {
 /// One engine over `spec`-faulted storage in `arena`, run twice; `rerun` says whether a
 /// second run in the same engine is meaningful (the fault fires once and leaves the file
 /// intact).
-/// A run's tokens or its error.
-type Ids = Result<Vec<u32>, String>;
-
 fn faulted<S: Storage + Send>(
     storage: S,
     reader: S,
     injector: &FaultInjector,
     arena: &mut [u8],
-    prefetch: u32,
+    opts: PlanOptions,
     rerun: bool,
 ) -> (Ids, Option<Ids>) {
-    let opts = PlanOptions { prefetch, ..PlanOptions::default() };
     let both = |e: &mut dyn FnMut() -> Result<Vec<u32>, String>| {
         let first = e();
         let second = (rerun && !first.as_ref().is_err_and(|m| m.contains("loader lost"))).then(&mut *e);
@@ -102,7 +101,7 @@ fn faulted<S: Storage + Send>(
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         std::thread::scope(|scope| {
             let main = injector.wrap(storage);
-            if prefetch > 0 {
+            if opts.prefetch > 0 {
                 let loader = PrefetchLoader::spawn(scope, injector.wrap(reader));
                 match Engine::with_loader(main, loader, arena, CTX, opts) {
                     Ok(mut e) => both(&mut || greedy(&mut e)),
@@ -123,26 +122,39 @@ fn faulted<S: Storage + Send>(
 }
 
 fn trial(spec: &str, backend: Backend, prefetch: u32) -> Trial {
+    trial_at(spec, backend, PlanOptions { prefetch, ..PlanOptions::default() }, RAM)
+}
+
+/// Half the model streamed through many slots under MRU, which keeps the slots filled on the
+/// first pass: a slot whose read failed but that stayed claimed by its unit would be used on
+/// the next pass.
+fn mru_cache() -> (PlanOptions, usize) {
+    let mut storage = FileStorage::open(model_path()).unwrap();
+    let model = spool_core::ModelInfo::load(&mut storage).unwrap();
+    let opts = PlanOptions { policy: Policy::Mru, ..PlanOptions::default() };
+    (opts, spool_sim::full_budget_with(&model, CTX, opts).unwrap() * 2 / 3)
+}
+
+fn trial_at(spec: &str, backend: Backend, opts: PlanOptions, ram: usize) -> Trial {
     let spec = FaultSpec::parse(spec).unwrap();
     let rerun = spec.shrink_at.is_none() && spec.panic_at.is_none();
-    within(&format!("{spec:?} {backend:?} prefetch {prefetch}"), move || {
+    within(&format!("{spec:?} {backend:?} {opts:?} at {ram} B"), move || {
         let injector = FaultInjector::new(spec, Path::new(&model_path())).unwrap();
-        let mut arena = vec![0u8; RAM];
+        let mut arena = vec![0u8; ram];
         let (faulted, same_engine) = match backend {
             Backend::File => {
                 let file = FileStorage::open(injector.path()).unwrap();
                 let reader = file.try_clone().unwrap();
-                faulted(file, reader, &injector, &mut arena, prefetch, rerun)
+                faulted(file, reader, &injector, &mut arena, opts, rerun)
             }
             Backend::Mmap => {
                 let map = MmapStorage::open(injector.path()).unwrap();
-                faulted(map.clone(), map, &injector, &mut arena, prefetch, rerun)
+                faulted(map.clone(), map, &injector, &mut arena, opts, rerun)
             }
         };
         let reads = injector.reads();
         drop(injector);
         let healthy = FileStorage::open(model_path()).unwrap();
-        let opts = PlanOptions { prefetch, ..PlanOptions::default() };
         let mut e = Engine::with_loader(healthy, SyncLoader::new(), &mut arena, CTX, opts).unwrap();
         let same_arena = greedy(&mut e).unwrap();
         Trial { faulted, same_engine, same_arena, reads }
@@ -151,10 +163,13 @@ fn trial(spec: &str, backend: Backend, prefetch: u32) -> Trial {
 
 /// Reads an engine makes before its first token (header, tokenizer, pinned weights).
 fn load_reads(prefetch: u32) -> u64 {
+    load_reads_at(PlanOptions { prefetch, ..PlanOptions::default() }, RAM)
+}
+
+fn load_reads_at(opts: PlanOptions, ram: usize) -> u64 {
     let injector = FaultInjector::new(FaultSpec::default(), Path::new(&model_path())).unwrap();
-    let mut arena = vec![0u8; RAM];
+    let mut arena = vec![0u8; ram];
     let storage = injector.wrap(FileStorage::open(injector.path()).unwrap());
-    let opts = PlanOptions { prefetch, ..PlanOptions::default() };
     Engine::with_loader(storage, SyncLoader::new(), &mut arena, CTX, opts).unwrap();
     injector.reads()
 }
@@ -176,15 +191,21 @@ fn check_error(t: &Trial, what: &str, expect: &[&str]) {
 
 #[test]
 fn an_error_or_a_short_fill_ends_the_run_and_the_same_engine_then_gives_the_golden_tokens() {
+    let (mru, mru_ram) = mru_cache();
     for prefetch in [0, 2] {
-        for k in read_points(prefetch) {
-            for backend in [Backend::File, Backend::Mmap] {
-                for kind in ["error-at", "short-fill"] {
-                    let what = format!("{kind}={k} {backend:?} prefetch {prefetch}");
-                    let t = trial(&format!("{kind}={k}"), backend, prefetch);
-                    check_error(&t, &what, &["failed (Interrupted)"]);
-                    if k > load_reads(prefetch) {
-                        assert!(t.same_engine.is_some(), "{what}: the engine must survive a failed read");
+        for (opts, ram) in
+            [(PlanOptions { prefetch, ..PlanOptions::default() }, RAM), (PlanOptions { prefetch, ..mru }, mru_ram)]
+        {
+            let load = load_reads_at(opts, ram);
+            for k in [load / 2, load + 3, load + 40, load + 300] {
+                for backend in [Backend::File, Backend::Mmap] {
+                    for kind in ["error-at", "short-fill"] {
+                        let what = format!("{kind}={k} {backend:?} {opts:?} at {ram} B");
+                        let t = trial_at(&format!("{kind}={k}"), backend, opts, ram);
+                        check_error(&t, &what, &["failed (Interrupted)"]);
+                        if k > load {
+                            assert!(t.same_engine.is_some(), "{what}: the engine must survive a failed read");
+                        }
                     }
                 }
             }
@@ -274,9 +295,14 @@ fn a_latency_spike_changes_no_token() {
 
 /// Runs the real binary with `--faults` under the deadline; returns its exit code and stderr.
 fn cli(faults: &str, storage: &str, prefetch: u32) -> (Option<i32>, String, String) {
+    cli_with(faults, storage, prefetch, &[])
+}
+
+fn cli_with(faults: &str, storage: &str, prefetch: u32, more: &[&str]) -> (Option<i32>, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_spool-sim-cli"))
         .args(["run", "-m", &model_path(), "-p", "Once upon a time", "-n", "64", "--temp", "0", "--ram", "450K"])
         .args(["--storage", storage, "--prefetch", &prefetch.to_string(), "--faults", faults, "--json"])
+        .args(more)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -322,4 +348,24 @@ fn the_cli_injects_faults_on_every_backend_with_and_without_prefetch() {
     let (code, _, err) = cli("latency=5", "file", 0);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("`latency=5`") && err.contains("MS@K"), "{err}");
+}
+
+#[test]
+fn verify_catches_an_injected_bit_flip_on_both_paths() {
+    let sidecar = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("faults-{}.crc", std::process::id()));
+    let sidecar = sidecar.to_str().unwrap();
+    let mut out = Vec::new();
+    let code = spool_sim::main_with(
+        &["checksum".into(), "-m".into(), model_path(), "-o".into(), sidecar.into()],
+        &mut out,
+        &mut Vec::new(),
+    );
+    assert_eq!(code, 0);
+    let k = load_reads(2) + 40;
+    for prefetch in [0, 2] {
+        let (code, _, err) = cli_with(&format!("flip={k}"), "file", prefetch, &["--verify", sidecar]);
+        assert_eq!(code, Some(2), "prefetch {prefetch}: {err}");
+        assert!(err.contains("--verify:") && err.contains("corrupt"), "prefetch {prefetch}: {err}");
+    }
+    std::fs::remove_file(sidecar).unwrap();
 }
