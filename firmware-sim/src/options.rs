@@ -2,6 +2,7 @@
 //! parsing (see `cli/`) and no running (see `run.rs`).
 
 use spool_core::{Kernels, PlanOptions, Policy};
+use spool_std::faults::FaultSpec;
 
 use crate::flash::FlashSpec;
 
@@ -116,6 +117,8 @@ pub struct RunOptions {
     pub dump_logits: Option<String>,
     /// Check every weight read against this CRC32 sidecar (`spool-sim checksum`).
     pub verify: Option<String>,
+    /// Storage faults to inject ([`spool_std::faults`]); every backend, both loaders.
+    pub faults: Option<FaultSpec>,
 }
 
 impl Default for RunOptions {
@@ -140,6 +143,7 @@ impl Default for RunOptions {
             threads: 1,
             dump_logits: None,
             verify: None,
+            faults: None,
         }
     }
 }

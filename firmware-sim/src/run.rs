@@ -11,6 +11,7 @@ use spool_core::TokenEvent;
 use spool_core::{
     generate_with_logits, Engine, Executor, Kernels, ModelInfo, Phase, PlanOptions, Policy, Sampler, Storage,
 };
+use spool_std::faults::FaultInjector;
 use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
 use crate::budget::full_budget_with;
@@ -45,15 +46,18 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
         return verify::run_verified(opts, sidecar, on_token);
     }
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
+    // Both handles (the engine's and the prefetch reader's) go through one injector: a
+    // passthrough without --faults.
+    let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     match opts.backend {
         Backend::File | Backend::Flash => {
-            let file = FileStorage::open(&opts.model).map_err(err)?;
+            let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
-            run_on_with(file, reader, opts, on_token)
+            run_on_with(faults.wrap(file), faults.wrap(reader), opts, on_token)
         }
         Backend::Mmap => {
-            let map = MmapStorage::open(&opts.model).map_err(err)?;
-            run_on_with(map.clone(), map, opts, on_token)
+            let map = MmapStorage::open(faults.path()).map_err(err)?;
+            run_on_with(faults.wrap(map.clone()), faults.wrap(map), opts, on_token)
         }
     }
 }

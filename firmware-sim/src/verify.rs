@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use embedded_io::{ErrorKind, ErrorType};
 use spool_core::model::LayerTensor;
 use spool_core::{ModelInfo, Storage};
+use spool_std::faults::FaultInjector;
 use spool_std::{FileStorage, MmapStorage};
 
 use crate::{Backend, RunOptions, RunReport};
@@ -274,15 +275,17 @@ pub fn run_verified(
 ) -> Result<RunReport, String> {
     let sidecar = Sidecar::read(sidecar_path)?;
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
+    // --faults sits under the check, as a failing device would.
+    let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     match opts.backend {
         Backend::File | Backend::Flash => {
-            let file = FileStorage::open(&opts.model).map_err(err)?;
+            let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
-            run_checked(file, reader, sidecar, opts, on_token)
+            run_checked(faults.wrap(file), faults.wrap(reader), sidecar, opts, on_token)
         }
         Backend::Mmap => {
-            let map = MmapStorage::open(&opts.model).map_err(err)?;
-            run_checked(map.clone(), map, sidecar, opts, on_token)
+            let map = MmapStorage::open(faults.path()).map_err(err)?;
+            run_checked(faults.wrap(map.clone()), faults.wrap(map), sidecar, opts, on_token)
         }
     }
 }

@@ -76,6 +76,7 @@ const BAD: &[(&[&str], &str)] = &[
     (&["!", "inspect", "-m", "MODEL", "--ctx", "abc"], "not a whole number"),
     (&["!", "inspect", "-m", "MODEL", "--ram", "1X"], "the unit must be K, M or G"),
     (&["!", "run"], "--model <MODEL>"),
+    (&["--faults", "latency=5"], "MS@K"),
 ];
 
 #[test]

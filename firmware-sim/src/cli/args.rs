@@ -132,6 +132,14 @@ pub struct RunArgs {
     /// Check every weight read against this CRC32 sidecar (`spool-sim checksum`).
     #[arg(long, value_name = "SIDECAR")]
     pub verify: Option<String>,
+    /// Inject storage faults (error-at=K, error-rate=P, seed=S, short-fill=K, flip=K,
+    /// flip-rate=P, shrink-at=K, latency=MS@K, panic-at=K; comma-separated; see spool_std::faults).
+    #[arg(long, value_name = "SPEC", value_parser = faults)]
+    pub faults: Option<spool_std::faults::FaultSpec>,
+}
+
+fn faults(s: &str) -> Result<spool_std::faults::FaultSpec, String> {
+    spool_std::faults::FaultSpec::parse(s).map_err(|e| e.to_string())
 }
 
 fn whole<T: std::str::FromStr>(s: &str, range: &str) -> Result<T, String> {

@@ -69,6 +69,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
         threads: a.threads,
         dump_logits: a.dump_logits.clone(),
         verify: a.verify.clone(),
+        faults: a.faults,
         ..RunOptions::default()
     };
     match a.n_predict {
