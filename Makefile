@@ -112,12 +112,12 @@ bench: build
 	./target/release/spool-sim bench budget -m $(SYNTH24) -n 16 --name budget-synth24-F32
 
 # Decode tok/s with the model resident, Spool next to llama.cpp on the same files and threads.
-# Needs the peer (bash ../shared/peer/install.sh, about 3 minutes) and TinyLlama-shaped files.
+# Needs the peer (bash bench/peer/install.sh, about 3 minutes) and TinyLlama-shaped files.
 bench-decode: build
 	@mkdir -p $(dir $(TINY)); test -f $(TINY)-Q4_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q4_0 -o $(TINY)-Q4_0.gguf
 	@test -f $(TINY)-Q8_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q8_0 -o $(TINY)-Q8_0.gguf
-	@test -x .peer/llama.cpp/bin/llama-bench || bash ../shared/peer/install.sh
-	./target/release/spool-sim bench decode -m $(TINY)-Q8_0.gguf -m $(TINY)-Q4_0.gguf --threads 1,2 -n 32 --reps 3 --peer ../shared/peer/bench.sh
+	@test -x .peer/llama.cpp/bin/llama-bench || bash bench/peer/install.sh
+	./target/release/spool-sim bench decode -m $(TINY)-Q8_0.gguf -m $(TINY)-Q4_0.gguf --threads 1,2 -n 32 --reps 3 --peer bench/peer/bench.sh
 
 # Matrix-vector GB/s per weight type: scalar vs SIMD, 1 vs 2 threads, in one process.
 bench-kernels: build

@@ -16,8 +16,10 @@
 //! let storage = SliceStorage::new(&bytes);
 //! let mut arena = vec![0u8; 700 * 1024]; // about half the model, plus the KV cache
 //! let mut engine = Engine::new(storage, &mut arena, 64).unwrap();
+//! let text = b"Once upon a time";
 //! let mut prompt = [0u32; 32];
-//! let n = engine.tokenizer().encode(b"Once upon a time", true, &mut prompt).unwrap();
+//! let mut scratch = [0u32; spool_core::tokenizer::encode_scratch_words(16)]; // 16 = text.len()
+//! let n = engine.tokenizer().encode_with(text, true, &mut prompt, &mut scratch).unwrap();
 //! let mut sampler = Sampler::new(0.0, 0.9, 42);
 //! let mut text = Vec::new();
 //! generate(&mut engine, &mut sampler, &prompt[..n], 16, |ev| text.extend_from_slice(ev.text)).unwrap();

@@ -312,8 +312,12 @@ impl<'a> Tokenizer<'a> {
         Ok(n)
     }
 
-    /// Encodes `text` as llama2.c does; `out` needs `text.len() + 3` entries. Each merge
-    /// rescans the text, O(n²) in all: for long texts use [`Tokenizer::encode_with`] (same ids).
+    /// Encodes `text` as llama2.c does; `out` needs `text.len() + 3` entries.
+    ///
+    /// The small-prompt API: it needs no scratch, but each merge rescans the text, O(n²) in all
+    /// (a 16 KB prompt takes tens of seconds). Every caller in this repository uses
+    /// [`Tokenizer::encode_with`] (same ids, O(n log n)); this one stays as the reference the
+    /// tests compare it with, and for a few-word prompt where no scratch can be spared.
     pub fn encode(&self, text: &[u8], bos: bool, out: &mut [u32]) -> Result<usize> {
         Self::room(text, out)?;
         self.partitioned(text, bos, out, |t, space, out| self.encode_fragment(t, space, out))

@@ -161,7 +161,10 @@ fn main() -> ! {
     );
 
     let mut prompt = [0u32; PROMPT.len() + 3];
-    let n = engine.tokenizer().encode(PROMPT, true, &mut prompt).unwrap_or_else(|e| fail("encode", e));
+    // The O(n log n) encoder, its scratch on the stack (sized for PROMPT at compile time).
+    let mut scratch = [0u32; spool_core::tokenizer::encode_scratch_words(PROMPT.len())];
+    let n =
+        engine.tokenizer().encode_with(PROMPT, true, &mut prompt, &mut scratch).unwrap_or_else(|e| fail("encode", e));
     let mut sampler = Sampler::new(0.0, 0.9, 42);
     let mut ids = [0u32; STEPS as usize + 1];
     let mut count = 0usize;

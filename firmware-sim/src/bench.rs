@@ -399,7 +399,7 @@ pub struct DecodeOptions {
     pub reps: usize,
     /// Spool's kernels.
     pub kernel: crate::KernelChoice,
-    /// llama.cpp's timing script (`shared/peer/bench.sh`); none: Spool alone.
+    /// llama.cpp's timing script (`bench/peer/bench.sh`); none: Spool alone.
     pub peer_script: Option<PathBuf>,
     /// Where llama.cpp was built (`PREFIX` of the script).
     pub peer_prefix: PathBuf,

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use embedded_io::{ErrorKind, ErrorType};
 use spool_core::{ModelInfo, Storage};
+use spool_std::faults::FaultInjector;
 use spool_std::{FileStorage, MmapStorage};
 
 use crate::{Backend, RunOptions, RunReport};
@@ -268,18 +269,24 @@ impl<S: Storage> Storage for VerifyStorage<S> {
 
 /// `run --verify SIDECAR`: checks the sidecar against the model and the metadata against the
 /// sidecar, then runs with every sidecar range checked as it is read.
-pub fn run_verified(opts: &RunOptions, sidecar_path: &str) -> Result<RunReport, String> {
+pub fn run_verified(
+    opts: &RunOptions,
+    sidecar_path: &str,
+    on_token: crate::run::OnToken<'_>,
+) -> Result<RunReport, String> {
     let sidecar = Sidecar::read(sidecar_path)?;
     let err = |e: std::io::Error| format!("cannot open model `{}`: {e}", opts.model);
+    // --faults sits under the check, as a failing device would.
+    let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     match opts.backend {
         Backend::File | Backend::Flash => {
-            let file = FileStorage::open(&opts.model).map_err(err)?;
+            let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
-            run_checked(file, reader, sidecar, opts)
+            run_checked(faults.wrap(file), faults.wrap(reader), sidecar, opts, on_token)
         }
         Backend::Mmap => {
-            let map = MmapStorage::open(&opts.model).map_err(err)?;
-            run_checked(map.clone(), map, sidecar, opts)
+            let map = MmapStorage::open(faults.path()).map_err(err)?;
+            run_checked(faults.wrap(map.clone()), faults.wrap(map), sidecar, opts, on_token)
         }
     }
 }
@@ -289,6 +296,7 @@ fn run_checked<S: Storage, R: Storage + Send>(
     reader: R,
     sidecar: Sidecar,
     opts: &RunOptions,
+    on_token: crate::run::OnToken<'_>,
 ) -> Result<RunReport, String> {
     let model = ModelInfo::load(&mut storage).map_err(|e| e.to_string())?;
     sidecar.check_matches(&model, storage.len())?;
@@ -303,9 +311,11 @@ fn run_checked<S: Storage, R: Storage + Send>(
     let storage = VerifyStorage::new(storage, sidecar);
     let reader = storage.sharing(reader);
     let table = storage.table.clone();
-    crate::run_on(storage, reader, opts).map_err(|e| match table.failure.lock().ok().and_then(|f| f.clone()) {
-        Some(why) => format!("{why} ({e})"),
-        None => e,
+    crate::run::run_on_with(storage, reader, opts, on_token).map_err(|e| {
+        match table.failure.lock().ok().and_then(|f| f.clone()) {
+            Some(why) => format!("{why} ({e})"),
+            None => e,
+        }
     })
 }
 

@@ -4,9 +4,10 @@
 //! reads ([`FileStorage`]) and over a memory map ([`MmapStorage`], whose copies survive the
 //! file shrinking under them), both opening regular files only ([`open_regular`]), a [`PrefetchLoader`] that fills cache slots on a reader thread
 //! while the core computes, a [`ThreadPool`] that splits matrix-vector rows over worker
-//! threads, and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
+//! threads, fault injection for tests and bring-up ([`faults`]), and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
 //! no inference logic.
 
+pub mod faults;
 pub mod kernels;
 pub mod pool;
 

@@ -24,7 +24,7 @@ fn a_budget_below_the_minimum_is_an_error_naming_the_minimum() {
     let mut out = Vec::new();
     let mut err_out = Vec::new();
     let args: Vec<String> =
-        ["run", "-m", &model_path(), "--ram", "300K", "-n", "256"].iter().map(|s| s.to_string()).collect();
+        ["run", "-m", &model_path(), "--ram", "300K", "--steps", "256"].iter().map(|s| s.to_string()).collect();
     assert_eq!(spool_sim::main_with(&args, &mut out, &mut err_out), 2);
     assert!(String::from_utf8_lossy(&err_out).contains("is below the"));
 }

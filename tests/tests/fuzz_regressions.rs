@@ -13,7 +13,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_spool-sim-cli");
 fn fails(file: &str, needles: &[&str]) {
     let path = common::repo().join("tests/data/fuzz").join(file);
     let p = path.to_str().unwrap();
-    for args in [vec!["inspect", "-m", p], vec!["run", "-m", p, "-n", "3", "--temp", "0"]] {
+    for args in [vec!["inspect", "-m", p], vec!["run", "-m", p, "--steps", "3", "--temp", "0"]] {
         let exit = cli::run(EXE, &args, Duration::from_secs(30));
         let err = exit.assert_error(&format!("{file}: {}", args[0]), "spool-sim: ");
         assert!(needles.iter().any(|n| err.contains(n)), "{file}: {} says {err}", args[0]);

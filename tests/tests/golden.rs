@@ -47,7 +47,8 @@ fn every_tokenizer_case_matches_the_reference() {
     for case in cases {
         let text = case["text"].as_str().unwrap();
         let mut out = vec![0u32; text.len() + 3];
-        let n = engine.tokenizer().encode(text.as_bytes(), true, &mut out).unwrap();
+        let mut scratch = vec![0u32; spool_core::tokenizer::encode_scratch_words(text.len())];
+        let n = engine.tokenizer().encode_with(text.as_bytes(), true, &mut out, &mut scratch).unwrap();
         assert_eq!(&out[..n], &ids(&case["token_ids"])[..], "encode {text:?}");
     }
 }

@@ -42,7 +42,7 @@ fn fails(name: &str, bytes: &[u8], needle: &str) {
 fn fails_to_run(name: &str, bytes: &[u8], needle: &str) {
     let path = write(name, bytes);
     let p = path.to_str().unwrap();
-    let args = ["run", "-m", p, "-n", "4", "--temp", "0", "-p", "Once"];
+    let args = ["run", "-m", p, "--steps", "4", "--temp", "0", "-p", "Once"];
     cli::run(EXE, &args, TIMEOUT).assert_error(&format!("{name}: run"), needle);
 }
 
@@ -50,7 +50,7 @@ fn fails_to_run(name: &str, bytes: &[u8], needle: &str) {
 fn fails_with_any(name: &str, bytes: &[u8], needles: &[&str]) {
     let path = write(name, bytes);
     let p = path.to_str().unwrap();
-    for args in [vec!["inspect", "-m", p], vec!["run", "-m", p, "-n", "4", "--temp", "0"]] {
+    for args in [vec!["inspect", "-m", p], vec!["run", "-m", p, "--steps", "4", "--temp", "0"]] {
         let exit = cli::run(EXE, &args, TIMEOUT);
         let err = exit.assert_error(&format!("{name}: {}", args[0]), "");
         assert!(needles.iter().any(|n| err.contains(n)), "{name}: {} says {err}", args[0]);
@@ -71,7 +71,7 @@ fn the_skeleton_is_the_real_file_byte_for_byte_and_runs() {
     assert_eq!(g.data_start(), DATA_START);
     let path = write("skeleton", &bytes);
     let p = path.to_str().unwrap();
-    let exit = cli::run(EXE, &["run", "-m", p, "-n", "4", "--temp", "0", "-p", "Once"], TIMEOUT);
+    let exit = cli::run(EXE, &["run", "-m", p, "--steps", "4", "--temp", "0", "-p", "Once"], TIMEOUT);
     exit.assert_ok("skeleton");
     assert!(exit.stdout.starts_with("Once upon"), "{}", exit.stdout);
 }
@@ -557,7 +557,7 @@ fn context_length_2_pow_31_needs_a_kv_cache_beyond_the_budget() {
     let mut g = skeleton();
     g.set("llama.context_length", Value::u32(1 << 31));
     let path = write("context_length_2_pow_31", &g.to_bytes());
-    let args = ["run", "-m", path.to_str().unwrap(), "-n", "0", "--temp", "0", "--ram", "64M"];
+    let args = ["run", "-m", path.to_str().unwrap(), "--steps", "0", "--temp", "0", "--ram", "64M"];
     cli::run(EXE, &args, TIMEOUT)
         .assert_error("context_length_2_pow_31", "minimum for this model at context 2147483648 (the KV cache alone is");
 }
@@ -796,7 +796,7 @@ fn overlapping_and_duplicate_tensors_are_accepted_and_run() {
     g.tensors.push(dup);
     let path = write("overlapping", &g.to_bytes());
     let p = path.to_str().unwrap();
-    cli::run(EXE, &["run", "-m", p, "-n", "4", "--temp", "0", "--ram", "600K"], TIMEOUT).assert_ok("overlapping");
+    cli::run(EXE, &["run", "-m", p, "--steps", "4", "--temp", "0", "--ram", "600K"], TIMEOUT).assert_ok("overlapping");
 }
 
 // ---- Defect 2 of issue 7 (fixed on the structure branch) ----

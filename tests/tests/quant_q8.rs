@@ -137,7 +137,7 @@ fn the_cli_runs_simd_q8() {
     };
     let model = quant_dir().join("synth-k-Q4_K_M.gguf").to_string_lossy().into_owned();
     let args: Vec<String> =
-        ["run", "-m", &model, "-n", "12", "--temp", "0", "--kernel", "simd-q8", "--threads", "2", "--json"]
+        ["run", "-m", &model, "--steps", "12", "--temp", "0", "--kernel", "simd-q8", "--threads", "2", "--json"]
             .iter()
             .map(|s| s.to_string())
             .collect();

@@ -200,7 +200,8 @@ fn synthesized_f32_and_f16_models_load_and_generate() {
         let mut arena = vec![0u8; 4 << 20];
         let mut engine = Engine::new(SliceStorage::new(&file), &mut arena, 64).unwrap();
         let mut prompt = [0u32; 32];
-        let n = engine.tokenizer().encode(b"Once upon a time", true, &mut prompt).unwrap();
+        let mut scratch = [0u32; spool_core::tokenizer::encode_scratch_words(16)];
+        let n = engine.tokenizer().encode_with(b"Once upon a time", true, &mut prompt, &mut scratch).unwrap();
         // The real stories260K vocabulary: the same ids as the reference prompt.
         assert_eq!(&prompt[..n], &[1, 403, 407, 261, 378]);
         let mut sampler = Sampler::new(0.0, 0.9, 42);

@@ -133,7 +133,7 @@ fn the_cli_parses_kernel_threads_and_dump_logits() {
         "run",
         "-m",
         &common::model_path(),
-        "-n",
+        "--steps",
         "6",
         "--temp",
         "0",

@@ -60,7 +60,7 @@ fn the_model_cut_at_200_offsets_fails_on_every_backend() {
         let path = dir.join(format!("cut-{cut}.gguf"));
         std::fs::write(&path, &bytes[..cut as usize]).unwrap();
         let backend = backends[i % backends.len()];
-        let args = ["run", "-m", path.to_str().unwrap(), "-n", "3", "--temp", "0", "--storage", backend];
+        let args = ["run", "-m", path.to_str().unwrap(), "--steps", "3", "--temp", "0", "--storage", backend];
         let exit = cli::run(EXE, &args, Duration::from_secs(30));
         let err = exit.assert_error(&format!("cut at {cut} ({backend})"), "spool-sim: ");
         let why = if err.contains("file is truncated: ") {

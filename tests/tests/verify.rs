@@ -42,7 +42,7 @@ fn flipped(name: &str, at: u64) -> PathBuf {
 }
 
 fn run_args<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec!["run", "-m", model, "-n", "24", "--temp", "0", "-p", "Once upon", "--ram", "600K"];
+    let mut a = vec!["run", "-m", model, "--steps", "24", "--temp", "0", "-p", "Once upon", "--ram", "600K"];
     a.extend_from_slice(extra);
     a
 }

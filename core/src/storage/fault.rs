@@ -17,6 +17,9 @@ pub struct Faults {
     pub fail_ppm: u32,
     /// Read number `k` fills only the first half of its buffer, then fails.
     pub short_fill_at: Option<u64>,
+    /// Read number `k` succeeds with one bit flipped (silent corruption; the bit is drawn
+    /// from the seeded generator).
+    pub flip_at: Option<u64>,
     /// Each read that succeeds has one bit flipped with this probability, in parts per million
     /// (silent corruption: the read reports success).
     pub flip_ppm: u32,
@@ -50,6 +53,13 @@ impl<S: Storage> FaultyStorage<S> {
     /// Reads so far.
     pub fn reads(&self) -> u64 {
         self.reads
+    }
+
+    /// Sets the number of reads so far: the next read is number `reads + 1`. A wrapper whose
+    /// clones share one read count (the engine's handle and a reader thread's) sets it before
+    /// each read, so that "read k" means the k-th read of the run, whichever handle makes it.
+    pub fn set_reads(&mut self, reads: u64) {
+        self.reads = reads;
     }
 
     /// Faults injected so far (failures, short fills and flips).
@@ -100,7 +110,7 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         }
         self.inner.read_at(offset, buf).map_err(|e| e.kind())?;
         let flip_ppm = self.faults.flip_ppm;
-        if !buf.is_empty() && self.chance(flip_ppm) {
+        if !buf.is_empty() && (self.faults.flip_at == Some(k) || self.chance(flip_ppm)) {
             self.injected += 1;
             let bit = self.next() % (buf.len() as u64 * 8);
             buf[(bit / 8) as usize] ^= 1 << (bit % 8);
@@ -194,6 +204,19 @@ mod tests {
         let mut buf = [0xAAu8; 8];
         assert_eq!(s.read_at(8, &mut buf), Err(ErrorKind::Interrupted));
         assert_eq!(buf, [8, 9, 10, 11, 0xAA, 0xAA, 0xAA, 0xAA]);
+    }
+
+    #[test]
+    fn flip_at_flips_one_bit_of_that_read_and_set_reads_renumbers() {
+        let faults = Faults { flip_at: Some(3), ..Faults::default() };
+        let mut s = FaultyStorage::new(SliceStorage::new(&DATA), faults);
+        let mut buf = [0u8; 16];
+        assert_eq!(s.read_at(0, &mut buf), Ok(()));
+        assert_eq!(buf[..], DATA[..16], "read 1 is clean");
+        s.set_reads(2);
+        assert_eq!(s.read_at(0, &mut buf), Ok(()), "a flip reports success");
+        let bits: u32 = buf.iter().zip(&DATA[..16]).map(|(a, b)| (a ^ b).count_ones()).sum();
+        assert_eq!((bits, s.reads(), s.injected()), (1, 3, 1));
     }
 
     #[test]
