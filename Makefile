@@ -10,7 +10,7 @@ SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
 .PHONY: run test fmt lint unit check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode qemu \
-	matrix check-aarch64 msrv clippy-firmware gemma
+	matrix check-aarch64 msrv clippy-firmware fuzz-check gemma
 
 run: build
 	@./target/release/spool-sim run -m $(MODEL) -p "$(PROMPT)" --temp 0 --ram $(RAM)
@@ -44,7 +44,12 @@ unit: gemma
 # the MSRV, and clippy on the firmware crate. The thumbv7em builds are `check-nostd`.
 AARCH64_TARGET := aarch64-unknown-linux-gnu
 MSRV := $(shell sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-matrix: check-aarch64 msrv clippy-firmware
+matrix: check-aarch64 msrv clippy-firmware fuzz-check
+
+# The fuzz targets still compile against the core's API (fuzzing itself is `make fuzz`).
+fuzz-check:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	cd fuzz && $(CARGO) +nightly check -q --bins
 
 # The host crates type-check for aarch64 (no linker needed): NEON-less builds stay portable.
 check-aarch64:

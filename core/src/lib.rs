@@ -56,7 +56,7 @@ pub use error::{Error, PlanError, Size};
 pub use exec::{Executor, Inline};
 pub use gguf::{tensors, TensorEntry};
 pub use model::ModelInfo;
-pub use plan::{plan, plan_with, Plan, PlanOptions, Policy};
+pub use plan::{plan, plan_with, plan_within, Plan, PlanOptions, Policy};
 pub use quant::{KernelPath, Kernels};
 pub use sampler::Sampler;
 pub use storage::{CountingStorage, Faults, FaultyStorage, ReadSeekStorage, SliceStorage, Storage};

@@ -8,7 +8,13 @@ use spool_fuzz::check_plan;
 fuzz_target!(|data: &[u8]| {
     let mut storage = SliceStorage::new(data);
     if let Ok(header) = spool_core::gguf::read_header(&mut storage) {
-        let _ = spool_core::gguf::for_each_tensor(&mut storage, &header, |_| Ok(()));
+        if let Ok(entries) = spool_core::gguf::tensors(&mut storage, &header) {
+            for entry in entries {
+                if entry.is_err() {
+                    break;
+                }
+            }
+        }
     }
     let Ok(model) = ModelInfo::load(&mut storage) else { return };
     for budget in [600 << 10, usize::MAX / 4] {

@@ -1,6 +1,7 @@
 //! The planner alone on arbitrary hyperparameters, tensor types and budgets (a ModelInfo built
 //! field by field, no file): every plan it accepts must keep the invariants of `check_plan`.
-//! The 32-bit `usize` case of defect 4 needs an i686 build of this target (not run here).
+//! With `small_address_space` the plan is made for a 32-bit target (`plan_within` with a
+//! `u32::MAX` address space, the case of defect 4) and must end below 4 GiB.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -25,6 +26,7 @@ struct Input {
     strings: Num,
     budget: Num,
     opts: Opts,
+    small_address_space: bool,
 }
 
 fuzz_target!(|i: Input| {
@@ -77,6 +79,8 @@ fuzz_target!(|i: Input| {
             LayerTensor::K | LayerTensor::V => tensor(config.kv_dim, dim, ty(2)),
             LayerTensor::Gate | LayerTensor::Up => tensor(config.hidden_dim, dim, ty(3)),
             LayerTensor::Down => tensor(dim, config.hidden_dim, ty(3)),
+            // Roles Llama lacks (Gemma 3's head and post norms): empty, as the loader leaves them.
+            _ => tensor(0, dim, GgmlType::F32),
         });
         let _ = layers.push(refs);
     }
@@ -91,6 +95,7 @@ fuzz_target!(|i: Input| {
         ..Default::default()
     });
     let model = ModelInfo {
+        arch: &spool_core::model::arch::llama::LLAMA,
         config,
         header,
         token_embd,
@@ -102,7 +107,14 @@ fuzz_target!(|i: Input| {
         file_len: offset,
     };
     let ctx = i.ctx.get32();
-    if let Ok(plan) = spool_core::plan_with(&model, ctx, i.budget.get() as usize, i.opts.get()) {
+    let limit = if i.small_address_space { u64::from(u32::MAX) } else { usize::MAX as u64 };
+    let budget = (i.budget.get()).min(limit) as usize;
+    if let Ok(plan) = spool_core::plan_within(&model, ctx, budget, i.opts.get(), limit) {
+        assert!(
+            plan.used_bytes() as u64 <= limit,
+            "a plan for a {limit}-byte address space uses {}",
+            plan.used_bytes()
+        );
         check_plan(&model, &plan);
     }
 });

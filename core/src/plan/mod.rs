@@ -118,8 +118,9 @@ pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptio
 }
 
 /// [`plan_with`] for an address space of `limit` bytes: no region may end above it. The tests
-/// plan for a 32-bit target with `u32::MAX` on a 64-bit host.
-pub(crate) fn plan_within(
+/// and the planner fuzz target plan for a 32-bit target (`u32::MAX`) on a 64-bit host, so the
+/// arithmetic of a board's planner is checked where the fuzzer runs.
+pub fn plan_within(
     model: &ModelInfo,
     context: u32,
     budget: usize,
