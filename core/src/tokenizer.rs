@@ -259,14 +259,7 @@ impl<'a> Tokenizer<'a> {
     /// Writes BOS, the dummy-prefix space and one id per code point (or per byte, for code
     /// points outside the vocabulary) to `out`; returns how many. `out` holds `text.len() + 3`.
     fn symbols(&self, text: &[u8], bos: bool, space: Option<u32>, out: &mut [u32]) -> Result<usize> {
-        let needed = text.len().checked_add(bos as usize + space.is_some() as usize).ok_or(Error::BufferTooSmall {
-            what: "token",
-            needed: usize::MAX,
-            got: out.len(),
-        })?;
-        if out.len() < needed {
-            return Err(Error::BufferTooSmall { what: "token", needed, got: out.len() });
-        }
+        Self::room_for(text.len().checked_add(bos as usize + space.is_some() as usize), out)?;
         let mut n = 0;
         if bos {
             out[n] = self.bos;
@@ -325,15 +318,17 @@ impl<'a> Tokenizer<'a> {
 
     /// `out` holds `text.len() + 3` ids.
     fn room(text: &[u8], out: &[u32]) -> Result<()> {
-        let needed = text.len().checked_add(3).ok_or(Error::BufferTooSmall {
-            what: "token",
-            needed: usize::MAX,
-            got: out.len(),
-        })?;
-        if out.len() < needed {
-            return Err(Error::BufferTooSmall { what: "token", needed, got: out.len() });
+        Self::room_for(text.len().checked_add(3), out)
+    }
+
+    /// `out` holds `needed` ids (`None`: the count overflowed).
+    fn room_for(needed: Option<usize>, out: &[u32]) -> Result<()> {
+        match needed {
+            Some(needed) if out.len() >= needed => Ok(()),
+            needed => {
+                Err(Error::BufferTooSmall { what: "token", needed: needed.unwrap_or(usize::MAX), got: out.len() })
+            }
         }
-        Ok(())
     }
 
     /// The user-defined piece that starts `text`, the longest one: its id and length.
