@@ -38,7 +38,7 @@
 //! lanes reduced at the end of the row. Its order still depends only on the row, so it too is
 //! bit-identical for any split of rows over units or threads, but it is not bit-identical with
 //! the scalar path. Its tolerance is that of a port with f32 activations: on every file of
-//! `shared/models/quant` the logits stay within 1e-3 (max abs) of the exact float64
+//! `tests/data/quant` the logits stay within 1e-3 (max abs) of the exact float64
 //! reference, with the same argmax at every position and the same 32 greedy ids, and the
 //! stories260K F32 golden generations match token for token (`tests/tests/quant.rs`,
 //! `tests/tests/golden.rs`). Measured differences from the scalar path are a few 1e-6 on
@@ -58,7 +58,7 @@
 //! buffer grows with the row length. Per-row order is fixed, so results are bit-identical for
 //! any split over units or threads.
 //!
-//! Its tolerance is not the f32-activation one: it is #2 of `shared/models/quant/README.md`
+//! Its tolerance is not the f32-activation one: it is #2 of `tests/data/quant/README.md`
 //! ("activations rounded like llama.cpp"): against both llama.cpp's logits and the exact
 //! reference, max abs ≤ 0.5 and ≤ 2% of the max |logit|, rms ≤ 0.1, the same argmax at all 8
 //! positions and the same greedy ids over the robust prefix (`tests/tests/quant_q8.rs`).

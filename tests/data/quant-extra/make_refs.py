@@ -1,12 +1,12 @@
-"""Exact references for the BF16 and Q5_1 test files (not in shared/models/quant).
+"""Exact references for the BF16 and Q5_1 test files (not in tests/data/quant).
 
 The .gguf files were made from models/stories260K.gguf with llama.cpp's own quantizer
-(the peer build of ../shared/peer/install.sh, llama.cpp 0c1e57098 via llama-cpp-python 0.3.36):
+(the peer build of bench/peer/install.sh, llama.cpp 0c1e57098 via llama-cpp-python 0.3.36):
 
     llama-quantize models/stories260K.gguf stories260K-BF16.gguf BF16
     llama-quantize models/stories260K.gguf stories260K-Q5_1.gguf Q5_1
 
-As the shared quant README does for its files, every tensor is dequantized with the `gguf`
+As tests/data/quant/README.md does for its files, every tensor is dequantized with the `gguf`
 package (`gguf.quants.dequantize`), then a float64 NumPy forward pass runs: RMSNorm, RoPE on
 adjacent pairs, grouped-query attention, SwiGLU. It writes, per file, the logits of the 8 fed
 positions (`<stem>.exact-logits.f32`, little-endian f32 [8][512]) and `refs.json` with the 32

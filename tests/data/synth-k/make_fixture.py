@@ -1,4 +1,4 @@
-"""Regenerates two F32 tensors of synth-k-F32.gguf (see /work/shared/models/quant/README.md,
+"""Regenerates two F32 tensors of synth-k-F32.gguf (see tests/data/quant/README.md,
 "The synthetic generator (synth-k)") as raw little-endian float32, row-major [out][in]:
 
   blk.0.attn_q.weight.f32    256 x 256
