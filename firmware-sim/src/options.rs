@@ -62,6 +62,8 @@ pub enum Backend {
     Mmap,
     /// The file behind a simulated flash device (bandwidth, latency, virtual clock).
     Flash,
+    /// Positioned reads with `O_DIRECT` (no page cache; `file` when the file system refuses).
+    Direct,
 }
 
 impl Backend {
@@ -71,6 +73,7 @@ impl Backend {
             Backend::File => "file",
             Backend::Mmap => "mmap",
             Backend::Flash => "flash",
+            Backend::Direct => "direct",
         }
     }
 }

@@ -49,8 +49,14 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
     // Both handles (the engine's and the prefetch reader's) go through one injector: a
     // passthrough without --faults.
     let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
+    if opts.backend == Backend::Direct {
+        if let Some(direct) = open_direct(faults.path()).map_err(err)? {
+            let reader = direct.try_clone().map_err(err)?;
+            return run_on_with(faults.wrap(direct), faults.wrap(reader), opts, on_token);
+        }
+    }
     match opts.backend {
-        Backend::File | Backend::Flash => {
+        Backend::File | Backend::Flash | Backend::Direct => {
             let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
             run_on_with(faults.wrap(file), faults.wrap(reader), opts, on_token)
@@ -60,6 +66,27 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
             run_on_with(faults.wrap(map.clone()), faults.wrap(map), opts, on_token)
         }
     }
+}
+
+/// The model opened for `--storage direct`, or `None` (with a note on stderr) when the file
+/// system refuses `O_DIRECT`, so that the run falls back to `file`.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &std::path::Path) -> std::io::Result<Option<spool_std::DirectStorage>> {
+    match spool_std::DirectStorage::open(path) {
+        Ok(direct) => Ok(Some(direct)),
+        Err(spool_std::DirectError::Open(e)) => Err(e),
+        Err(e) => {
+            eprintln!("spool-sim: --storage direct: {e}; falling back to --storage file");
+            Ok(None)
+        }
+    }
+}
+
+/// Direct I/O is Linux-only here: elsewhere `direct` is `file`.
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_: &std::path::Path) -> std::io::Result<Option<FileStorage>> {
+    eprintln!("spool-sim: --storage direct is Linux-only; falling back to --storage file");
+    Ok(None)
 }
 
 /// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.

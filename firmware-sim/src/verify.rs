@@ -278,7 +278,7 @@ pub fn run_verified(
     // --faults sits under the check, as a failing device would.
     let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     match opts.backend {
-        Backend::File | Backend::Flash => {
+        Backend::File | Backend::Flash | Backend::Direct => {
             let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
             run_checked(faults.wrap(file), faults.wrap(reader), sidecar, opts, on_token)

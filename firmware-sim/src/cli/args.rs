@@ -94,7 +94,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     pub ram: Option<String>,
     /// Storage backend.
-    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "mmap", "flash"])]
+    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "mmap", "flash", "direct"])]
     pub storage: String,
     /// Simulated flash bandwidth in MB/s (implies --storage flash).
     #[arg(long, value_name = "MB/S", value_parser = positive_f64, allow_negative_numbers = true)]

@@ -82,6 +82,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
     o.backend = match a.storage.as_str() {
         "mmap" => Backend::Mmap,
         "flash" => Backend::Flash,
+        "direct" => Backend::Direct,
         _ => Backend::File,
     };
     if let Some(v) = a.flash_mbps {
