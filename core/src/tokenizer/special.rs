@@ -25,7 +25,7 @@ fn special_at(vocab: &Vocab, text: &[u8], parse_special: bool) -> Option<(u32, u
     let longest =
         if parse_special { vocab.longest_user_defined.max(vocab.longest_control) } else { vocab.longest_user_defined };
     (1..=longest.min(text.len())).rev().find_map(|len| {
-        let id = vocab.lookup(&text[..len])?;
+        let id = vocab.lookup_special(&text[..len])?;
         match vocab.kind(id) {
             Kind::UserDefined => Some((id, len)),
             Kind::Control if parse_special => Some((id, len)),

@@ -10,7 +10,7 @@ use core::cmp::Ordering;
 
 use crate::bytes::as_u32_mut;
 use crate::error::{Error, Result};
-use crate::gguf::{ArrayRef, Cursor, Header};
+use crate::gguf::{Cursor, Header};
 use crate::storage::Storage;
 
 /// Offset bit of a user-defined piece (type 4): the text is always split at it.
@@ -44,6 +44,9 @@ pub enum Kind {
 pub(crate) enum Spelling {
     /// SentencePiece: U+2581 (`▁`) is a space.
     SentencePiece,
+    /// Byte-level BPE: ordinary pieces are spelled with GPT-2's byte-to-unicode map, undone
+    /// here (special pieces are kept as written, as they match the text verbatim).
+    ByteLevel,
 }
 
 /// Compares `piece` with the concatenation `a ++ b`, without building it.
@@ -98,11 +101,24 @@ impl<'a> Vocab<'a> {
         let (sorted, pieces) = table.split_at_mut(4 * vocab);
         let (offsets, sorted) = (as_u32_mut(offsets), as_u32_mut(sorted));
 
-        let _ = spelling;
+        // The types first (into `sorted`, free until the sort): spelling depends on them.
+        let mut bytes_read = 0;
+        sorted.fill(1);
+        if let Some(tt) = header.token_types {
+            if tt.count as usize != vocab || !(tt.elem_type == 5 || tt.elem_type == 4) {
+                return Err(Error::Malformed("tokenizer.ggml.token_type is not an i32 array of vocabulary length"));
+            }
+            let mut c = Cursor::new(storage, tt.offset);
+            for t in sorted.iter_mut() {
+                *t = c.u32("token type")?;
+            }
+            bytes_read += c.bytes_read;
+        }
         let mut c = Cursor::new(storage, tokens.offset);
         let mut at = 0usize;
-        for off in offsets.iter_mut().take(vocab) {
-            *off = offset(at)?;
+        let mut longest = [0usize; 2];
+        let mut special_first = [0u32; 8];
+        for (off, &ty) in offsets.iter_mut().zip(sorted.iter()) {
             // The header counted these lengths when it parsed the file, but storage may return
             // other bytes now: every length is bounded again here, without overflow.
             let len = c.u64("token length")?;
@@ -112,33 +128,37 @@ impl<'a> Vocab<'a> {
                 .and_then(|end| pieces.get_mut(at..end))
                 .ok_or(Error::Malformed("token strings longer than declared"))?;
             c.read(dst, "token string")?;
-            at += spell_sentencepiece(dst);
+            let (bit, which) = match ty as i32 {
+                ty::USER_DEFINED => (USER_DEFINED, Some(0)),
+                ty::CONTROL | ty::UNKNOWN => (CONTROL, Some(1)),
+                _ => (0, None),
+            };
+            let len = match spelling {
+                Spelling::SentencePiece => spell_sentencepiece(dst),
+                Spelling::ByteLevel if bit == 0 => super::bytemap::unmap(dst).unwrap_or(dst.len()),
+                Spelling::ByteLevel => dst.len(),
+            };
+            if let (Some(w), Some(&b)) = (which, dst.first()) {
+                longest[w] = longest[w].max(len);
+                special_first[b as usize / 32] |= 1 << (b % 32);
+            }
+            *off = offset(at)? | bit;
+            at += len;
         }
         offsets[vocab] = offset(at)?;
-        let mut bytes_read = c.bytes_read;
+        bytes_read += c.bytes_read;
         let pieces = &pieces[..at];
 
-        let piece = |id: u32| &pieces[offsets[id as usize] as usize..offsets[id as usize + 1] as usize];
+        let piece =
+            |id: u32| &pieces[(offsets[id as usize] & OFFSET) as usize..(offsets[id as usize + 1] & OFFSET) as usize];
         for (i, s) in sorted.iter_mut().enumerate() {
             *s = i as u32;
         }
-        sorted.sort_unstable_by(|&a, &b| piece(a).cmp(piece(b)).then(a.cmp(&b)));
-
-        // The kinds: offsets are marked after the sort, which reads them.
-        let mut longest = [0; 2];
-        if let Some(tt) = header.token_types {
-            bytes_read += read_kinds(storage, tt, offsets, vocab, &mut longest)?;
-        }
+        // Equal pieces: ordinary ones first, so merges find them, as llama.cpp finds them by
+        // their own spelling (byte-level `ĠĠ` is an ordinary piece, `  ` a user-defined one).
+        let special = |id: u32| offsets[id as usize] & (USER_DEFINED | CONTROL) != 0;
+        sorted.sort_unstable_by(|&a, &b| piece(a).cmp(piece(b)).then(special(a).cmp(&special(b))).then(a.cmp(&b)));
         let [longest_user_defined, longest_control] = longest;
-        let mut special_first = [0u32; 8];
-        for i in 0..vocab {
-            let o = offsets[i];
-            if o & (USER_DEFINED | CONTROL) != 0 {
-                if let Some(&b) = pieces.get((o & OFFSET) as usize).filter(|_| offsets[i + 1] & OFFSET > o & OFFSET) {
-                    special_first[b as usize / 32] |= 1 << (b % 32);
-                }
-            }
-        }
         let v = Vocab { offsets, sorted, pieces, longest_user_defined, longest_control, special_first };
         Ok((v, rest, bytes_read))
     }
@@ -177,9 +197,18 @@ impl<'a> Vocab<'a> {
         (cmp(self.piece(id)) == Ordering::Equal).then_some(id)
     }
 
-    /// The id whose piece is exactly `s` (the lowest such id).
+    /// The id whose piece is exactly `s` (an ordinary piece before a special one, then the
+    /// lowest id).
     pub(crate) fn lookup(&self, s: &[u8]) -> Option<u32> {
         self.find(|p| p.cmp(s))
+    }
+
+    /// The user-defined, control or unknown piece that is exactly `s` (the lowest id).
+    pub(crate) fn lookup_special(&self, s: &[u8]) -> Option<u32> {
+        let normal = |id: u32| self.kind(id) == Kind::Normal;
+        let i = self.sorted.partition_point(|&id| self.piece(id).cmp(s).then((!normal(id)).cmp(&true)).is_lt());
+        let id = *self.sorted.get(i)?;
+        (self.piece(id) == s && !normal(id)).then_some(id)
     }
 
     /// The id whose piece is the concatenation of the pieces of `a` and `b`.
@@ -209,32 +238,6 @@ fn spell_sentencepiece(piece: &mut [u8]) -> usize {
         w += 1;
     }
     w
-}
-
-/// Marks each piece's kind in its offset from `tokenizer.ggml.token_type`; returns the bytes
-/// read and raises `longest` to the longest user-defined and control piece.
-fn read_kinds<S: Storage>(
-    storage: &mut S,
-    tt: ArrayRef,
-    offsets: &mut [u32],
-    vocab: usize,
-    longest: &mut [usize; 2],
-) -> Result<u64> {
-    if tt.count as usize != vocab || !(tt.elem_type == 5 || tt.elem_type == 4) {
-        return Err(Error::Malformed("tokenizer.ggml.token_type is not an i32 array of vocabulary length"));
-    }
-    let mut c = Cursor::new(storage, tt.offset);
-    for i in 0..vocab {
-        let (bit, which) = match c.u32("token type")? as i32 {
-            ty::USER_DEFINED => (USER_DEFINED, 0),
-            ty::CONTROL | ty::UNKNOWN => (CONTROL, 1),
-            _ => continue,
-        };
-        let len = ((offsets[i + 1] & OFFSET) - (offsets[i] & OFFSET)) as usize;
-        longest[which] = longest[which].max(len);
-        offsets[i] |= bit;
-    }
-    Ok(c.bytes_read)
 }
 
 #[cfg(test)]
