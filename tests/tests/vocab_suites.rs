@@ -111,6 +111,12 @@ fn control_pieces_are_matched_only_when_parsing_special_tokens() {
         encode(&t, text, true, false),
         [128000, 27, 91, 7413, 3659, 4424, 91, 29, 9906, 1917, 27, 91, 68, 354, 851, 91, 29]
     );
+    // Qwen2's `</s>` is an ordinary piece that llama.cpp makes a control piece by its text.
+    let qwen = std::fs::read(data("ggml-vocab-qwen2.gguf")).unwrap();
+    let mut qbuf = Vec::new();
+    let q = load("qwen2", &qwen, &mut qbuf);
+    assert_eq!(encode(&q, "a</s>", true, true), [64, 128247]);
+    assert_eq!(encode(&q, "a</s>", true, false), [64, 522, 82, 29]);
     let mut back = Vec::new();
     for id in encode(&t, "Hello world, ça va? 😀", false, false) {
         back.extend_from_slice(t.decode(0, id));

@@ -39,6 +39,72 @@ pub enum Kind {
     Control,
 }
 
+/// Pieces llama.cpp makes control pieces by their text whatever their type (its end-of-turn,
+/// end-of-generation and fill-in-the-middle lists), so they are matched in the text only
+/// when parsing special tokens.
+const CONTROL_BY_TEXT: &[&str] = &[
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_utterance>",
+    "<|eom_id|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "</s>",
+    "[EOS]",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "[e~[",
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+    "<|fim_pad|>",
+    "<fim-pad>",
+    "<fim_pad>",
+    "<PAD>",
+    "[PAD]",
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+    "<|file_sep|>",
+];
+
+/// Pieces llama.cpp makes user-defined by their text (matched in the text always).
+const USER_DEFINED_BY_TEXT: &[&str] = &["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"];
+
 /// How a piece's stored text becomes the bytes the table holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Spelling {
@@ -128,7 +194,10 @@ impl<'a> Vocab<'a> {
                 .and_then(|end| pieces.get_mut(at..end))
                 .ok_or(Error::Malformed("token strings longer than declared"))?;
             c.read(dst, "token string")?;
+            let by_text = |list: &[&str]| list.iter().any(|t| t.as_bytes() == &dst[..]);
             let (bit, which) = match ty as i32 {
+                _ if by_text(USER_DEFINED_BY_TEXT) => (USER_DEFINED, Some(0)),
+                _ if by_text(CONTROL_BY_TEXT) => (CONTROL, Some(1)),
                 ty::USER_DEFINED => (USER_DEFINED, Some(0)),
                 ty::CONTROL | ty::UNKNOWN => (CONTROL, Some(1)),
                 _ => (0, None),
