@@ -94,14 +94,13 @@ pub(crate) fn fixed_regions(
 ) -> Result<Fixed, PlanError> {
     let c = &model.config;
     let working_layout = Work::layout(c, context, positions, q8, limit)?;
-    let strings = model.header.tokens.map_or(0, |t| t.string_bytes);
     let mut at = Cursor::new(0, limit);
     Ok(Fixed {
         working_layout,
         working: at.region(Some(working_layout.bytes() as u64), "working buffers")?,
         kv: at.region(kv_bytes(model, context), "KV cache")?,
         scratch: at.region((positions as u64).checked_mul(model.token_embd.row_bytes()), "embedding scratch")?,
-        tokenizer: at.region(Tokenizer::region_bytes(c.vocab as u64, strings), "tokenizer")?,
+        tokenizer: at.region(Tokenizer::region_bytes_for(&model.header), "tokenizer")?,
         norms: at.region(norm_bytes(model), "norm weights")?,
         end: at.end(),
     })

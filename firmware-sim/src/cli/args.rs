@@ -47,6 +47,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Print a text's token ids, as llama.cpp's llama-tokenize (`tokenize -m PATH -p TEXT --ids`).
+    Tokenize(crate::tokenize::TokenizeArgs),
     /// Write a synthetic model of any shape (`synth -o PATH --preset tinyllama ...`).
     Synth {
         /// The options, e.g. `-o big.gguf --preset llama7b --type Q4_0`.

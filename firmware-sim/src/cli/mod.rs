@@ -137,6 +137,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             _ => bench::cli(&args, out, err),
         },
         Command::Synth { args } => synth::cli(&args, out, err),
+        Command::Tokenize(a) => crate::tokenize::cli(&a, out),
         Command::Checksum { model, out: side } => verify::cli(&["-m".into(), model, "-o".into(), side], out),
         Command::Inspect { model, ram, ctx } => {
             let ram = match ram.map(|r| parse_budget(&r, &model).map_err(|e| format!("--ram: {e}"))).transpose() {
