@@ -339,7 +339,10 @@ fn avx2_kernels_agree_with_the_scalar_path() {
     for ty in [GgmlType::F32, GgmlType::F16].into_iter().chain(QUANTS.iter().copied()) {
         let ((bytes, row_bytes), values, cols) = multi_block_rows(ty, 3);
         use GgmlType::*;
-        assert_eq!(k.vectorized(ty), matches!(ty, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q4_K | Q6_K));
+        assert_eq!(
+            k.vectorized(ty),
+            matches!(ty, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q4_K | Q5_K | Q6_K)
+        );
         let x: [f32; 512] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
         // The full input, and one cut short (a partial last block runs the scalar code).
         for n in [cols, cols - 5] {
@@ -474,7 +477,7 @@ fn integer_kernels_equal_the_dot_of_the_rounded_values() {
     let k8 = unsafe { Kernels::avx2_q8() };
     assert_eq!(k8.path(), KernelPath::Avx2Q8);
     assert_eq!(k.activation_type(GgmlType::Q4_0), None);
-    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
         let vt = k8.activation_type(ty).unwrap();
         let ((bytes, row_bytes), values, cols) = multi_block_rows(ty, 3);
         let x: [f32; 512] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * (1.0 + (i % 7) as f32));
@@ -524,7 +527,7 @@ fn integer_kernels_give_each_row_the_same_bits_in_any_group() {
         // SAFETY: the CPU was just checked for every feature of the contract.
         paths[1] = Some(unsafe { Kernels::avx512_q8() });
     }
-    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
         let (elems, bpb) = ty.block();
         let (elems, bpb) = (elems as usize, bpb as usize);
         let cols = if elems == 32 { 9 * 32 } else { 2 * 256 };
