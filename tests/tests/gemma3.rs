@@ -73,16 +73,13 @@ fn check(case: &Case, ram: Option<usize>, backend: Backend, threads: usize, kern
     );
 }
 
-/// 50% and 25% of the file, and the smallest budget the planner accepts for `kernel` (whose
-/// Q8 path plans room for the rounded activations).
+/// 50% and 25% of the file, and the smallest budget the planner accepts for `kernel` (the
+/// default, Q8 path plans room for the rounded activations).
 fn budgets(ctx: u32, kernel: KernelChoice) -> [(&'static str, usize); 3] {
     let mut storage = spool_std::FileStorage::open(gemma_path()).unwrap();
     let model = spool_core::ModelInfo::load(&mut storage).unwrap();
     let file = model.file_len as usize;
-    let opts = spool_core::PlanOptions {
-        quantized_activations: matches!(kernel, KernelChoice::SimdQ8 | KernelChoice::SimdQ8Avx2),
-        ..Default::default()
-    };
+    let opts = spool_sim::plan_options(&RunOptions { kernel, ..Default::default() }, &model);
     let minimum = match spool_core::plan_with(&model, ctx, 0, opts) {
         Err(spool_core::PlanError::BudgetTooSmall { minimum, .. }) => minimum,
         other => panic!("a zero budget must be too small: {other:?}"),
@@ -102,22 +99,19 @@ fn the_prompts_encode_to_llama_cpp_ids() {
     }
 }
 
-/// The quant README's tolerance rule: activations rounded like llama.cpp (the Q8 path) where
-/// the CPU has it; the default kernels otherwise.
+/// The quant README's tolerance rule: activations rounded like llama.cpp, which is what the
+/// default kernels (`auto`) do for quantized weights where the CPU has AVX2 (the scalar
+/// f32-activation kernels otherwise).
 fn llama_cpp_rounding() -> KernelChoice {
-    if spool_std::kernels::simd_q8().is_some() {
-        KernelChoice::SimdQ8
-    } else {
-        KernelChoice::Auto
-    }
+    KernelChoice::Auto
 }
 
 #[test]
 fn greedy_ids_equal_llama_cpp_on_every_prompt_with_the_whole_file_resident() {
     for case in cases(12) {
         check(&case, None, Backend::File, 1, llama_cpp_rounding());
-        // The default kernels (f32 activations) agree over the robust prefix too.
-        check(&case, None, Backend::Mmap, 2, KernelChoice::Auto);
+        // The strict f32-activation kernels agree over the robust prefix too.
+        check(&case, None, Backend::Mmap, 2, KernelChoice::Exact);
     }
 }
 
