@@ -417,7 +417,8 @@ fn q8_value(vt: GgmlType, xq: &[u8], i: usize) -> f32 {
 
 #[test]
 fn activations_round_like_ggml_reference() {
-    // Q8_0: d = max|x| / 127, q = round half away from zero of x / d, d kept as f16.
+    // Q8_0 (ggml's x86 quantize_row_q8_0): d = max|x| / 127, q = round half to even of
+    // x * (127 / max|x|), d kept as f16.
     let mut x = [0.0f32; 64];
     x[..5].copy_from_slice(&[127.0, -63.5, 0.5, -0.5, 1.49]);
     for (i, v) in x[32..].iter_mut().enumerate() {
@@ -426,14 +427,15 @@ fn activations_round_like_ggml_reference() {
     let mut q = [0u8; 2 * Q8_0_X_BYTES];
     quantize_activations(GgmlType::Q8_0, &x, &mut q);
     assert_eq!(f32::from_le_bytes(q[..4].try_into().unwrap()), 1.0);
-    assert_eq!(core::array::from_fn::<i8, 5, _>(|i| q[4 + i] as i8), [127, -64, 1, -1, 1]);
+    assert_eq!(core::array::from_fn::<i8, 5, _>(|i| q[4 + i] as i8), [127, -64, 0, 0, 1]);
     assert!(q[9..36].iter().all(|&v| v == 0));
     let d = 0.021f32 / 127.0;
     let stored = f32::from_le_bytes(q[36..40].try_into().unwrap());
     assert_eq!(stored, f16_to_f32(f32_to_f16(d)));
     assert_ne!(stored, d, "the scale is rounded to f16");
     for (i, &v) in x[32..].iter().enumerate() {
-        assert_eq!(q[40 + i] as i8 as f32, libm::roundf(v * (1.0 / d)), "element {i}");
+        let amax = x[32..].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_eq!(q[40 + i] as i8 as f32, libm::rintf(v * (127.0 / amax)), "element {i}");
     }
     assert_eq!(q[40] as i8, -60); // -0.010 / (0.021 / 127) = -60.47...
     assert_eq!(q[40 + 31] as i8, 127);

@@ -273,15 +273,14 @@ fn rows_q8(w: &[u8], xq: &[u8], out: &mut [f32], dot: impl Fn(&[u8], &[u8]) -> f
 
 /// Rounds `x` to Q8_0 activation blocks as [`act::quantize_activations_q8_0`] does, bit for
 /// bit: the same `amax` (a max is exact in any order; NaN is skipped as `f32::max` does), the
-/// same scalar `d` and `1 / d`, the same product `v * id` per element, then `roundf` (half away
-/// from zero) as `t = trunc(p)` plus one away from zero where `|p - t| >= 0.5` (`p - t` is
-/// exact), and `as i8` as a clamp to `[-128, 127]` with NaN to 0. Whole blocks only.
+/// same scalar `d` and `127 / amax`, the same product `v * id` per element, then `rintf` (half
+/// to even) as `_mm256_round_ps` to nearest, and `as i8` as a clamp to `[-128, 127]` with NaN
+/// to 0. Whole blocks only.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
     let (xs, _) = x.as_chunks::<QK>();
     let (outs, _) = out.as_chunks_mut::<{ q8_0_x::BYTES }>();
     let sign = _mm256_set1_ps(-0.0);
-    let (half_, one) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
     let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
     for (xs, b) in xs.iter().zip(outs) {
         let mut v = [_mm256_setzero_ps(); 4];
@@ -297,15 +296,13 @@ fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
         let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
         let amax = _mm_cvtss_f32(m);
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         b[q8_0_x::D..q8_0_x::QS].copy_from_slice(&f16_to_f32(f32_to_f16(d)).to_le_bytes());
         let idv = _mm256_set1_ps(id);
         let mut q = [_mm256_setzero_si256(); 4];
         for k in 0..4 {
             let p = _mm256_mul_ps(v[k], idv);
-            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(p);
-            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, _mm256_sub_ps(p, t)), half_);
-            let r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_and_ps(p, sign), one)));
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(p);
             let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
             let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
             q[k] = _mm256_cvtps_epi32(r);
