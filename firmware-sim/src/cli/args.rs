@@ -117,9 +117,10 @@ pub struct RunArgs {
     /// Most prompt positions per layer-major prefill chunk (1: token by token) [default: the planner's].
     #[arg(long, value_name = "N", value_parser = positive_u32, allow_negative_numbers = true)]
     pub prefill_chunk: Option<u32>,
-    /// Which kernels compute.
+    /// Which kernels compute: auto rounds activations to Q8 for quantized weights as llama.cpp
+    /// does; exact keeps them f32 (SIMD if available).
     #[arg(long, value_name = "KIND", default_value = "auto",
-          value_parser = ["auto", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
+          value_parser = ["auto", "exact", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
     pub kernel: String,
     /// Print the text as llama2.c's run.c does (lone non-printable bytes dropped, multi-byte
     /// characters split across tokens lost) instead of assembled UTF-8; for the run.c goldens.

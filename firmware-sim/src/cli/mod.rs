@@ -100,7 +100,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
     o.policy = Policy::from_name(&a.policy)
         .ok_or(format!("--policy {}: expected pin, lru, lru-protect, mru or min", a.policy))?;
     o.kernel = KernelChoice::from_name(&a.kernel)
-        .ok_or(format!("--kernel {}: expected scalar, simd, simd-q8, simd-q8-avx2 or auto", a.kernel))?;
+        .ok_or(format!("--kernel {}: expected auto, exact, scalar, simd, simd-q8 or simd-q8-avx2", a.kernel))?;
     if let Some(c) = a.prefill_chunk {
         o.prefill_chunk = c;
     }
