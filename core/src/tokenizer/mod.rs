@@ -11,7 +11,7 @@
 //! The whole vocabulary lives in the arena, planned inside the budget and shown in the plan
 //! (as Gemma 3's 262,144 pieces do): for a BPE vocabulary that is the pieces as raw bytes,
 //! their offsets and sorted index (8 bytes a piece) and 8 bytes a merge (Llama 3: 128,256
-//! pieces and 280,147 merges, about 4.1 MB). It reads storage only at load, and must not
+//! pieces and 280,147 merges: 4.34 MB). It reads storage only at load, and must not
 //! know of the model's weights.
 
 mod bpe;
