@@ -1,5 +1,5 @@
-//! The opt-in integer path (`KernelPath::Avx2Q8`, or `Avx512Q8` where the CPU has AVX-512
-//! VNNI; `--kernel simd-q8`): activations rounded to
+//! The integer path (`KernelPath::Avx2Q8`, or `Avx512Q8` where the CPU has AVX-512 VNNI;
+//! `spool-sim`'s default `--kernel auto` for quantized weights, or `--kernel simd-q8`): activations rounded to
 //! Q8_0/Q8_K as llama.cpp rounds them. On every stored file of `tests/data/quant`, its
 //! logits meet tolerance #2 of that folder's README ("activations rounded like llama.cpp")
 //! against both llama.cpp's logits and the exact reference, and its greedy ids equal
@@ -114,9 +114,11 @@ fn every_quant_file_meets_the_rounded_activation_tolerance() {
 }
 
 #[test]
-fn the_path_needs_a_planned_region_and_is_never_automatic() {
+fn the_path_needs_a_planned_region_which_the_default_run_plans() {
     let Some(k) = spool_std::kernels::simd_q8() else { return };
+    // `detect` is the strict f32-activation path (`--kernel exact`); `auto` is this one.
     assert_ne!(spool_std::kernels::detect(), k);
+    assert_eq!(spool_sim::KernelChoice::Auto.kernels().unwrap(), k);
     let bytes = std::fs::read(quant_dir().join("synth-k-Q4_K_M.gguf")).unwrap();
     let model = ModelInfo::load(&mut SliceStorage::new(&bytes)).unwrap();
     let plain = spool_sim::full_budget(&model, CTX).unwrap();
@@ -128,6 +130,12 @@ fn the_path_needs_a_planned_region_and_is_never_automatic() {
     e.set_kernels(k);
     let err = e.forward(1, 0).unwrap_err().to_string();
     assert!(err.contains("quantized activations"), "{err}");
+    // A run with the default kernels plans the region for this file, and not for an F32 one.
+    let defaults = spool_sim::RunOptions::default();
+    assert!(spool_sim::plan_options(&defaults, &model).quantized_activations);
+    let f32_bytes = common::model_bytes();
+    let f32_model = ModelInfo::load(&mut SliceStorage::new(&f32_bytes)).unwrap();
+    assert!(!spool_sim::plan_options(&defaults, &f32_model).quantized_activations);
 }
 
 #[test]
