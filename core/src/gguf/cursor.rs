@@ -1,5 +1,6 @@
 //! The buffered sequential reader of the GGUF parser: little-endian fields and strings read
 //! through a 512-byte stack buffer, every length checked against the file before it is used.
+//! Knows nothing of GGUF's keys or tensors.
 
 use crate::error::{Error, Result};
 use crate::storage::{read_exact_at, Storage};

@@ -1,6 +1,6 @@
 //! The tensor table of a GGUF file: [`tensors`], the one public walk over it (an iterator of
 //! [`TensorEntry`] values with absolute, file-bounded offsets), which `inspect`, synth, the
-//! tests and the model loader all use.
+//! tests and the model loader all use. Knows nothing of roles or architectures.
 
 use crate::error::{Error, Result};
 use crate::gguf::{Cursor, Header};

@@ -1,4 +1,5 @@
-//! The model description against hostile files: sizes that overflow, offsets near 2^64.
+//! The model description against hostile files: sizes that overflow, offsets near 2^64. Tests
+//! only: must not hold code the loader runs.
 
 use super::*;
 use crate::model::arch::llama::test_header;

@@ -1,4 +1,5 @@
 //! [`ReadSeekStorage`]: storage over any `embedded_io::Read + Seek` (seek, then read exactly).
+//! Knows nothing of GGUF, the arena or the cache.
 
 use embedded_io::{ErrorKind, ErrorType, Read, ReadExactError, Seek, SeekFrom};
 

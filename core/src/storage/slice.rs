@@ -1,4 +1,5 @@
 //! [`SliceStorage`]: storage over bytes already in the address space (XIP flash, a buffer).
+//! Knows nothing of GGUF, the arena or the cache.
 
 use embedded_io::{ErrorKind, ErrorType};
 

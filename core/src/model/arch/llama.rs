@@ -1,6 +1,7 @@
 //! Llama (and the models that share its GGUF schema: Llama 2/3, TinyLlama, llama2.c's
-//! stories): the `llama.*` keys, the nine tensor roles of a block with their shapes, and the
-//! block itself, read top to bottom as in llama2.c's `forward`.
+//! stories): the `llama.*` keys, the nine tensor roles of a block, and the block itself, read
+//! top to bottom as in llama2.c's `forward`. Must not touch the engine, the planner or another
+//! architecture.
 
 use crate::error::{Error, Result};
 use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Stops, Values};

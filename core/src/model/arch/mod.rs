@@ -1,7 +1,7 @@
 //! The architectures this build runs, one file each, registered here: [`ARCHS`], found by
 //! `general.architecture`, and the values of their keys collected while the metadata streams
 //! past. The seam they plug into ([`Arch`], [`Block`]) is in `seam`. Nothing outside this
-//! folder names an architecture.
+//! folder names an architecture; this file must hold no architecture's schema or block.
 
 pub mod gemma3;
 pub mod llama;
