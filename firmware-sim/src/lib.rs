@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! spool-sim run -m PATH [-p TEXT | -f FILE] [-n NEW | --steps POSITIONS] [-c CTX] [-t THREADS]
-//!               [-s SEED] [--temp T] [--top-p P] [--ram SIZE] [--storage file|mmap|flash]
+//!               [-s SEED] [--temp T] [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty X]
+//!               [--repeat-last-n N] [--ram SIZE] [--storage file|mmap|flash]
 //!               [--verify SIDECAR] [--faults SPEC] ...
 //! spool-sim checksum -m PATH -o SIDECAR
 //! spool-sim inspect -m PATH [--ram SIZE] [-c CTX]

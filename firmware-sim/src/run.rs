@@ -156,7 +156,12 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         None => steps,
     };
     let seed = if opts.seed == 0 { os_seed() } else { opts.seed };
-    let mut sampler = Sampler::new(opts.temperature, opts.topp, seed);
+    // The repetition penalty's window (llama.cpp's --repeat-last-n), at most the context.
+    let mut window = vec![0u32; if opts.repeat_penalty == 1.0 { 0 } else { opts.repeat_last_n.min(ctx) as usize }];
+    let mut sampler = Sampler::new(opts.temperature, opts.topp, seed)
+        .with_top_k(opts.top_k)
+        .with_min_p(opts.min_p)
+        .with_repetition_penalty(opts.repeat_penalty, &mut window);
     let mut stdout = Vec::new();
     let mut text = Vec::new();
     // The raw bytes of every token, after a token other than BOS and after BOS (which drops a

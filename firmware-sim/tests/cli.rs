@@ -37,8 +37,19 @@ fn help_and_version_go_to_stdout_with_exit_0() {
     }
     let o = spool_sim(&["run", "--help"]);
     // One line per flag, llama.cpp's names among them, and the default of -n stated.
-    for flag in ["-t, --threads", "-c, --ctx-size", "-f, --file", "-n, --n-predict", "-s, --seed", "--temp", "--steps"]
-    {
+    for flag in [
+        "-t, --threads",
+        "-c, --ctx-size",
+        "-f, --file",
+        "-n, --n-predict",
+        "-s, --seed",
+        "--temp",
+        "--steps",
+        "--top-k",
+        "--min-p",
+        "--repeat-penalty",
+        "--repeat-last-n",
+    ] {
         assert!(o.stdout.lines().any(|l| l.trim_start().starts_with(flag)), "{flag} missing:\n{}", o.stdout);
     }
     assert!(o.stdout.contains("[default: --steps 256 when neither is given]"), "{}", o.stdout);
@@ -77,6 +88,14 @@ const BAD: &[(&[&str], &str)] = &[
     (&["!", "inspect", "-m", "MODEL", "--ram", "1X"], "the unit must be K, M or G"),
     (&["!", "run"], "--model <MODEL>"),
     (&["--faults", "latency=5"], "MS@K"),
+    (&["--top-k", "-1"], "for '--top-k <K>': `-1` is not a whole number"),
+    (&["--top-k", "2.5"], "not a whole number"),
+    (&["--min-p", "nan"], "not a finite number"),
+    (&["--min-p", "1.5"], "expected 0 to 1"),
+    (&["--repeat-penalty", "0"], "expected more than 0 and at most 100"),
+    (&["--repeat-penalty", "inf"], "not a finite number"),
+    (&["--repeat-last-n", "-1"], "not a whole number"),
+    (&["--repeat-last-n", "99999999"], "expected 0 (off) to 1048576"),
 ];
 
 #[test]
@@ -131,6 +150,29 @@ fn llama_cpp_names_mean_what_they_mean_there() {
     let f = spool_sim(&["run", "-m", &m, "-f", path.to_str().unwrap(), "-n", "20", "-s", "42"]);
     let _ = std::fs::remove_file(&path);
     assert_eq!(f.stdout, o.stdout);
+}
+
+#[test]
+fn sampling_flags_change_the_text_and_a_seed_repeats_it() {
+    let m = model();
+    let run = |extra: &[&str]| {
+        let mut line = vec!["run", "-m", m.as_str(), "-p", "Once upon a time", "-n", "60"];
+        line.extend_from_slice(extra);
+        let o = spool_sim(&line);
+        assert_eq!(o.code, 0, "{extra:?}: {}", o.stderr);
+        o.stdout
+    };
+    // Greedy text repeats itself on this model; a repetition penalty over the last 64 tokens
+    // changes it, and is itself deterministic.
+    let greedy = run(&["--temp", "0"]);
+    let penalized = run(&["--temp", "0", "--repeat-penalty", "1.5"]);
+    assert_ne!(penalized, greedy);
+    assert_eq!(run(&["--temp", "0", "--repeat-penalty", "1.5"]), penalized);
+    assert_eq!(run(&["--temp", "0", "--repeat-penalty", "1.5", "--repeat-last-n", "0"]), greedy);
+    // Top-k 1 is greedy at any temperature and seed; top-k and min-p runs repeat with their seed.
+    assert_eq!(run(&["--temp", "1", "--top-k", "1", "-s", "5"]), greedy);
+    let sampled = run(&["--top-k", "40", "--min-p", "0.05", "-s", "9"]);
+    assert_eq!(run(&["--top-k", "40", "--min-p", "0.05", "-s", "9"]), sampled);
 }
 
 /// A model slow enough (scalar kernels, a 4096-position context) that a run outlives the first

@@ -95,7 +95,7 @@ pub struct Outcome {
 /// [`crate::Plan::prefill_chunk`] positions. `on_token` sees every position.
 pub fn generate<'a, S: Storage, L: Loader<'a>>(
     engine: &mut Engine<'a, S, L>,
-    sampler: &mut Sampler,
+    sampler: &mut Sampler<'_>,
     prompt: &[u32],
     steps: u32,
     on_token: impl FnMut(&TokenEvent<'_>),
@@ -108,7 +108,7 @@ pub fn generate<'a, S: Storage, L: Loader<'a>>(
 /// when the plan's prefill chunk is 1).
 pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
     engine: &mut Engine<'a, S, L>,
-    sampler: &mut Sampler,
+    sampler: &mut Sampler<'_>,
     prompt: &[u32],
     steps: u32,
     mut on_logits: impl FnMut(u32, &[f32]),
@@ -125,6 +125,9 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
     let mut token = prompt[0];
     // Prefill: positions whose fed token comes from the prompt.
     for chunk in prompt[..prefilled].chunks(engine.work.positions) {
+        for &t in chunk {
+            sampler.accept(t);
+        }
         let logits = engine.forward_batch(chunk, pos as u32)?;
         on_logits((pos + chunk.len() - 1) as u32, logits);
         for _ in chunk {
@@ -154,6 +157,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
     while pos < steps {
         let logits = engine.forward(token, pos as u32)?;
         on_logits(pos as u32, logits);
+        sampler.accept(token);
         let next = engine.sample(sampler);
         pos += 1;
         if stops.contains(&next) {

@@ -84,6 +84,20 @@ pub struct RunArgs {
     /// Top-p nucleus sampling (outside (0, 1): plain multinomial).
     #[arg(long = "top-p", value_name = "P", default_value = "0.9", value_parser = unit_interval, allow_negative_numbers = true)]
     pub top_p: f32,
+    /// Keep only the K most probable tokens (0: all; run.c's default, where llama.cpp's is 40).
+    #[arg(long = "top-k", value_name = "K", default_value = "0", value_parser = whole_u32, allow_negative_numbers = true)]
+    pub top_k: u32,
+    /// Keep only tokens at least P times as probable as the most probable (0: off; llama.cpp's
+    /// default is 0.05). Applied after the temperature, as top-p.
+    #[arg(long = "min-p", value_name = "P", default_value = "0", value_parser = unit_interval, allow_negative_numbers = true)]
+    pub min_p: f32,
+    /// Divide the positive logits (multiply the others) of tokens among the last
+    /// --repeat-last-n by this (1: off).
+    #[arg(long = "repeat-penalty", value_name = "X", default_value = "1.0", value_parser = repeat_penalty, allow_negative_numbers = true)]
+    pub repeat_penalty: f32,
+    /// How many of the last tokens (prompt included) the repetition penalty looks at (0: off).
+    #[arg(long = "repeat-last-n", value_name = "N", default_value = "64", value_parser = repeat_last_n, allow_negative_numbers = true)]
+    pub repeat_last_n: u32,
     /// RNG seed [default: from the OS, printed in the report].
     #[arg(short, long, value_name = "S", value_parser = whole_u64, allow_negative_numbers = true)]
     pub seed: Option<u64>,
@@ -186,6 +200,27 @@ fn n_predict(s: &str) -> Result<i64, String> {
     }
 }
 
+/// The largest repetition window: a context no model here has.
+pub const MAX_REPEAT_LAST_N: u32 = 1 << 20;
+
+fn repeat_last_n(s: &str) -> Result<u32, String> {
+    let v = whole(s, &format!("0..={MAX_REPEAT_LAST_N}"))?;
+    if v <= MAX_REPEAT_LAST_N {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is out of range: expected 0 (off) to {MAX_REPEAT_LAST_N}"))
+    }
+}
+
+fn repeat_penalty(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v as f32)
+    } else {
+        Err(format!("`{s}` is out of range: expected more than 0 and at most 100 (1: off)"))
+    }
+}
+
 fn finite(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
     if v.is_finite() {
@@ -249,5 +284,9 @@ mod tests {
         assert!(prefetch("1000").is_err() && prefetch("8").is_ok());
         assert!(threads("0").is_err() && threads("2").is_ok());
         assert!(whole_u32("abc").is_err() && whole_u32("-3").is_err());
+        assert!(repeat_penalty("0").is_err() && repeat_penalty("nan").is_err() && repeat_penalty("-1").is_err());
+        assert_eq!(repeat_penalty("1.1"), Ok(1.1));
+        assert!(repeat_last_n("-1").is_err() && repeat_last_n("2.5").is_err() && repeat_last_n("2000000").is_err());
+        assert!(unit_interval("1.5").is_err() && whole_u32("4.0").is_err());
     }
 }
