@@ -39,4 +39,4 @@ pub use cli::{main_with, utf8_args};
 pub use inspect::inspect;
 pub use options::{Backend, KernelChoice, RunOptions};
 pub use report::{io_time_per_token, plan_json, plan_text, RunReport, SimReport};
-pub use run::{plan_options, run, run_on, run_on_with, run_with, OnToken};
+pub use run::{plan_options, run, run_on, run_on_with, run_with, runc_filter, OnToken};

@@ -31,13 +31,23 @@ pub fn plan_options(opts: &RunOptions) -> PlanOptions {
 }
 
 /// What sees each token as it is produced (the CLI streams its text and checks for Ctrl-C):
-/// the core's event (whose `text` has run.c's filter) and the token's raw bytes (byte-fallback
-/// pieces included, possibly part of a multi-byte character).
-pub type OnToken<'s> = &'s mut dyn FnMut(&TokenEvent<'_>, &[u8]);
+/// the core's event, whose `text` is the token's raw bytes (byte-fallback pieces included,
+/// possibly part of a multi-byte character).
+pub type OnToken<'s> = &'s mut dyn FnMut(&TokenEvent<'_>);
+
+/// llama2.c's `run.c` filter (`safe_printf`): a piece that is one byte, neither printable
+/// ASCII nor white space, prints nothing. Only `--runc-output` and [`RunReport::stdout`] use
+/// it, for the run.c goldens; the library's text is never filtered.
+pub fn runc_filter(piece: &[u8]) -> &[u8] {
+    match piece {
+        [b] if !(b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) => &[],
+        _ => piece,
+    }
+}
 
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
-    run_with(opts, &mut |_, _| {})
+    run_with(opts, &mut |_| {})
 }
 
 /// As [`run`], and `on_token` sees every token as it is produced.
@@ -64,7 +74,7 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
 
 /// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.
 pub fn run_on<S: Storage, R: Storage + Send>(storage: S, reader: R, opts: &RunOptions) -> Result<RunReport, String> {
-    run_on_with(storage, reader, opts, &mut |_, _| {})
+    run_on_with(storage, reader, opts, &mut |_| {})
 }
 
 /// As [`run_on`], and `on_token` sees every token as it is produced.
@@ -164,13 +174,6 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         .with_repetition_penalty(opts.repeat_penalty, &mut window);
     let mut stdout = Vec::new();
     let mut text = Vec::new();
-    // The raw bytes of every token, after a token other than BOS and after BOS (which drops a
-    // leading space): the engine is borrowed while it generates.
-    let bos = engine.tokenizer().bos();
-    let other = if bos == 0 { 1 } else { 0 };
-    let raw: Vec<[Vec<u8>; 2]> = (0..engine.tokenizer().vocab())
-        .map(|id| [engine.tokenizer().decode(other, id).to_vec(), engine.tokenizer().decode(bos, id).to_vec()])
-        .collect();
     let mut token_ids = vec![prompt[0]];
     let start = Instant::now();
     let (mut last_prefill, mut last) = (start, start);
@@ -187,10 +190,9 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         }
     };
     let outcome = generate_with_logits(&mut engine, &mut sampler, &prompt[..n], steps, on_logits, |ev| {
-        stdout.extend_from_slice(ev.text);
-        let bytes = raw.get(ev.next as usize).map_or(&[][..], |r| &r[usize::from(ev.token == bos)][..]);
-        text.extend_from_slice(bytes);
-        on_token(ev, bytes);
+        stdout.extend_from_slice(runc_filter(ev.text));
+        text.extend_from_slice(ev.text);
+        on_token(ev);
         token_ids.push(ev.next);
         last = Instant::now();
         if ev.phase == Phase::Prefill {

@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::model::arch::Stops;
 use crate::sampler::Sampler;
 use crate::storage::Storage;
-use crate::tokenizer::printable;
 
 /// Whether a position consumes the prompt or generated text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +66,10 @@ pub struct TokenEvent<'t> {
     pub token: u32,
     /// The next token (from the prompt or sampled).
     pub next: u32,
-    /// What the next token prints (empty for unprintable lone bytes).
+    /// The next token's raw bytes: its piece (without the leading space after BOS), or the one
+    /// byte of a byte-fallback piece such as `<0xC3>`, which may be part of a multi-byte
+    /// character; empty for a stop token. Nothing is filtered: UTF-8 assembly and run.c's
+    /// filter of non-printable bytes are the caller's (`spool-sim run --runc-output`).
     pub text: &'t [u8],
     /// Whether `token` came from the prompt.
     pub phase: Phase,
@@ -147,7 +149,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
                     decode: CacheStats::default(),
                 });
             }
-            let text = printable(engine.tokenizer().decode(token, next));
+            let text = engine.tokenizer().decode(token, next);
             on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text, phase: Phase::Prefill });
             token = next;
         }
@@ -165,7 +167,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
             on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text: &[], phase: Phase::Decode });
             break;
         }
-        let text = printable(engine.tokenizer().decode(token, next));
+        let text = engine.tokenizer().decode(token, next);
         on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text, phase: Phase::Decode });
         token = next;
     }

@@ -170,15 +170,15 @@ fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn
     let (mut positions, mut generated) = (0u64, 0u64);
     let json = o.json;
     let r = {
-        let mut on_token = |ev: &spool_core::TokenEvent<'_>, raw: &[u8]| {
+        let mut on_token = |ev: &spool_core::TokenEvent<'_>| {
             positions += 1;
             if ev.phase == Phase::Decode {
                 generated += 1;
             }
             if !json {
                 let _ = match runc_output {
-                    true => out.write_all(ev.text),
-                    false => out.write_all(utf8.push(raw).as_bytes()),
+                    true => out.write_all(crate::run::runc_filter(ev.text)),
+                    false => out.write_all(utf8.push(ev.text).as_bytes()),
                 };
                 let _ = out.flush();
             }
