@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use spool_core::Policy;
 
 use crate::flash::FlashSpec;
-use crate::json::Object;
+use crate::json::{self, SweepDoc, SweepRun};
 use crate::plot::{bar_chart, line_chart, Series};
 use crate::{full_budget, run, Backend, RunOptions, RunReport};
 
@@ -88,42 +88,42 @@ impl Row {
     fn ratio(&self) -> f64 {
         self.report.sim.map_or(f64::NAN, |s| s.ratio())
     }
-    fn json(&self, model_bytes: usize) -> String {
+    fn json(&self, model_bytes: usize) -> SweepRun<'_> {
         let r = &self.report;
-        Object::new()
-            .str("policy", self.policy.name())
-            .num("budget_bytes", self.budget as f64)
-            .num("budget_percent_of_model", 100.0 * self.budget as f64 / model_bytes as f64)
-            .num("prefetch", self.prefetch)
-            .num("flash_mbps", self.mbps)
-            .num("bytes_read_per_token", r.bytes_read_per_token())
-            .num("plan_streamed_bytes_per_token", r.plan.streamed_bytes_per_token() as f64)
-            .num("hit_rate_percent", self.report.cache.hit_rate_percent())
-            .num("hits", r.cache.hits as f64)
-            .num("misses", r.cache.misses as f64)
-            .num("evictions", r.cache.evictions as f64)
-            .num("prefetched", r.cache.prefetched as f64)
-            .num("real_tokens_per_s", r.tokens_per_s)
-            .num("sim_tokens_per_s", self.sim_tps())
-            .num("bound_tokens_per_s", self.bound_tps())
-            .num("achieved_over_bound", self.ratio())
-            .num("slots", r.plan.slot_count)
-            .num("pinned_weight_bytes", r.plan.pinned_bytes as f64)
-            .finish()
+        SweepRun {
+            policy: self.policy.name(),
+            budget_bytes: self.budget,
+            budget_percent_of_model: 100.0 * self.budget as f64 / model_bytes as f64,
+            prefetch: self.prefetch,
+            flash_mbps: self.mbps,
+            bytes_read_per_token: r.bytes_read_per_token(),
+            streamed_bytes_per_token: r.plan.streamed_bytes_per_token(),
+            hit_rate_percent: r.cache.hit_rate_percent(),
+            hits: r.cache.hits,
+            misses: r.cache.misses,
+            evictions: r.cache.evictions,
+            prefetched: r.cache.prefetched,
+            decode_tokens_per_s: r.timing.decode_tokens_per_s,
+            simulated_tokens_per_s: r.sim.map(|s| s.tokens_per_s),
+            bound_tokens_per_s: r.sim.map(|s| 1.0 / s.bound_s_per_token),
+            achieved_over_bound: r.sim.map(|s| s.ratio()),
+            slot_count: r.plan.slot_count,
+            pinned_weight_bytes: r.plan.pinned_bytes,
+        }
     }
 }
 
 fn json_array(rows: &[Row], model_bytes: usize, o: &BenchOptions, sweep: &str) -> String {
-    let items: Vec<String> = rows.iter().map(|r| r.json(model_bytes)).collect();
-    Object::new()
-        .str("sweep", sweep)
-        .str("model", &o.model)
-        .num("model_bytes", model_bytes as f64)
-        .num("context", o.ctx)
-        .num("decode_tokens", o.decode)
-        .num("flash_latency_us", o.flash.latency_us)
-        .raw("runs", &format!("[{}]", items.join(",\n")))
-        .finish()
+    json::to_string_pretty(&SweepDoc {
+        schema_version: json::SCHEMA_VERSION,
+        sweep,
+        model: &o.model,
+        model_bytes,
+        context: o.ctx,
+        decode_positions: o.decode,
+        flash_latency_us: o.flash.latency_us,
+        runs: rows.iter().map(|r| r.json(model_bytes)).collect(),
+    })
 }
 
 fn table_header(out: &mut dyn Write) {

@@ -38,5 +38,5 @@ pub use budget::{full_budget, full_budget_with, minimum_budget, parse_budget, pa
 pub use cli::{main_with, utf8_args};
 pub use inspect::inspect;
 pub use options::{Backend, KernelChoice, RunOptions};
-pub use report::{io_time_per_token, plan_json, plan_text, RunReport, SimReport};
+pub use report::{io_time_per_token, plan_json, plan_text, RunReport, Sampling, SimReport, Timing};
 pub use run::{plan_options, run, run_on, run_on_with, run_with, runc_filter, OnToken};

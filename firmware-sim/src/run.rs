@@ -16,7 +16,7 @@ use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
 use crate::budget::full_budget_with;
 use crate::flash::{FlashClock, TimedLoader};
-use crate::report::{io_time_per_token, RunReport, SimReport};
+use crate::report::{io_time_per_token, RunReport, Sampling, SimReport, Timing};
 use crate::{verify, Backend, KernelChoice, RunOptions};
 
 pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
@@ -84,6 +84,7 @@ pub fn run_on_with<S: Storage, R: Storage + Send>(
     opts: &RunOptions,
     on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
+    let began = Instant::now();
     let model = open_model(&mut storage)?;
     let max_ctx = model.config.context_length;
     let steps = if opts.steps == 0 || opts.steps > max_ctx { max_ctx } else { opts.steps };
@@ -112,10 +113,10 @@ pub fn run_on_with<S: Storage, R: Storage + Send>(
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, on_token)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, on_token)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
         }
     })
 }
@@ -139,6 +140,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     clock: Option<Rc<RefCell<FlashClock>>>,
     compute: Compute<'a>,
     opts: &RunOptions,
+    began: Instant,
     on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
     let mut engine = Engine::with_loader(storage, loader, arena, ctx, plan_options(opts)).map_err(|e| e.to_string())?;
@@ -167,7 +169,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     };
     let seed = if opts.seed == 0 { os_seed() } else { opts.seed };
     // The repetition penalty's window (llama.cpp's --repeat-last-n), at most the context.
-    let mut window = vec![0u32; if opts.repeat_penalty == 1.0 { 0 } else { opts.repeat_last_n.min(ctx) as usize }];
+    let repeat_last_n = if opts.repeat_penalty == 1.0 { 0 } else { opts.repeat_last_n.min(ctx) };
+    let mut window = vec![0u32; repeat_last_n as usize];
     let mut sampler = Sampler::new(opts.temperature, opts.topp, seed)
         .with_top_k(opts.top_k)
         .with_min_p(opts.min_p)
@@ -176,6 +179,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     let mut text = Vec::new();
     let mut token_ids = vec![prompt[0]];
     let start = Instant::now();
+    let load_s = (start - began).as_secs_f64();
     let (mut last_prefill, mut last) = (start, start);
     // Virtual time and compute at the end of the prompt.
     let mut sim_mark = None;
@@ -244,7 +248,28 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         _ => None,
     };
     let stats = engine.stats();
+    let rate = |n: u32, s: f64| (n > 0).then(|| f64::from(n) / s.max(1e-9));
+    let prefill_s = (last_prefill - start).as_secs_f64();
+    let decode_s = (last - last_prefill).as_secs_f64();
+    let timing = Timing {
+        load_s,
+        prefill_s,
+        prefill_tokens_per_s: rate(outcome.prefill_positions, prefill_s),
+        time_to_first_token_s: (outcome.positions >= n as u32).then_some(load_s + prefill_s),
+        decode_s,
+        decode_tokens_per_s: rate(decode, decode_s),
+    };
+    let sampling = Sampling {
+        seed,
+        temperature: opts.temperature,
+        top_p: opts.topp,
+        top_k: opts.top_k,
+        min_p: opts.min_p,
+        repeat_penalty: opts.repeat_penalty,
+        repeat_last_n,
+    };
     Ok(RunReport {
+        model: opts.model.clone(),
         stdout,
         text,
         token_ids,
@@ -258,7 +283,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         cache: stats,
         plan: Box::new(engine.plan().clone()),
         sim,
-        seed,
+        sampling,
+        timing,
         kernel: compute.kernels.path(),
         threads: compute.threads,
     })

@@ -175,6 +175,47 @@ fn sampling_flags_change_the_text_and_a_seed_repeats_it() {
     assert_eq!(run(&["--top-k", "40", "--min-p", "0.05", "-s", "9"]), sampled);
 }
 
+#[test]
+fn json_has_the_documented_fields_and_nothing_else() {
+    let m = model();
+    let o = spool_sim(&["run", "-m", &m, "-p", "Once upon a time", "-n", "10", "-s", "42", "--top-k", "5", "--json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("one JSON object");
+    assert_eq!(j["schema_version"], 2);
+    assert_eq!(j["model"], m.as_str());
+    assert_eq!((j["sampling"]["seed"].as_u64(), j["sampling"]["top_k"].as_u64()), (Some(42), Some(5)));
+    assert_eq!(j["stats"]["prefill_positions"], 5);
+    assert_eq!(j["stats"]["decode_positions"], 9); // -n 10: the prompt's last position samples the first
+    assert_eq!(j["token_ids"].as_array().map(Vec::len), Some(15));
+    let t = &j["timing"];
+    let (load, ttft) = (t["load_s"].as_f64().unwrap(), t["time_to_first_token_s"].as_f64().unwrap());
+    assert!(load > 0.0 && ttft >= load, "{t}");
+    assert!(t["prefill_tokens_per_s"].as_f64().unwrap() > 0.0 && t["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(j["sim"].is_null());
+    assert_eq!(
+        j["plan"]["slot_region_bytes"],
+        j["plan"]["slot_count"].as_u64().unwrap() * j["plan"]["slot_bytes"].as_u64().unwrap()
+    );
+    // Every field is documented in docs/json.md, and the retired ambiguous names are gone.
+    let doc = std::fs::read_to_string(format!("{}/../docs/json.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(map) = v.as_object() {
+            for (k, v) in map {
+                out.push(k.clone());
+                keys(v, out);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    keys(&j, &mut all);
+    for k in &all {
+        let documented =
+            [format!("`{k}`"), format!("`{k}."), format!(".{k}`")].iter().any(|p| doc.contains(p.as_str()));
+        assert!(documented, "`{k}` is not in docs/json.md");
+        assert!(!["resident_bytes", "slots", "seed_"].contains(&k.as_str()), "retired name `{k}`");
+    }
+}
+
 /// A model slow enough (scalar kernels, a 4096-position context) that a run outlives the first
 /// token by seconds.
 fn slow_model(tag: &str) -> std::path::PathBuf {

@@ -234,7 +234,7 @@ fn report(r: &RunReport, err: &mut dyn Write) {
         plan_text(&r.plan),
         r.kernel.name(),
         r.threads,
-        r.seed,
+        r.sampling.seed,
         r.tokens_per_s,
         r.positions,
         r.prefill_positions,
