@@ -10,7 +10,7 @@ use spool_core::Policy;
 use crate::flash::FlashSpec;
 use crate::json::{self, SweepDoc, SweepRun};
 use crate::plot::{bar_chart, line_chart, Series};
-use crate::{full_budget, run, Backend, RunOptions, RunReport};
+use crate::{full_budget, progress, run, Backend, RunOptions, RunReport};
 
 /// Options shared by the sweeps.
 #[derive(Debug, Clone)]
@@ -162,7 +162,7 @@ fn fixed_budget(o: &BenchOptions) -> Result<usize, String> {
 }
 
 /// Budget from the minimum to 100% of the model, for every policy.
-pub fn budget(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
+pub fn budget(o: &BenchOptions, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
     let model_bytes = model_bytes(o)?;
     let mut storage = spool_std::FileStorage::open(&o.model).map_err(|e| format!("{}: {e}", o.model))?;
     let model = spool_core::ModelInfo::load(&mut storage).map_err(|e| e.to_string())?;
@@ -178,10 +178,14 @@ pub fn budget(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let mut rows = Vec::new();
     table_header(out);
     let total = budgets.len() * Policy::ALL.len();
+    let bar = progress::steps(total as u64, "budget sweep");
     for policy in Policy::ALL {
         for &b in &budgets {
-            let _ = writeln!(err, "[{}/{total}] budget sweep: {} at {} KiB", rows.len() + 1, policy.name(), b / 1024);
+            let step = format!("{} at {} KiB", policy.name(), b / 1024);
+            log::info!("[{}/{total}] budget sweep: {step}", rows.len() + 1);
+            bar.set_message(step);
             let row = one(&base, policy, b)?;
+            bar.inc(1);
             table_row(out, &row, model_bytes);
             rows.push(row);
         }
@@ -239,20 +243,18 @@ pub fn budget(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> Res
 }
 
 /// Prefetch distances 0..3 at several flash speeds, pin policy, one budget.
-pub fn prefetch(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
+pub fn prefetch(o: &BenchOptions, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
     let model_bytes = model_bytes(o)?;
     let b = fixed_budget(o)?;
     let speeds = [5.0, 20.0, 80.0, 320.0];
     let mut rows = Vec::new();
     table_header(out);
+    let bar = progress::steps(speeds.len() as u64 * 4, "prefetch sweep");
     for (i, &mbps) in speeds.iter().enumerate() {
         for pf in 0..=3 {
-            let _ = writeln!(
-                err,
-                "[{}/{}] prefetch sweep: {mbps} MB/s, distance {pf}",
-                i * 4 + pf as usize + 1,
-                speeds.len() * 4
-            );
+            log::info!("[{}/{}] prefetch sweep: {mbps} MB/s, distance {pf}", i * 4 + pf as usize + 1, speeds.len() * 4);
+            bar.set_message(format!("{mbps} MB/s, distance {pf}"));
+            bar.inc(1);
             let opts = RunOptions { prefetch: pf, flash: FlashSpec { mbps, ..o.flash }, ..base(o) };
             let row = one(&opts, Policy::Pin, b)?;
             table_row(out, &row, model_bytes);
@@ -280,21 +282,18 @@ pub fn prefetch(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> R
 }
 
 /// Hit rate and bytes per token of every policy at one budget, without and with prefetch.
-pub fn policies(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
+pub fn policies(o: &BenchOptions, out: &mut dyn Write, _err: &mut dyn Write) -> Result<Vec<PathBuf>, String> {
     let model_bytes = model_bytes(o)?;
     let b = fixed_budget(o)?;
     let mut rows = Vec::new();
     table_header(out);
     let distances = [0, o.prefetch.max(1)];
+    let bar = progress::steps(Policy::ALL.len() as u64 * 2, "policies");
     for (i, policy) in Policy::ALL.into_iter().enumerate() {
         for (j, &pf) in distances.iter().enumerate() {
-            let _ = writeln!(
-                err,
-                "[{}/{}] policies: {} prefetch {pf}",
-                i * 2 + j + 1,
-                Policy::ALL.len() * 2,
-                policy.name()
-            );
+            log::info!("[{}/{}] policies: {} prefetch {pf}", i * 2 + j + 1, Policy::ALL.len() * 2, policy.name());
+            bar.set_message(format!("{} prefetch {pf}", policy.name()));
+            bar.inc(1);
             let row = one(&RunOptions { prefetch: pf, ..base(o) }, policy, b)?;
             table_row(out, &row, model_bytes);
             rows.push(row);

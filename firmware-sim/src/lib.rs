@@ -28,6 +28,7 @@ pub mod json;
 pub mod kernel_bench;
 mod options;
 pub mod plot;
+pub mod progress;
 pub mod quantize;
 mod report;
 mod run;

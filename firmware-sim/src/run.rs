@@ -180,6 +180,14 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     let mut token_ids = vec![prompt[0]];
     let start = Instant::now();
     let load_s = (start - began).as_secs_f64();
+    log::info!(
+        "loaded in {load_s:.3} s: {} prompt tokens, {} steps, context {ctx}, budget {} B, kernels {}, {} thread(s), seed {seed}",
+        n,
+        steps,
+        engine.plan().budget,
+        compute.kernels.path().name(),
+        compute.threads
+    );
     let (mut last_prefill, mut last) = (start, start);
     // Virtual time and compute at the end of the prompt.
     let mut sim_mark = None;

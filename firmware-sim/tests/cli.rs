@@ -216,6 +216,44 @@ fn json_has_the_documented_fields_and_nothing_else() {
     }
 }
 
+#[test]
+fn verbose_logs_quiet_silences_and_pipes_never_see_a_progress_bar() {
+    let m = model();
+    let base = ["run", "-m", m.as_str(), "-n", "8", "-s", "3"];
+    let plain = spool_sim(&base);
+    let quiet = spool_sim(&[&["-q"][..], &base].concat());
+    let verbose = spool_sim(&[&["-vv"][..], &base].concat());
+    assert_eq!((plain.code, quiet.code, verbose.code), (0, 0, 0), "{}", verbose.stderr);
+    // The text is the same; -q drops the report, -vv adds log lines from the CLI and spool-std.
+    assert_eq!((quiet.stdout.as_str(), verbose.stdout.as_str()), (plain.stdout.as_str(), plain.stdout.as_str()));
+    assert!(plain.stderr.contains("arena plan") && !plain.stderr.contains("INFO"), "{}", plain.stderr);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    assert!(verbose.stderr.contains("[INFO  spool_sim::run] loaded in"), "{}", verbose.stderr);
+    assert!(verbose.stderr.contains("[DEBUG spool_std"), "{}", verbose.stderr);
+    // synth to a pipe: no bar, no terminal control codes.
+    let path = std::env::temp_dir().join(format!("spool-cli-synth-{}.gguf", std::process::id()));
+    let o = spool_sim(&[
+        "synth",
+        "-o",
+        path.to_str().unwrap(),
+        "--layers",
+        "1",
+        "--dim",
+        "64",
+        "--hidden",
+        "128",
+        "--heads",
+        "2",
+        "--vocab",
+        "512",
+        "--ctx",
+        "64",
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!o.stderr.contains('\u{1b}') && !o.stderr.contains('\r'), "{:?}", o.stderr);
+}
+
 /// A model slow enough (scalar kernels, a 4096-position context) that a run outlives the first
 /// token by seconds.
 fn slow_model(tag: &str) -> std::path::PathBuf {

@@ -132,8 +132,10 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             };
         }
     };
+    init_logging(cli.verbose, cli.quiet);
+    crate::progress::set_quiet(cli.quiet);
     let result = match cli.command {
-        Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, a.runc_output, out, err)),
+        Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, a.runc_output, cli.quiet, out, err)),
         Command::Bench { args } => match args.first().map(String::as_str) {
             Some("matvec") => kernel_bench::parse(&args[1..]).and_then(|o| kernel_bench::matvec(&o, out)),
             Some("decode") => bench::parse_decode(&args[1..]).and_then(|o| bench::decode(&o, out, err)),
@@ -157,6 +159,26 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
     }
 }
 
+/// env_logger on stderr at the level of `-v`/`--quiet` (warnings by default); `RUST_LOG`
+/// overrides. The first call in a process sets it up; later calls only move the level.
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, 2) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .parse_default_env()
+        .target(env_logger::Target::Stderr)
+        .try_init();
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(level);
+    }
+}
+
 fn fail(err: &mut dyn Write, e: &str) -> i32 {
     let _ = writeln!(err, "spool-sim: {e}");
     2
@@ -164,9 +186,18 @@ fn fail(err: &mut dyn Write, e: &str) -> i32 {
 
 /// `spool-sim run`: streams the text (or prints the JSON at the end), then the report.
 /// The text is assembled UTF-8, or run.c's filtered bytes with `runc_output`.
-fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+/// With `quiet`, no report on stderr. A prefill that outlasts [`PREFILL_BAR_AFTER`] shows a
+/// position counter on a terminal's stderr.
+fn run_cli(
+    o: &RunOptions,
+    runc_output: bool,
+    quiet: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), String> {
     let mut utf8 = Utf8Stream::default();
     let start = Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let (mut positions, mut generated) = (0u64, 0u64);
     let json = o.json;
     let r = {
@@ -174,13 +205,28 @@ fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn
             positions += 1;
             if ev.phase == Phase::Decode {
                 generated += 1;
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+            } else if bar.is_none() && start.elapsed() > PREFILL_BAR_AFTER && crate::progress::enabled() {
+                let b = crate::progress::positions("prefill");
+                b.set_position(positions);
+                bar = Some(b);
+            } else if let Some(b) = &bar {
+                b.set_position(positions);
             }
             if !json {
-                let _ = match runc_output {
-                    true => out.write_all(crate::run::runc_filter(ev.text)),
-                    false => out.write_all(utf8.push(ev.text).as_bytes()),
+                let mut write = || {
+                    let _ = match runc_output {
+                        true => out.write_all(crate::run::runc_filter(ev.text)),
+                        false => out.write_all(utf8.push(ev.text).as_bytes()),
+                    };
+                    let _ = out.flush();
                 };
-                let _ = out.flush();
+                match &bar {
+                    Some(b) => b.suspend(write),
+                    None => write(),
+                }
             }
             if INTERRUPTED.load(Ordering::SeqCst) {
                 let s = start.elapsed().as_secs_f64().max(1e-9);
@@ -207,9 +253,14 @@ fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn
         let _ = out.write_all(b"\n");
         let _ = out.flush();
     }
-    report(&r, err);
+    if !quiet {
+        report(&r, err);
+    }
     Ok(())
 }
+
+/// How long a prefill runs before its progress shows.
+const PREFILL_BAR_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The stderr report of a run.
 fn report(r: &RunReport, err: &mut dyn Write) {
