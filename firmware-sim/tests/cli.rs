@@ -96,6 +96,13 @@ const BAD: &[(&[&str], &str)] = &[
     (&["--repeat-penalty", "inf"], "not a finite number"),
     (&["--repeat-last-n", "-1"], "not a whole number"),
     (&["--repeat-last-n", "99999999"], "expected 0 (off) to 1048576"),
+    (&["!", "bench", "budget", "--points", "1"], "1 is not in 2..=1000"),
+    (&["!", "bench", "budget", "--pointz", "3"], "tip: a similar argument exists: '--points'"),
+    (&["!", "bench", "prefetch", "--prefetch", "9"], "expected 0 to 8"),
+    (&["!", "bench", "policies", "--flash-mbps", "nan"], "not a finite number"),
+    (&["!", "bench", "decode", "--threads", "1,0"], "expected 1 to 256"),
+    (&["!", "bench", "matvec", "--cols", "100"], "cols a positive multiple of 256"),
+    (&["!", "bench", "sweep"], "unrecognized subcommand 'sweep'"),
 ];
 
 #[test]

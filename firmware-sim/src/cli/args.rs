@@ -47,12 +47,9 @@ pub enum Command {
         #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx", value_name = "N", value_parser = whole_u32, allow_negative_numbers = true)]
         ctx: Option<u32>,
     },
-    /// Budget, prefetch, policy, decode and kernel benchmarks (`bench budget|prefetch|policies|decode|matvec ...`).
-    Bench {
-        /// The bench and its options, e.g. `matvec --rows 4096`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
-        args: Vec<String>,
-    },
+    /// Budget, prefetch, policy, decode and kernel benchmarks.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
     /// Write a synthetic model of any shape (`synth -o PATH --preset tinyllama ...`).
     Synth {
         /// The options, e.g. `-o big.gguf --preset llama7b --type Q4_0`.
@@ -166,7 +163,7 @@ fn whole<T: std::str::FromStr>(s: &str, range: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("`{s}` is not a whole number in {range}"))
 }
 
-fn whole_u32(s: &str) -> Result<u32, String> {
+pub(crate) fn whole_u32(s: &str) -> Result<u32, String> {
     whole(s, "0..=4294967295")
 }
 
@@ -174,7 +171,7 @@ fn whole_u64(s: &str) -> Result<u64, String> {
     whole(s, "0..=18446744073709551615")
 }
 
-fn positive_u32(s: &str) -> Result<u32, String> {
+pub(crate) fn positive_u32(s: &str) -> Result<u32, String> {
     whole_u32(s).and_then(|v| if v >= 1 { Ok(v) } else { Err(format!("`{s}` is out of range: expected 1 or more")) })
 }
 
@@ -187,7 +184,7 @@ fn threads(s: &str) -> Result<usize, String> {
     }
 }
 
-fn prefetch(s: &str) -> Result<u32, String> {
+pub(crate) fn prefetch(s: &str) -> Result<u32, String> {
     let max = spool_core::plan::MAX_PREFETCH;
     let v = whole(s, &format!("0..={max}"))?;
     if v <= max {
@@ -254,13 +251,23 @@ fn unit_interval(s: &str) -> Result<f32, String> {
     }
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_f64(s: &str) -> Result<f64, String> {
     let v = finite(s)?;
     if v > 0.0 {
         Ok(v)
     } else {
         Err(format!("`{s}` is out of range: expected more than 0"))
     }
+}
+
+/// A comma-separated list of thread counts, each 1 to 256.
+pub(crate) fn threads_list(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',').map(|t| threads(t.trim())).collect()
+}
+
+/// A finite number, 0 or more.
+pub(crate) fn finite_nonneg(s: &str) -> Result<f64, String> {
+    nonneg_f64(s)
 }
 
 fn nonneg_f64(s: &str) -> Result<f64, String> {

@@ -1,7 +1,7 @@
 //! The command line: argument parsing and dispatch to the subcommands, and what each prints.
 //! Owns no running (see `run.rs`) and no report layout (see `report.rs`).
 
-mod args;
+pub(crate) mod args;
 mod utf8;
 
 use std::io::Write;
@@ -17,7 +17,7 @@ pub use utf8::Utf8Stream;
 
 use crate::budget::parse_budget;
 use crate::report::{plan_text, RunReport};
-use crate::{bench, inspect, kernel_bench, run_with, synth, verify, Backend, KernelChoice, RunOptions};
+use crate::{bench, inspect, run_with, synth, verify, Backend, KernelChoice, RunOptions};
 
 /// Set by the Ctrl-C handler; the run checks it after each token.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -136,11 +136,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
     crate::progress::set_quiet(cli.quiet);
     let result = match cli.command {
         Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, a.runc_output, cli.quiet, out, err)),
-        Command::Bench { args } => match args.first().map(String::as_str) {
-            Some("matvec") => kernel_bench::parse(&args[1..]).and_then(|o| kernel_bench::matvec(&o, out)),
-            Some("decode") => bench::parse_decode(&args[1..]).and_then(|o| bench::decode(&o, out, err)),
-            _ => bench::cli(&args, out, err),
-        },
+        Command::Bench(b) => bench::cli(&b, out, err),
         Command::Synth { args } => synth::cli(&args, out, err),
         Command::Checksum { model, out: side } => verify::cli(&["-m".into(), model, "-o".into(), side], out),
         Command::Inspect { model, ram, ctx } => {
