@@ -164,6 +164,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     }
     // -n counts new tokens: the prompt's last position samples the first of them.
     let steps = match opts.new_tokens {
+        // -n 0: nothing is evaluated (llama.cpp's loop never starts).
+        Some(0) => 0,
         Some(new) => (n as u64 + u64::from(new) - 1).min(u64::from(ctx)) as u32,
         None => steps,
     };

@@ -61,7 +61,7 @@ fn help_and_version_go_to_stdout_with_exit_0() {
 /// error must say).
 const BAD: &[(&[&str], &str)] = &[
     (&["-n", "-5"], "--n-predict <N>"),
-    (&["-n", "0"], "expected -1"),
+    (&["-n", "-2"], "expected -1"),
     (&["-n", "2.7"], "not a whole number"),
     (&["--temp", "nan"], "not a finite number"),
     (&["--temp", "inf"], "not a finite number"),
@@ -157,6 +157,17 @@ fn llama_cpp_names_mean_what_they_mean_there() {
     let f = spool_sim(&["run", "-m", &m, "-f", path.to_str().unwrap(), "-n", "20", "-s", "42"]);
     let _ = std::fs::remove_file(&path);
     assert_eq!(f.stdout, o.stdout);
+}
+
+#[test]
+fn n_predict_0_runs_and_prints_nothing_as_llama_cpp() {
+    let o = spool_sim(&["run", "-m", &model(), "-p", "Once upon a time", "-n", "0", "--json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!((j["stats"]["positions"].as_u64(), j["text"].as_str()), (Some(0), Some("")));
+    let o = spool_sim(&["run", "-m", &model(), "-p", "Once upon a time", "-n", "0"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, ""), "{}", o.stderr);
+    assert!(o.stderr.contains("(0 positions, 0 from the prompt"), "{}", o.stderr);
 }
 
 #[test]

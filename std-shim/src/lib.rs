@@ -5,9 +5,11 @@
 //! file shrinking under them), both opening regular files only ([`open_regular`]), a [`PrefetchLoader`] that fills cache slots on a reader thread
 //! while the core computes, a [`ThreadPool`] that splits matrix-vector rows over worker
 //! threads, fault injection for tests and bring-up ([`faults`]), and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
-//! no inference logic. It logs through the `log` crate (debug: the arena, the thread pool, the
+//! no inference logic. [`engine::new`] and [`engine::with_loader`] build an engine on this
+//! CPU's best kernels (the core's own constructors run the portable scalar ones). It logs through the `log` crate (debug: the arena, the thread pool, the
 //! prefetch thread, the kernels chosen); install any logger (env_logger, ...) to see it.
 
+pub mod engine;
 pub mod faults;
 pub mod kernels;
 pub mod pool;

@@ -70,8 +70,8 @@ pub struct RunArgs {
     /// Read the prompt from this file.
     #[arg(short, long, value_name = "PATH")]
     pub file: Option<String>,
-    /// New tokens to generate, as llama.cpp counts them (-1: until EOS or a full context)
-    /// [default: --steps 256 when neither is given].
+    /// New tokens to generate, as llama.cpp counts them (-1: until EOS or a full context; 0:
+    /// nothing is run or printed, as llama.cpp) [default: --steps 256 when neither is given].
     #[arg(short = 'n', long = "n-predict", value_name = "N", allow_negative_numbers = true,
           value_parser = n_predict, conflicts_with = "steps")]
     pub n_predict: Option<i64>,
@@ -195,11 +195,11 @@ pub(crate) fn prefetch(s: &str) -> Result<u32, String> {
 }
 
 fn n_predict(s: &str) -> Result<i64, String> {
-    let v: i64 = whole(s, "-1 or 1..")?;
-    if v == -1 || v >= 1 {
+    let v: i64 = whole(s, "-1 or 0..")?;
+    if v >= -1 {
         Ok(v)
     } else {
-        Err(format!("`{s}` is out of range: expected -1 (until EOS or a full context) or 1 or more new tokens"))
+        Err(format!("`{s}` is out of range: expected -1 (until EOS or a full context) or 0 or more new tokens"))
     }
 }
 
@@ -291,7 +291,8 @@ mod tests {
 
     #[test]
     fn numbers_are_range_checked() {
-        assert!(n_predict("-5").is_err() && n_predict("0").is_err() && n_predict("2.7").is_err());
+        assert!(n_predict("-5").is_err() && n_predict("-2").is_err() && n_predict("2.7").is_err());
+        assert_eq!(n_predict("0"), Ok(0));
         assert_eq!(n_predict("-1"), Ok(-1));
         assert!(temperature("nan").is_err() && temperature("inf").is_err() && temperature("-1").is_err());
         assert!(prefetch("1000").is_err() && prefetch("8").is_ok());

@@ -244,7 +244,7 @@ fn run_cli(
     };
     if json {
         let _ = writeln!(out, "{}", r.to_json());
-    } else {
+    } else if r.positions > 0 {
         let _ = out.write_all(utf8.finish().as_bytes());
         let _ = out.write_all(b"\n");
         let _ = out.flush();
