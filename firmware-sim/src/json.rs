@@ -86,6 +86,10 @@ pub struct PlanDoc {
     pub working_bytes: usize,
     /// The KV cache.
     pub kv_cache_bytes: usize,
+    /// Layers whose KV cache is a ring (sliding-window attention).
+    pub kv_ring_layers: u32,
+    /// Rows of the largest ring (0 without rings).
+    pub kv_ring_rows: u32,
     /// Embedding rows of a prefill chunk.
     pub scratch_bytes: usize,
     /// The vocabulary.
@@ -130,6 +134,8 @@ impl PlanDoc {
             context: p.context,
             working_bytes: p.working.bytes,
             kv_cache_bytes: p.kv.bytes,
+            kv_ring_layers: p.kv_ring_layers,
+            kv_ring_rows: p.kv_ring_rows,
             scratch_bytes: p.scratch.bytes,
             tokenizer_bytes: p.tokenizer.bytes,
             norms_bytes: p.norms.bytes,

@@ -6,7 +6,7 @@
 use crate::cache::{Cache, Loader};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
-use crate::model::{LayerTensor, ModelInfo, TensorName, MAX_LAYERS};
+use crate::model::{self, ModelInfo, TensorName, MAX_LAYERS};
 use crate::plan::Plan;
 use crate::quant::{self, GgmlType, Kernels};
 use crate::storage::Storage;
@@ -19,7 +19,7 @@ pub(crate) struct Weights<'a, S: Storage, L: Loader<'a>> {
     pub(crate) plan: Plan,
     pub(crate) cache: Cache<'a>,
     /// Index of the first unit of each matrix, in [`ModelInfo::matrix_ordinal`] order.
-    first_unit: heapless::Vec<u16, { MAX_LAYERS * LayerTensor::ALL.len() + 1 }>,
+    first_unit: heapless::Vec<u16, { MAX_LAYERS * model::ROLES + 1 }>,
     /// Which code computes the matrix-vector products.
     pub(crate) kernels: Kernels,
     /// Who runs their rows.

@@ -14,14 +14,15 @@ use crate::gguf::{self, Header};
 use crate::quant::GgmlType;
 use crate::storage::Storage;
 pub use arch::Arch;
-pub use config::{Config, LayerKind};
-pub use tensor::{LayerTensor, TensorName, TensorRef};
+pub use config::{Config, LayerKind, LayerPattern};
+pub use tensor::{Dim, LayerTensor, TensorName, TensorRef};
 
 /// Most layers a model may have in this build.
 pub const MAX_LAYERS: usize = 128;
 
-/// Tensor roles a layer can hold (the table is keyed by [`LayerTensor`]).
-const ROLES: usize = LayerTensor::ALL.len();
+/// Tensor roles a layer can hold (the table is keyed by the position of a role in
+/// [`Arch::roles`]).
+pub const ROLES: usize = arch::MAX_ROLES;
 
 /// A model as described by its file: architecture, hyperparameters, tokenizer location, tensors.
 #[derive(Debug, Clone)]
@@ -40,7 +41,7 @@ pub struct ModelInfo {
     pub output: TensorRef,
     /// Whether the classifier is the embedding table.
     pub tied_output: bool,
-    /// Per layer, the tensors keyed by role (roles the architecture lacks are empty).
+    /// Per layer, the tensors in the order of [`Arch::roles`] (the rest are empty).
     pub layers: heapless::Vec<[TensorRef; ROLES], MAX_LAYERS>,
     /// Bytes read to parse the header and the tensor table.
     pub parse_bytes: u64,
@@ -83,11 +84,7 @@ impl ModelInfo {
         }
         let file_len = storage.len();
         let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
-            let used = |name: &TensorName| match name {
-                TensorName::Layer(_, role) => arch.roles.contains(role),
-                _ => true,
-            };
-            let Some(name) = TensorName::parse(e.name()).filter(|n| !e.truncated_name && used(n)) else {
+            let Some(name) = TensorName::parse(e.name(), arch.roles).filter(|_| !e.truncated_name) else {
                 return Ok(());
             };
             let (rows, cols) = e.rows_cols();
@@ -100,7 +97,7 @@ impl ModelInfo {
             if name.is_norm() && ty != GgmlType::F32 {
                 return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
             }
-            let (erows, ecols) = (arch.shape)(&config, name);
+            let (erows, ecols) = name.shape(&config);
             if (rows, cols) != (erows as u64, ecols as u64) {
                 return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });
             }
@@ -109,9 +106,9 @@ impl ModelInfo {
                 TensorName::TokenEmbd => &mut embd,
                 TensorName::OutputNorm => &mut output_norm,
                 TensorName::Output => &mut output,
-                TensorName::Layer(l, lt) => match layers.get_mut(l as usize) {
-                    Some(layer) => &mut layer[lt as usize],
-                    None => return Ok(()),
+                TensorName::Layer(l, lt) => match (layers.get_mut(l as usize), arch.role_index(lt)) {
+                    (Some(layer), Some(i)) => &mut layer[i],
+                    _ => return Ok(()),
                 },
             };
             *slot = Some(t);
@@ -134,9 +131,9 @@ impl ModelInfo {
         };
         for (l, layer) in layers.iter().enumerate() {
             let mut refs = [TensorRef::EMPTY; ROLES];
-            for &role in arch.roles {
+            for (i, &role) in arch.roles.iter().enumerate() {
                 let missing = Error::MissingTensor(TensorName::Layer(l as u16, role));
-                refs[role as usize] = layer[role as usize].ok_or(missing)?;
+                refs[i] = layer[i].ok_or(missing)?;
             }
             let _ = info.layers.push(refs);
         }
@@ -154,9 +151,12 @@ impl ModelInfo {
         Ok(info)
     }
 
-    /// The tensor `t` of layer `layer`.
+    /// The tensor `t` of layer `layer` (an empty reference when the architecture lacks `t`).
     pub fn layer_tensor(&self, layer: usize, t: LayerTensor) -> &TensorRef {
-        &self.layers[layer][t as usize]
+        match self.arch.role_index(t) {
+            Some(i) => &self.layers[layer][i],
+            None => &TensorRef::EMPTY,
+        }
     }
 
     /// The tensor with this name.
@@ -169,44 +169,51 @@ impl ModelInfo {
         }
     }
 
+    /// The layer roles with their tensors, per layer in the architecture's order.
+    fn roles_of<'s>(
+        &'s self,
+        layer: &'s [TensorRef; ROLES],
+    ) -> impl Iterator<Item = (LayerTensor, &'s TensorRef)> + 's {
+        self.arch.roles.iter().copied().zip(layer.iter())
+    }
+
     /// The layer matrices (every layer tensor but the norms), in access order, with their names.
     pub fn matrices(&self) -> impl Iterator<Item = (TensorName, &TensorRef)> + '_ {
-        let roles = self.arch.roles;
         self.layers.iter().enumerate().flat_map(move |(l, layer)| {
-            roles.iter().filter(|r| !r.is_norm()).map(move |&r| (TensorName::Layer(l as u16, r), &layer[r as usize]))
+            self.roles_of(layer).filter(|(r, _)| !r.is_norm()).map(move |(r, t)| (TensorName::Layer(l as u16, r), t))
         })
     }
 
     /// The norm weights in the order of the norms region: per layer in the architecture's
     /// order, then the final norm.
     pub fn norms(&self) -> impl Iterator<Item = TensorRef> + '_ {
-        let roles = self.arch.roles;
         self.layers
             .iter()
-            .flat_map(move |layer| roles.iter().filter(|r| r.is_norm()).map(move |&r| layer[r as usize]))
+            .flat_map(move |layer| self.roles_of(layer).filter(|(r, _)| r.is_norm()).map(|(_, &t)| t))
             .chain([self.output_norm])
+    }
+
+    /// Bytes of one layer's norms (every layer has the same).
+    fn norm_bytes_per_layer(&self) -> u64 {
+        self.layers.first().map_or(0, |l0| self.roles_of(l0).filter(|(r, _)| r.is_norm()).map(|(_, t)| t.bytes()).sum())
     }
 
     /// Where norm `role` of layer `layer` sits in the norms region: (offset, bytes).
     pub fn norm_span(&self, layer: usize, role: LayerTensor) -> Option<(usize, usize)> {
         let layer0 = self.layers.first()?;
-        let norm_roles = || self.arch.roles.iter().filter(|r| r.is_norm());
-        if layer >= self.layers.len() || !norm_roles().any(|&r| r == role) {
+        if layer >= self.layers.len() || !role.is_norm() || self.arch.role_index(role).is_none() {
             return None;
         }
         // Every layer has the same norms, so layer `l` starts at `l` times layer 0's bytes.
-        let per_layer: u64 = norm_roles().map(|&r| layer0[r as usize].bytes()).sum();
-        let before: u64 = norm_roles().take_while(|&&r| r != role).map(|&r| layer0[r as usize].bytes()).sum();
-        Some(((per_layer * layer as u64 + before) as usize, layer0[role as usize].bytes() as usize))
+        let norms = || self.roles_of(layer0).filter(|(r, _)| r.is_norm());
+        let before: u64 = norms().take_while(|&(r, _)| r != role).map(|(_, t)| t.bytes()).sum();
+        let bytes = self.layer_tensor(0, role).bytes();
+        Some(((self.norm_bytes_per_layer() * layer as u64 + before) as usize, bytes as usize))
     }
 
     /// The final norm's span in the norms region: (offset, bytes).
     pub fn output_norm_span(&self) -> (usize, usize) {
-        let per_layer: u64 = self
-            .layers
-            .first()
-            .map_or(0, |l0| self.arch.roles.iter().filter(|r| r.is_norm()).map(|&r| l0[r as usize].bytes()).sum());
-        ((per_layer * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
+        ((self.norm_bytes_per_layer() * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
     }
 
     /// The position of matrix `name` in unit order: per layer its matrices, then the
@@ -225,7 +232,7 @@ impl ModelInfo {
 
     /// The kind of layer `layer`.
     pub fn layer_kind(&self, layer: u32) -> LayerKind {
-        (self.arch.layer)(&self.config, layer)
+        self.config.layers.kind(layer)
     }
 
     /// Bytes of all distinct weights (the classifier counts once when tied).

@@ -22,7 +22,7 @@ pub(crate) mod units;
 mod tests;
 
 pub(crate) use carve::carve;
-pub use layout::{Region, ALIGN};
+pub use layout::{kv_rows, Region, ALIGN};
 pub use options::{PlanOptions, Policy, MAX_PREFETCH};
 pub use pack::MAX_SLOTS;
 pub(crate) use units::unit_cap;
@@ -48,8 +48,13 @@ pub struct Plan {
     pub working: Region,
     /// Sizes of the working buffers.
     pub working_layout: WorkingLayout,
-    /// Keys and values, `2 * layers * context * kv_dim` f32.
+    /// Keys and values, `2 * kv_dim` f32 per row; a layer holds [`kv_rows`] rows (the context,
+    /// or a ring on sliding-window layers).
     pub kv: Region,
+    /// Layers whose KV cache is a ring shorter than the context (sliding-window layers).
+    pub kv_ring_layers: u32,
+    /// Rows of each such ring (0 when there is none).
+    pub kv_ring_rows: u32,
     /// Embedding rows of one prefill chunk, in their stored type.
     pub scratch: Region,
     /// Vocabulary pieces, offsets, scores and the sorted index.
@@ -190,7 +195,11 @@ pub fn plan_within(
     let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
         + norms
         + if packed.embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
+    let rings = || (0..model.config.n_layers).map(|l| kv_rows(model, context, positions, l)).filter(|&r| r < context);
+    let (kv_ring_layers, kv_ring_rows) = (rings().count() as u32, rings().max().unwrap_or(0));
     Ok(Plan {
+        kv_ring_layers,
+        kv_ring_rows,
         budget,
         context,
         options: PlanOptions { prefill_chunk: positions as u32, ..opts },
