@@ -9,7 +9,7 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode qemu \
+.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode qemu \
 	matrix check-aarch64 msrv clippy-firmware fuzz-check gemma
 
 run: build
@@ -21,7 +21,7 @@ build:
 inspect: build
 	./target/release/spool-sim inspect -m $(MODEL) --ram $(RAM) --ctx 256
 
-test: targets fmt lint unit check-nostd miri-core qemu matrix
+test: targets fmt lint unit examples check-nostd miri-core qemu matrix
 
 targets:
 	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
@@ -39,6 +39,13 @@ lint:
 
 unit: gemma
 	$(CARGO) test --workspace
+
+# The two example programs build, and both run (examples/: a desktop one with FileStorage, the
+# prefetch thread and the thread pool; a no_std-style one with a static arena and a custom Storage).
+examples:
+	$(CARGO) build -q -p spool-examples --examples
+	$(CARGO) run -q -p spool-examples --example desktop >/dev/null
+	$(CARGO) run -q -p spool-examples --example no_std_style >/dev/null
 
 # The CI matrix beyond the x86-64 tests (in the manner of smoltcp's ci.sh): another host ISA,
 # the MSRV, and clippy on the firmware crate. The thumbv7em builds are `check-nostd`.

@@ -30,35 +30,24 @@ pub struct BenchOptions {
 
 const ALL: [GgmlType; 11] = spool_core::quant::SUPPORTED;
 
-/// Parses the options after `bench matvec`.
-pub fn parse(args: &[String]) -> Result<BenchOptions, String> {
-    let mut o = BenchOptions { rows: 4096, cols: 4096, types: ALL.to_vec(), seconds: 0.5 };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let v = it.next().ok_or(format!("{a} needs a value"))?;
-        let num = || v.parse::<f64>().map_err(|_| format!("{a}: `{v}` is not a number"));
-        match a.as_str() {
-            "--rows" => o.rows = num()? as usize,
-            "--cols" => o.cols = num()? as usize,
-            "--seconds" => o.seconds = num()?,
-            "--types" => {
-                o.types = v
-                    .split(',')
-                    .map(|n| {
-                        ALL.iter()
-                            .copied()
-                            .find(|t| t.name().eq_ignore_ascii_case(n))
-                            .ok_or(format!("--types: `{n}` is not one of {SUPPORTED_TYPES}"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
-            other => return Err(format!("unknown bench option `{other}`")),
-        }
+/// The options of `bench matvec` (`types`: comma-separated names, None for all).
+pub fn options(rows: usize, cols: usize, types: Option<&str>, seconds: f64) -> Result<BenchOptions, String> {
+    let types = match types {
+        None => ALL.to_vec(),
+        Some(v) => v
+            .split(',')
+            .map(|n| {
+                ALL.iter()
+                    .copied()
+                    .find(|t| t.name().eq_ignore_ascii_case(n.trim()))
+                    .ok_or(format!("--types: `{n}` is not one of {SUPPORTED_TYPES}"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    if rows == 0 || cols == 0 || !cols.is_multiple_of(256) {
+        return Err(format!("--rows {rows} --cols {cols}: rows must be > 0 and cols a positive multiple of 256"));
     }
-    if o.rows == 0 || o.cols == 0 || !o.cols.is_multiple_of(256) {
-        return Err("--rows must be > 0 and --cols a positive multiple of 256".into());
-    }
-    Ok(o)
+    Ok(BenchOptions { rows, cols, types, seconds })
 }
 
 /// xorshift64*: reproducible filler.

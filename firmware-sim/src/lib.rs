@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! spool-sim run -m PATH [-p TEXT | -f FILE] [-n NEW | --steps POSITIONS] [-c CTX] [-t THREADS]
-//!               [-s SEED] [--temp T] [--top-p P] [--ram SIZE] [--storage file|mmap|flash|direct]
+//!               [-s SEED] [--temp T] [--top-p P] [--top-k K] [--min-p P] [--repeat-penalty X]
+//!               [--repeat-last-n N] [--ram SIZE] [--storage file|mmap|flash|direct]
 //!               [--verify SIDECAR] [--faults SPEC] ...
 //! spool-sim checksum -m PATH -o SIDECAR
 //! spool-sim inspect -m PATH [--ram SIZE] [-c CTX]
@@ -28,6 +29,7 @@ pub mod json;
 pub mod kernel_bench;
 mod options;
 pub mod plot;
+pub mod progress;
 pub mod quantize;
 mod report;
 mod run;
@@ -39,5 +41,5 @@ pub use budget::{full_budget, full_budget_with, minimum_budget, parse_budget, pa
 pub use cli::{main_with, utf8_args};
 pub use inspect::inspect;
 pub use options::{Backend, KernelChoice, RunOptions};
-pub use report::{io_time_per_token, plan_json, plan_text, RunReport, SimReport};
-pub use run::{plan_options, run, run_on, run_on_with, run_with, OnToken};
+pub use report::{io_time_per_token, plan_json, plan_text, RunReport, Sampling, SimReport, Timing};
+pub use run::{plan_options, run, run_on, run_on_with, run_with, runc_filter, OnToken};

@@ -47,7 +47,7 @@ impl KernelChoice {
     /// The kernels this choice gives on this CPU.
     pub fn kernels(self) -> Result<Kernels, String> {
         match self {
-            KernelChoice::Auto => Ok(spool_std::kernels::simd_q8().unwrap_or_else(spool_std::kernels::detect)),
+            KernelChoice::Auto => Ok(spool_std::engine::default_kernels()),
             KernelChoice::Exact => Ok(spool_std::kernels::detect()),
             KernelChoice::Scalar => Ok(Kernels::SCALAR),
             KernelChoice::Simd => spool_std::kernels::simd()
@@ -102,6 +102,14 @@ pub struct RunOptions {
     pub temperature: f32,
     /// Top-p (outside (0, 1): plain multinomial).
     pub topp: f32,
+    /// Keep only the k most probable tokens (0: all).
+    pub top_k: u32,
+    /// Keep only tokens at least this times as probable as the most probable (0: off).
+    pub min_p: f32,
+    /// Repetition penalty (1: off).
+    pub repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back over (0: off); capped at the context.
+    pub repeat_last_n: u32,
     /// RNG seed (0: from the OS; the report says which).
     pub seed: u64,
     /// RAM budget in bytes (None: everything fits).
@@ -142,6 +150,10 @@ impl Default for RunOptions {
             new_tokens: None,
             temperature: 1.0,
             topp: 0.9,
+            top_k: 0,
+            min_p: 0.0,
+            repeat_penalty: 1.0,
+            repeat_last_n: 64,
             seed: 0,
             ram: None,
             ctx: None,

@@ -3,12 +3,56 @@
 
 use spool_core::{CacheStats, KernelPath, Plan, Size, StopReason};
 
+use serde::Serialize;
+
 use crate::flash::FlashSpec;
 use crate::json;
+
+/// The sampler's settings of a run (the JSON's `sampling`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Sampling {
+    /// The RNG seed (the one drawn from the OS when none was given).
+    pub seed: u64,
+    /// Temperature (0: greedy).
+    pub temperature: f32,
+    /// Top-p (outside (0, 1): off).
+    pub top_p: f32,
+    /// Top-k (0: off).
+    pub top_k: u32,
+    /// Min-p (0: off).
+    pub min_p: f32,
+    /// Repetition penalty (1: off).
+    pub repeat_penalty: f32,
+    /// Tokens the penalty looks back over, as run (capped at the context; 0 when off).
+    pub repeat_last_n: u32,
+}
+
+/// Wall-clock times of a run, in seconds, and the rates they give (the JSON's `timing`;
+/// null where a phase did not happen).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Timing {
+    /// Opening the model and building the engine: header, tensor table, plan, tokenizer,
+    /// pinned weights.
+    pub load_s: f64,
+    /// From the start of generation to the first new token (the prompt's forward passes and
+    /// the first sample).
+    pub prefill_s: f64,
+    /// Prompt positions per second over `prefill_s`.
+    pub prefill_tokens_per_s: Option<f64>,
+    /// From the start of the run (before the model is opened) to the first new token:
+    /// `load_s + prefill_s`; null when the prompt filled every step.
+    pub time_to_first_token_s: Option<f64>,
+    /// From the first new token to the last.
+    pub decode_s: f64,
+    /// Decode positions per second over `decode_s`.
+    pub decode_tokens_per_s: Option<f64>,
+}
 
 /// What a run produced, for the CLI and for tests.
 #[derive(Debug, Clone)]
 pub struct RunReport {
+    /// The model path as given.
+    pub model: String,
     /// Exactly what run.c prints: the text and a final newline.
     pub stdout: Vec<u8>,
     /// The raw bytes of the text (byte-fallback pieces included, no final newline).
@@ -35,8 +79,10 @@ pub struct RunReport {
     pub plan: Box<Plan>,
     /// Virtual-clock figures, with the simulated flash.
     pub sim: Option<SimReport>,
-    /// The sampler's seed (the one drawn from the OS when none was given).
-    pub seed: u64,
+    /// The sampler's settings, the seed included.
+    pub sampling: Sampling,
+    /// Wall-clock times.
+    pub timing: Timing,
     /// The kernels that ran.
     pub kernel: KernelPath,
     /// Compute threads.
@@ -90,90 +136,15 @@ impl RunReport {
         }
     }
 
-    /// The `--json` object.
+    /// The `--json` object (docs/json.md).
     pub fn to_json(&self) -> String {
-        let stats = json::Object::new()
-            .num("tokens_per_s", self.tokens_per_s)
-            .num("load_bytes", self.load_bytes as f64)
-            .num("prefill_bytes", self.prefill_bytes as f64)
-            .num("decode_bytes", self.decode_bytes as f64)
-            .num("bytes_read", (self.load_bytes + self.prefill_bytes + self.decode_bytes) as f64)
-            .num("bytes_read_per_token", self.bytes_read_per_token())
-            .num("hits", self.cache.hits as f64)
-            .num("misses", self.cache.misses as f64)
-            .num("evictions", self.cache.evictions as f64)
-            .num("budget_bytes", self.plan.budget as f64)
-            .num("resident_bytes", self.plan.pinned_bytes as f64)
-            .num("slots", self.plan.slot_count)
-            .num("reads", self.cache.reads as f64)
-            .num("prefetched", self.cache.prefetched as f64)
-            .str("policy", self.plan.options.policy.name())
-            .num("prefetch", self.plan.options.prefetch)
-            .num("prefill_chunk", self.plan.prefill_chunk())
-            .str("kernel", self.kernel.name())
-            .num("threads", self.threads as f64)
-            .raw("seed", &self.seed.to_string())
-            .raw(
-                "sim",
-                &self.sim.map_or("null".into(), |s| {
-                    json::Object::new()
-                        .num("flash_mbps", s.flash.mbps)
-                        .num("flash_latency_us", s.flash.latency_us)
-                        .num("tokens_per_s", s.tokens_per_s)
-                        .num("s_per_token", s.s_per_token)
-                        .num("compute_per_token", s.compute_per_token)
-                        .num("stall_per_token", s.stall_per_token)
-                        .num("bound_s_per_token", s.bound_s_per_token)
-                        .num("bound_ratio", s.ratio())
-                        .finish()
-                }),
-            )
-            .num("positions", self.positions)
-            .num("prefill_positions", self.prefill_positions)
-            .num("decode_positions", self.decode_positions())
-            .str(
-                "stop_reason",
-                match self.stop {
-                    StopReason::Bos => "bos",
-                    StopReason::Eos => "eos",
-                    StopReason::Steps => "steps",
-                },
-            )
-            .finish();
-        json::Object::new()
-            .str("text", &String::from_utf8_lossy(&self.text))
-            .raw("token_ids", &json::array(&self.token_ids))
-            .raw("stats", &stats)
-            .raw("plan", &plan_json(&self.plan))
-            .finish()
+        json::to_string(&json::RunDoc::new(self))
     }
 }
 
-/// The plan as a JSON object of region sizes.
+/// The plan as a JSON object of region sizes (the `plan` of `run --json`).
 pub fn plan_json(p: &Plan) -> String {
-    json::Object::new()
-        .num("budget_bytes", p.budget as f64)
-        .num("context", p.context)
-        .num("working_bytes", p.working.bytes as f64)
-        .num("kv_cache_bytes", p.kv.bytes as f64)
-        .num("kv_ring_layers", p.kv_ring_layers as f64)
-        .num("kv_ring_rows", p.kv_ring_rows as f64)
-        .num("scratch_bytes", p.scratch.bytes as f64)
-        .num("tokenizer_bytes", p.tokenizer.bytes as f64)
-        .num("norms_bytes", p.norms.bytes as f64)
-        .num("resident_bytes", p.resident.bytes as f64)
-        .num("slots_bytes", p.slots.bytes as f64)
-        .num("slots", p.slot_count)
-        .num("slot_bytes", p.slot_bytes)
-        .num("units", p.units.len() as f64)
-        .num("pinned_units", p.units.iter().filter(|u| u.pinned_at.is_some()).count() as f64)
-        .num("pinned_weight_bytes", p.pinned_bytes as f64)
-        .num("touched_bytes_per_token", p.touched_bytes_per_token as f64)
-        .num("streamed_bytes_per_token", p.streamed_bytes_per_token() as f64)
-        .num("used_bytes", p.used_bytes() as f64)
-        .num("prefill_chunk", p.prefill_chunk())
-        .str("policy", p.options.policy.name())
-        .finish()
+    json::to_string(&json::PlanDoc::new(p))
 }
 
 /// The plan as the lines of the stderr report.

@@ -16,7 +16,7 @@ use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 
 use crate::budget::full_budget_with;
 use crate::flash::{FlashClock, TimedLoader};
-use crate::report::{io_time_per_token, RunReport, SimReport};
+use crate::report::{io_time_per_token, RunReport, Sampling, SimReport, Timing};
 use crate::{verify, Backend, RunOptions};
 
 pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
@@ -27,19 +27,32 @@ pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, Strin
 /// chosen kernels round the input of one of its matrices (so an F32 file plans as before).
 pub fn plan_options(opts: &RunOptions, model: &ModelInfo) -> PlanOptions {
     let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
-    let quantized_activations =
-        opts.kernel.kernels().is_ok_and(|k| model.matrices().any(|(_, t)| k.activation_type(t.ty).is_some()));
-    PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations }
+    let base =
+        PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations: false };
+    match opts.kernel.kernels() {
+        Ok(k) => spool_std::engine::plan_options(k, model, base),
+        Err(_) => base,
+    }
 }
 
 /// What sees each token as it is produced (the CLI streams its text and checks for Ctrl-C):
-/// the core's event (whose `text` has run.c's filter) and the token's raw bytes (byte-fallback
-/// pieces included, possibly part of a multi-byte character).
-pub type OnToken<'s> = &'s mut dyn FnMut(&TokenEvent<'_>, &[u8]);
+/// the core's event, whose `text` is the token's raw bytes (byte-fallback pieces included,
+/// possibly part of a multi-byte character).
+pub type OnToken<'s> = &'s mut dyn FnMut(&TokenEvent<'_>);
+
+/// llama2.c's `run.c` filter (`safe_printf`): a piece that is one byte, neither printable
+/// ASCII nor white space, prints nothing. Only `--runc-output` and [`RunReport::stdout`] use
+/// it, for the run.c goldens; the library's text is never filtered.
+pub fn runc_filter(piece: &[u8]) -> &[u8] {
+    match piece {
+        [b] if !(b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')) => &[],
+        _ => piece,
+    }
+}
 
 /// Runs a generation and returns its report (the CLI prints it).
 pub fn run(opts: &RunOptions) -> Result<RunReport, String> {
-    run_with(opts, &mut |_, _| {})
+    run_with(opts, &mut |_| {})
 }
 
 /// As [`run`], and `on_token` sees every token as it is produced.
@@ -93,7 +106,7 @@ fn open_direct(_: &std::path::Path) -> std::io::Result<Option<FileStorage>> {
 
 /// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.
 pub fn run_on<S: Storage, R: Storage + Send>(storage: S, reader: R, opts: &RunOptions) -> Result<RunReport, String> {
-    run_on_with(storage, reader, opts, &mut |_, _| {})
+    run_on_with(storage, reader, opts, &mut |_| {})
 }
 
 /// As [`run_on`], and `on_token` sees every token as it is produced.
@@ -103,6 +116,7 @@ pub fn run_on_with<S: Storage, R: Storage + Send>(
     opts: &RunOptions,
     on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
+    let began = Instant::now();
     let model = open_model(&mut storage)?;
     let max_ctx = model.config.context_length;
     let steps = if opts.steps == 0 || opts.steps > max_ctx { max_ctx } else { opts.steps };
@@ -131,10 +145,10 @@ pub fn run_on_with<S: Storage, R: Storage + Send>(
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, on_token)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, on_token)
+            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
         }
     })
 }
@@ -158,6 +172,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     clock: Option<Rc<RefCell<FlashClock>>>,
     compute: Compute<'a>,
     opts: &RunOptions,
+    began: Instant,
     on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
     let mut engine =
@@ -182,22 +197,32 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     }
     // -n counts new tokens: the prompt's last position samples the first of them.
     let steps = match opts.new_tokens {
+        // -n 0: nothing is evaluated (llama.cpp's loop never starts).
+        Some(0) => 0,
         Some(new) => (n as u64 + u64::from(new) - 1).min(u64::from(ctx)) as u32,
         None => steps,
     };
     let seed = if opts.seed == 0 { os_seed() } else { opts.seed };
-    let mut sampler = Sampler::new(opts.temperature, opts.topp, seed);
+    // The repetition penalty's window (llama.cpp's --repeat-last-n), at most the context.
+    let repeat_last_n = if opts.repeat_penalty == 1.0 { 0 } else { opts.repeat_last_n.min(ctx) };
+    let mut window = vec![0u32; repeat_last_n as usize];
+    let mut sampler = Sampler::new(opts.temperature, opts.topp, seed)
+        .with_top_k(opts.top_k)
+        .with_min_p(opts.min_p)
+        .with_repetition_penalty(opts.repeat_penalty, &mut window);
     let mut stdout = Vec::new();
     let mut text = Vec::new();
-    // The raw bytes of every token, after a token other than BOS and after BOS (which drops a
-    // leading space): the engine is borrowed while it generates.
-    let bos = engine.tokenizer().bos();
-    let other = if bos == 0 { 1 } else { 0 };
-    let raw: Vec<[Vec<u8>; 2]> = (0..engine.tokenizer().vocab())
-        .map(|id| [engine.tokenizer().decode(other, id).to_vec(), engine.tokenizer().decode(bos, id).to_vec()])
-        .collect();
     let mut token_ids = vec![prompt[0]];
     let start = Instant::now();
+    let load_s = (start - began).as_secs_f64();
+    log::info!(
+        "loaded in {load_s:.3} s: {} prompt tokens, {} steps, context {ctx}, budget {} B, kernels {}, {} thread(s), seed {seed}",
+        n,
+        steps,
+        engine.plan().budget,
+        compute.kernels.path().name(),
+        compute.threads
+    );
     let (mut last_prefill, mut last) = (start, start);
     // Virtual time and compute at the end of the prompt.
     let mut sim_mark = None;
@@ -212,10 +237,9 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         }
     };
     let outcome = generate_with_logits(&mut engine, &mut sampler, &prompt[..n], steps, on_logits, |ev| {
-        stdout.extend_from_slice(ev.text);
-        let bytes = raw.get(ev.next as usize).map_or(&[][..], |r| &r[usize::from(ev.token == bos)][..]);
-        text.extend_from_slice(bytes);
-        on_token(ev, bytes);
+        stdout.extend_from_slice(runc_filter(ev.text));
+        text.extend_from_slice(ev.text);
+        on_token(ev);
         token_ids.push(ev.next);
         last = Instant::now();
         if ev.phase == Phase::Prefill {
@@ -267,7 +291,28 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         _ => None,
     };
     let stats = engine.stats();
+    let rate = |n: u32, s: f64| (n > 0).then(|| f64::from(n) / s.max(1e-9));
+    let prefill_s = (last_prefill - start).as_secs_f64();
+    let decode_s = (last - last_prefill).as_secs_f64();
+    let timing = Timing {
+        load_s,
+        prefill_s,
+        prefill_tokens_per_s: rate(outcome.prefill_positions, prefill_s),
+        time_to_first_token_s: (outcome.positions >= n as u32).then_some(load_s + prefill_s),
+        decode_s,
+        decode_tokens_per_s: rate(decode, decode_s),
+    };
+    let sampling = Sampling {
+        seed,
+        temperature: opts.temperature,
+        top_p: opts.topp,
+        top_k: opts.top_k,
+        min_p: opts.min_p,
+        repeat_penalty: opts.repeat_penalty,
+        repeat_last_n,
+    };
     Ok(RunReport {
+        model: opts.model.clone(),
         stdout,
         text,
         token_ids,
@@ -281,7 +326,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         cache: stats,
         plan: Box::new(engine.plan().clone()),
         sim,
-        seed,
+        sampling,
+        timing,
         kernel: compute.kernels.path(),
         threads: compute.threads,
     })

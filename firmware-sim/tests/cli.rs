@@ -37,8 +37,19 @@ fn help_and_version_go_to_stdout_with_exit_0() {
     }
     let o = spool_sim(&["run", "--help"]);
     // One line per flag, llama.cpp's names among them, and the default of -n stated.
-    for flag in ["-t, --threads", "-c, --ctx-size", "-f, --file", "-n, --n-predict", "-s, --seed", "--temp", "--steps"]
-    {
+    for flag in [
+        "-t, --threads",
+        "-c, --ctx-size",
+        "-f, --file",
+        "-n, --n-predict",
+        "-s, --seed",
+        "--temp",
+        "--steps",
+        "--top-k",
+        "--min-p",
+        "--repeat-penalty",
+        "--repeat-last-n",
+    ] {
         assert!(o.stdout.lines().any(|l| l.trim_start().starts_with(flag)), "{flag} missing:\n{}", o.stdout);
     }
     assert!(o.stdout.contains("[default: --steps 256 when neither is given]"), "{}", o.stdout);
@@ -50,7 +61,7 @@ fn help_and_version_go_to_stdout_with_exit_0() {
 /// error must say).
 const BAD: &[(&[&str], &str)] = &[
     (&["-n", "-5"], "--n-predict <N>"),
-    (&["-n", "0"], "expected -1"),
+    (&["-n", "-2"], "expected -1"),
     (&["-n", "2.7"], "not a whole number"),
     (&["--temp", "nan"], "not a finite number"),
     (&["--temp", "inf"], "not a finite number"),
@@ -77,6 +88,21 @@ const BAD: &[(&[&str], &str)] = &[
     (&["!", "inspect", "-m", "MODEL", "--ram", "1X"], "the unit must be K, M or G"),
     (&["!", "run"], "--model <MODEL>"),
     (&["--faults", "latency=5"], "MS@K"),
+    (&["--top-k", "-1"], "for '--top-k <K>': `-1` is not a whole number"),
+    (&["--top-k", "2.5"], "not a whole number"),
+    (&["--min-p", "nan"], "not a finite number"),
+    (&["--min-p", "1.5"], "expected 0 to 1"),
+    (&["--repeat-penalty", "0"], "expected more than 0 and at most 100"),
+    (&["--repeat-penalty", "inf"], "not a finite number"),
+    (&["--repeat-last-n", "-1"], "not a whole number"),
+    (&["--repeat-last-n", "99999999"], "expected 0 (off) to 1048576"),
+    (&["!", "bench", "budget", "--points", "1"], "1 is not in 2..=1000"),
+    (&["!", "bench", "budget", "--pointz", "3"], "tip: a similar argument exists: '--points'"),
+    (&["!", "bench", "prefetch", "--prefetch", "9"], "expected 0 to 8"),
+    (&["!", "bench", "policies", "--flash-mbps", "nan"], "not a finite number"),
+    (&["!", "bench", "decode", "--threads", "1,0"], "expected 1 to 256"),
+    (&["!", "bench", "matvec", "--cols", "100"], "cols a positive multiple of 256"),
+    (&["!", "bench", "sweep"], "unrecognized subcommand 'sweep'"),
 ];
 
 #[test]
@@ -131,6 +157,119 @@ fn llama_cpp_names_mean_what_they_mean_there() {
     let f = spool_sim(&["run", "-m", &m, "-f", path.to_str().unwrap(), "-n", "20", "-s", "42"]);
     let _ = std::fs::remove_file(&path);
     assert_eq!(f.stdout, o.stdout);
+}
+
+#[test]
+fn n_predict_0_runs_and_prints_nothing_as_llama_cpp() {
+    let o = spool_sim(&["run", "-m", &model(), "-p", "Once upon a time", "-n", "0", "--json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!((j["stats"]["positions"].as_u64(), j["text"].as_str()), (Some(0), Some("")));
+    let o = spool_sim(&["run", "-m", &model(), "-p", "Once upon a time", "-n", "0"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, ""), "{}", o.stderr);
+    assert!(o.stderr.contains("(0 positions, 0 from the prompt"), "{}", o.stderr);
+}
+
+#[test]
+fn sampling_flags_change_the_text_and_a_seed_repeats_it() {
+    let m = model();
+    let run = |extra: &[&str]| {
+        let mut line = vec!["run", "-m", m.as_str(), "-p", "Once upon a time", "-n", "60"];
+        line.extend_from_slice(extra);
+        let o = spool_sim(&line);
+        assert_eq!(o.code, 0, "{extra:?}: {}", o.stderr);
+        o.stdout
+    };
+    // Greedy text repeats itself on this model; a repetition penalty over the last 64 tokens
+    // changes it, and is itself deterministic.
+    let greedy = run(&["--temp", "0"]);
+    let penalized = run(&["--temp", "0", "--repeat-penalty", "1.5"]);
+    assert_ne!(penalized, greedy);
+    assert_eq!(run(&["--temp", "0", "--repeat-penalty", "1.5"]), penalized);
+    assert_eq!(run(&["--temp", "0", "--repeat-penalty", "1.5", "--repeat-last-n", "0"]), greedy);
+    // Top-k 1 is greedy at any temperature and seed; top-k and min-p runs repeat with their seed.
+    assert_eq!(run(&["--temp", "1", "--top-k", "1", "-s", "5"]), greedy);
+    let sampled = run(&["--top-k", "40", "--min-p", "0.05", "-s", "9"]);
+    assert_eq!(run(&["--top-k", "40", "--min-p", "0.05", "-s", "9"]), sampled);
+}
+
+#[test]
+fn json_has_the_documented_fields_and_nothing_else() {
+    let m = model();
+    let o = spool_sim(&["run", "-m", &m, "-p", "Once upon a time", "-n", "10", "-s", "42", "--top-k", "5", "--json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).expect("one JSON object");
+    assert_eq!(j["schema_version"], 2);
+    assert_eq!(j["model"], m.as_str());
+    assert_eq!((j["sampling"]["seed"].as_u64(), j["sampling"]["top_k"].as_u64()), (Some(42), Some(5)));
+    assert_eq!(j["stats"]["prefill_positions"], 5);
+    assert_eq!(j["stats"]["decode_positions"], 9); // -n 10: the prompt's last position samples the first
+    assert_eq!(j["token_ids"].as_array().map(Vec::len), Some(15));
+    let t = &j["timing"];
+    let (load, ttft) = (t["load_s"].as_f64().unwrap(), t["time_to_first_token_s"].as_f64().unwrap());
+    assert!(load > 0.0 && ttft >= load, "{t}");
+    assert!(t["prefill_tokens_per_s"].as_f64().unwrap() > 0.0 && t["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert!(j["sim"].is_null());
+    assert_eq!(
+        j["plan"]["slot_region_bytes"],
+        j["plan"]["slot_count"].as_u64().unwrap() * j["plan"]["slot_bytes"].as_u64().unwrap()
+    );
+    // Every field is documented in docs/json.md, and the retired ambiguous names are gone.
+    let doc = std::fs::read_to_string(format!("{}/../docs/json.md", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    fn keys(v: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(map) = v.as_object() {
+            for (k, v) in map {
+                out.push(k.clone());
+                keys(v, out);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    keys(&j, &mut all);
+    for k in &all {
+        let documented =
+            [format!("`{k}`"), format!("`{k}."), format!(".{k}`")].iter().any(|p| doc.contains(p.as_str()));
+        assert!(documented, "`{k}` is not in docs/json.md");
+        assert!(!["resident_bytes", "slots", "seed_"].contains(&k.as_str()), "retired name `{k}`");
+    }
+}
+
+#[test]
+fn verbose_logs_quiet_silences_and_pipes_never_see_a_progress_bar() {
+    let m = model();
+    let base = ["run", "-m", m.as_str(), "-n", "8", "-s", "3"];
+    let plain = spool_sim(&base);
+    let quiet = spool_sim(&[&["-q"][..], &base].concat());
+    let verbose = spool_sim(&[&["-vv"][..], &base].concat());
+    assert_eq!((plain.code, quiet.code, verbose.code), (0, 0, 0), "{}", verbose.stderr);
+    // The text is the same; -q drops the report, -vv adds log lines from the CLI and spool-std.
+    assert_eq!((quiet.stdout.as_str(), verbose.stdout.as_str()), (plain.stdout.as_str(), plain.stdout.as_str()));
+    assert!(plain.stderr.contains("arena plan") && !plain.stderr.contains("INFO"), "{}", plain.stderr);
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
+    assert!(verbose.stderr.contains("[INFO  spool_sim::run] loaded in"), "{}", verbose.stderr);
+    assert!(verbose.stderr.contains("[DEBUG spool_std"), "{}", verbose.stderr);
+    // synth to a pipe: no bar, no terminal control codes.
+    let path = std::env::temp_dir().join(format!("spool-cli-synth-{}.gguf", std::process::id()));
+    let o = spool_sim(&[
+        "synth",
+        "-o",
+        path.to_str().unwrap(),
+        "--layers",
+        "1",
+        "--dim",
+        "64",
+        "--hidden",
+        "128",
+        "--heads",
+        "2",
+        "--vocab",
+        "512",
+        "--ctx",
+        "64",
+    ]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!o.stderr.contains('\u{1b}') && !o.stderr.contains('\r'), "{:?}", o.stderr);
 }
 
 /// A model slow enough (scalar kernels, a 4096-position context) that a run outlives the first

@@ -5,8 +5,11 @@
 //! file shrinking under them), both opening regular files only ([`open_regular`]), a [`PrefetchLoader`] that fills cache slots on a reader thread
 //! while the core computes, a [`ThreadPool`] that splits matrix-vector rows over worker
 //! threads, fault injection for tests and bring-up ([`faults`]), and run-time CPU feature detection for the kernels ([`kernels::detect`]). It holds
-//! no inference logic.
+//! no inference logic. [`engine::new`] and [`engine::with_loader`] build an engine on this
+//! CPU's best kernels (the core's own constructors run the portable scalar ones). It logs through the `log` crate (debug: the arena, the thread pool, the
+//! prefetch thread, the kernels chosen); install any logger (env_logger, ...) to see it.
 
+pub mod engine;
 pub mod faults;
 pub mod kernels;
 pub mod pool;
@@ -22,7 +25,10 @@ impl Arena {
     pub fn new(bytes: usize) -> io::Result<Self> {
         let map = memmap2::MmapMut::map_anon(bytes.max(1))?;
         #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
+        if let Err(e) = map.advise(memmap2::Advice::HugePage) {
+            log::debug!("arena: madvise(MADV_HUGEPAGE) refused ({e}); 4 KiB pages");
+        }
+        log::debug!("arena: {bytes} bytes mapped");
         Ok(Arena(map))
     }
 }

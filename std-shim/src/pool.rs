@@ -101,6 +101,7 @@ pub struct ThreadPool {
 impl ThreadPool {
     /// A pool of `threads` units (at least 1): `threads - 1` workers plus the caller.
     pub fn new(threads: usize) -> Self {
+        log::debug!("thread pool: {threads} thread(s), {} worker(s) besides the caller", threads.max(1) - 1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State { generation: 0, task: None, remaining: 0, panicked: false, shutdown: false }),
             start: Condvar::new(),

@@ -46,6 +46,7 @@ impl<'a> PrefetchLoader<'a> {
         S: Storage + Send + 'scope,
         'a: 'scope,
     {
+        log::debug!("prefetch: reader thread started");
         let (req_tx, req_rx) = channel::<Request<'a>>();
         let (done_tx, done_rx) = channel::<Done<'a>>();
         scope.spawn(move || {

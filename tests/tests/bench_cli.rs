@@ -59,7 +59,7 @@ fn the_budget_sweep_covers_every_policy_and_pin_reads_least() {
 #[test]
 fn the_prefetch_and_policies_sweeps_write_their_files() {
     let dir = std::env::temp_dir().join(format!("spool-bench2-{}", std::process::id()));
-    assert_eq!(bench("prefetch", &dir).lines().count(), 1 + 16);
+    assert_eq!(bench("prefetch", &dir).lines().count(), 1 + 12); // 3 bandwidths x distances 0..3
     assert_eq!(bench("policies", &dir).lines().count(), 1 + 10);
     for f in [
         "prefetch.json",

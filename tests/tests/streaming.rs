@@ -216,3 +216,28 @@ fn the_flash_clock_reaches_the_bound_with_prefetch() {
     assert!(sim.ratio() >= 0.999, "{sim:?}");
     assert!(sim.ratio() < 1.05, "{sim:?}");
 }
+
+/// The library's `TokenEvent::text` is the raw bytes: the prompt's byte-fallback pieces come
+/// back as the bytes of "ü" and "🍕" (which run.c's filter would drop), so the prefill events
+/// spell the prompt exactly.
+#[test]
+fn token_events_carry_raw_bytes_byte_fallback_included() {
+    let file = std::fs::read(model_path()).unwrap();
+    let mut arena = vec![0u8; 4 << 20];
+    let mut engine = Engine::new(SliceStorage::new(&file), &mut arena, 64).unwrap();
+    let text = "Tom und Jürgen 🍕".as_bytes();
+    let mut prompt = [0u32; 64];
+    let mut scratch = vec![0u32; spool_core::tokenizer::encode_scratch_words(text.len())];
+    let n = engine.tokenizer().encode_with(text, true, &mut prompt, &mut scratch).unwrap();
+    let mut sampler = spool_core::Sampler::new(0.0, 0.9, 42);
+    let (mut prefill, mut lone) = (Vec::new(), 0);
+    spool_core::generate(&mut engine, &mut sampler, &prompt[..n], n as u32 + 4, |ev| {
+        if ev.phase == spool_core::Phase::Prefill && (ev.pos as usize) < n - 1 {
+            prefill.extend_from_slice(ev.text);
+            lone += usize::from(ev.text.len() == 1 && !ev.text[0].is_ascii());
+        }
+    })
+    .unwrap();
+    assert_eq!(prefill, text, "{:?}", String::from_utf8_lossy(&prefill));
+    assert!(lone >= 2, "the prompt should use byte-fallback pieces on this 512-token vocabulary");
+}

@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::model::arch::Stops;
 use crate::sampler::Sampler;
 use crate::storage::Storage;
-use crate::tokenizer::printable;
 
 /// Whether a position consumes the prompt or generated text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +66,10 @@ pub struct TokenEvent<'t> {
     pub token: u32,
     /// The next token (from the prompt or sampled).
     pub next: u32,
-    /// What the next token prints (empty for unprintable lone bytes).
+    /// The next token's raw bytes: its piece (without the leading space after BOS), or the one
+    /// byte of a byte-fallback piece such as `<0xC3>`, which may be part of a multi-byte
+    /// character; empty for a stop token. Nothing is filtered: UTF-8 assembly and run.c's
+    /// filter of non-printable bytes are the caller's (`spool-sim run --runc-output`).
     pub text: &'t [u8],
     /// Whether `token` came from the prompt.
     pub phase: Phase,
@@ -95,7 +97,7 @@ pub struct Outcome {
 /// [`crate::Plan::prefill_chunk`] positions. `on_token` sees every position.
 pub fn generate<'a, S: Storage, L: Loader<'a>>(
     engine: &mut Engine<'a, S, L>,
-    sampler: &mut Sampler,
+    sampler: &mut Sampler<'_>,
     prompt: &[u32],
     steps: u32,
     on_token: impl FnMut(&TokenEvent<'_>),
@@ -108,7 +110,7 @@ pub fn generate<'a, S: Storage, L: Loader<'a>>(
 /// when the plan's prefill chunk is 1).
 pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
     engine: &mut Engine<'a, S, L>,
-    sampler: &mut Sampler,
+    sampler: &mut Sampler<'_>,
     prompt: &[u32],
     steps: u32,
     mut on_logits: impl FnMut(u32, &[f32]),
@@ -125,6 +127,9 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
     let mut token = prompt[0];
     // Prefill: positions whose fed token comes from the prompt.
     for chunk in prompt[..prefilled].chunks(engine.work.positions) {
+        for &t in chunk {
+            sampler.accept(t);
+        }
         let logits = engine.forward_batch(chunk, pos as u32)?;
         on_logits((pos + chunk.len() - 1) as u32, logits);
         for _ in chunk {
@@ -144,7 +149,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
                     decode: CacheStats::default(),
                 });
             }
-            let text = printable(engine.tokenizer().decode(token, next));
+            let text = engine.tokenizer().decode(token, next);
             on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text, phase: Phase::Prefill });
             token = next;
         }
@@ -154,6 +159,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
     while pos < steps {
         let logits = engine.forward(token, pos as u32)?;
         on_logits(pos as u32, logits);
+        sampler.accept(token);
         let next = engine.sample(sampler);
         pos += 1;
         if stops.contains(&next) {
@@ -161,7 +167,7 @@ pub fn generate_with_logits<'a, S: Storage, L: Loader<'a>>(
             on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text: &[], phase: Phase::Decode });
             break;
         }
-        let text = printable(engine.tokenizer().decode(token, next));
+        let text = engine.tokenizer().decode(token, next);
         on_token(&TokenEvent { pos: pos as u32 - 1, token, next, text, phase: Phase::Decode });
         token = next;
     }

@@ -13,6 +13,12 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// More log lines on stderr (-v info, -vv debug, -vvv trace; RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Errors only: no report, no progress bars, no log lines below error.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 /// The subcommands.
@@ -41,12 +47,9 @@ pub enum Command {
         #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx", value_name = "N", value_parser = whole_u32, allow_negative_numbers = true)]
         ctx: Option<u32>,
     },
-    /// Budget, prefetch, policy, decode and kernel benchmarks (`bench budget|prefetch|policies|decode|matvec ...`).
-    Bench {
-        /// The bench and its options, e.g. `matvec --rows 4096`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
-        args: Vec<String>,
-    },
+    /// Budget, prefetch, policy, decode and kernel benchmarks.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
     /// Print a text's token ids, as llama.cpp's llama-tokenize (`tokenize -m PATH -p TEXT --ids`).
     Tokenize(crate::tokenize::TokenizeArgs),
     /// Write a synthetic model of any shape (`synth -o PATH --preset tinyllama ...`).
@@ -69,8 +72,8 @@ pub struct RunArgs {
     /// Read the prompt from this file.
     #[arg(short, long, value_name = "PATH")]
     pub file: Option<String>,
-    /// New tokens to generate, as llama.cpp counts them (-1: until EOS or a full context)
-    /// [default: --steps 256 when neither is given].
+    /// New tokens to generate, as llama.cpp counts them (-1: until EOS or a full context; 0:
+    /// nothing is run or printed, as llama.cpp) [default: --steps 256 when neither is given].
     #[arg(short = 'n', long = "n-predict", value_name = "N", allow_negative_numbers = true,
           value_parser = n_predict, conflicts_with = "steps")]
     pub n_predict: Option<i64>,
@@ -86,6 +89,20 @@ pub struct RunArgs {
     /// Top-p nucleus sampling (outside (0, 1): plain multinomial).
     #[arg(long = "top-p", value_name = "P", default_value = "0.9", value_parser = unit_interval, allow_negative_numbers = true)]
     pub top_p: f32,
+    /// Keep only the K most probable tokens (0: all; run.c's default, where llama.cpp's is 40).
+    #[arg(long = "top-k", value_name = "K", default_value = "0", value_parser = whole_u32, allow_negative_numbers = true)]
+    pub top_k: u32,
+    /// Keep only tokens at least P times as probable as the most probable (0: off; llama.cpp's
+    /// default is 0.05). Applied after the temperature, as top-p.
+    #[arg(long = "min-p", value_name = "P", default_value = "0", value_parser = unit_interval, allow_negative_numbers = true)]
+    pub min_p: f32,
+    /// Divide the positive logits (multiply the others) of tokens among the last
+    /// --repeat-last-n by this (1: off).
+    #[arg(long = "repeat-penalty", value_name = "X", default_value = "1.0", value_parser = repeat_penalty, allow_negative_numbers = true)]
+    pub repeat_penalty: f32,
+    /// How many of the last tokens (prompt included) the repetition penalty looks at (0: off).
+    #[arg(long = "repeat-last-n", value_name = "N", default_value = "64", value_parser = repeat_last_n, allow_negative_numbers = true)]
+    pub repeat_last_n: u32,
     /// RNG seed [default: from the OS, printed in the report].
     #[arg(short, long, value_name = "S", value_parser = whole_u64, allow_negative_numbers = true)]
     pub seed: Option<u64>,
@@ -149,7 +166,7 @@ fn whole<T: std::str::FromStr>(s: &str, range: &str) -> Result<T, String> {
     s.trim().parse().map_err(|_| format!("`{s}` is not a whole number in {range}"))
 }
 
-fn whole_u32(s: &str) -> Result<u32, String> {
+pub(crate) fn whole_u32(s: &str) -> Result<u32, String> {
     whole(s, "0..=4294967295")
 }
 
@@ -157,7 +174,7 @@ fn whole_u64(s: &str) -> Result<u64, String> {
     whole(s, "0..=18446744073709551615")
 }
 
-fn positive_u32(s: &str) -> Result<u32, String> {
+pub(crate) fn positive_u32(s: &str) -> Result<u32, String> {
     whole_u32(s).and_then(|v| if v >= 1 { Ok(v) } else { Err(format!("`{s}` is out of range: expected 1 or more")) })
 }
 
@@ -170,7 +187,7 @@ fn threads(s: &str) -> Result<usize, String> {
     }
 }
 
-fn prefetch(s: &str) -> Result<u32, String> {
+pub(crate) fn prefetch(s: &str) -> Result<u32, String> {
     let max = spool_core::plan::MAX_PREFETCH;
     let v = whole(s, &format!("0..={max}"))?;
     if v <= max {
@@ -181,11 +198,32 @@ fn prefetch(s: &str) -> Result<u32, String> {
 }
 
 fn n_predict(s: &str) -> Result<i64, String> {
-    let v: i64 = whole(s, "-1 or 1..")?;
-    if v == -1 || v >= 1 {
+    let v: i64 = whole(s, "-1 or 0..")?;
+    if v >= -1 {
         Ok(v)
     } else {
-        Err(format!("`{s}` is out of range: expected -1 (until EOS or a full context) or 1 or more new tokens"))
+        Err(format!("`{s}` is out of range: expected -1 (until EOS or a full context) or 0 or more new tokens"))
+    }
+}
+
+/// The largest repetition window: a context no model here has.
+pub const MAX_REPEAT_LAST_N: u32 = 1 << 20;
+
+fn repeat_last_n(s: &str) -> Result<u32, String> {
+    let v = whole(s, &format!("0..={MAX_REPEAT_LAST_N}"))?;
+    if v <= MAX_REPEAT_LAST_N {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` is out of range: expected 0 (off) to {MAX_REPEAT_LAST_N}"))
+    }
+}
+
+fn repeat_penalty(s: &str) -> Result<f32, String> {
+    let v = finite(s)?;
+    if v > 0.0 && v <= 100.0 {
+        Ok(v as f32)
+    } else {
+        Err(format!("`{s}` is out of range: expected more than 0 and at most 100 (1: off)"))
     }
 }
 
@@ -216,13 +254,23 @@ fn unit_interval(s: &str) -> Result<f32, String> {
     }
 }
 
-fn positive_f64(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_f64(s: &str) -> Result<f64, String> {
     let v = finite(s)?;
     if v > 0.0 {
         Ok(v)
     } else {
         Err(format!("`{s}` is out of range: expected more than 0"))
     }
+}
+
+/// A comma-separated list of thread counts, each 1 to 256.
+pub(crate) fn threads_list(s: &str) -> Result<Vec<usize>, String> {
+    s.split(',').map(|t| threads(t.trim())).collect()
+}
+
+/// A finite number, 0 or more.
+pub(crate) fn finite_nonneg(s: &str) -> Result<f64, String> {
+    nonneg_f64(s)
 }
 
 fn nonneg_f64(s: &str) -> Result<f64, String> {
@@ -246,11 +294,16 @@ mod tests {
 
     #[test]
     fn numbers_are_range_checked() {
-        assert!(n_predict("-5").is_err() && n_predict("0").is_err() && n_predict("2.7").is_err());
+        assert!(n_predict("-5").is_err() && n_predict("-2").is_err() && n_predict("2.7").is_err());
+        assert_eq!(n_predict("0"), Ok(0));
         assert_eq!(n_predict("-1"), Ok(-1));
         assert!(temperature("nan").is_err() && temperature("inf").is_err() && temperature("-1").is_err());
         assert!(prefetch("1000").is_err() && prefetch("8").is_ok());
         assert!(threads("0").is_err() && threads("2").is_ok());
         assert!(whole_u32("abc").is_err() && whole_u32("-3").is_err());
+        assert!(repeat_penalty("0").is_err() && repeat_penalty("nan").is_err() && repeat_penalty("-1").is_err());
+        assert_eq!(repeat_penalty("1.1"), Ok(1.1));
+        assert!(repeat_last_n("-1").is_err() && repeat_last_n("2.5").is_err() && repeat_last_n("2000000").is_err());
+        assert!(unit_interval("1.5").is_err() && whole_u32("4.0").is_err());
     }
 }

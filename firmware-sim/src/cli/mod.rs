@@ -1,7 +1,7 @@
 //! The command line: argument parsing and dispatch to the subcommands, and what each prints.
 //! Owns no running (see `run.rs`) and no report layout (see `report.rs`).
 
-mod args;
+pub(crate) mod args;
 mod utf8;
 
 use std::io::Write;
@@ -17,7 +17,7 @@ pub use utf8::Utf8Stream;
 
 use crate::budget::parse_budget;
 use crate::report::{plan_text, RunReport};
-use crate::{bench, inspect, kernel_bench, run_with, synth, verify, Backend, KernelChoice, RunOptions};
+use crate::{bench, inspect, run_with, synth, verify, Backend, KernelChoice, RunOptions};
 
 /// Set by the Ctrl-C handler; the run checks it after each token.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -62,6 +62,10 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
         },
         temperature: a.temp,
         topp: a.top_p,
+        top_k: a.top_k,
+        min_p: a.min_p,
+        repeat_penalty: a.repeat_penalty,
+        repeat_last_n: a.repeat_last_n,
         seed: a.seed.unwrap_or(0),
         ctx: a.ctx,
         prefetch: a.prefetch,
@@ -129,13 +133,11 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             };
         }
     };
+    init_logging(cli.verbose, cli.quiet);
+    crate::progress::set_quiet(cli.quiet);
     let result = match cli.command {
-        Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, a.runc_output, out, err)),
-        Command::Bench { args } => match args.first().map(String::as_str) {
-            Some("matvec") => kernel_bench::parse(&args[1..]).and_then(|o| kernel_bench::matvec(&o, out)),
-            Some("decode") => bench::parse_decode(&args[1..]).and_then(|o| bench::decode(&o, out, err)),
-            _ => bench::cli(&args, out, err),
-        },
+        Command::Run(a) => run_options(&a).and_then(|o| run_cli(&o, a.runc_output, cli.quiet, out, err)),
+        Command::Bench(b) => bench::cli(&b, out, err),
         Command::Synth { args } => synth::cli(&args, out, err),
         Command::Tokenize(a) => crate::tokenize::cli(&a, out),
         Command::Checksum { model, out: side } => verify::cli(&["-m".into(), model, "-o".into(), side], out),
@@ -155,6 +157,26 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
     }
 }
 
+/// env_logger on stderr at the level of `-v`/`--quiet` (warnings by default); `RUST_LOG`
+/// overrides. The first call in a process sets it up; later calls only move the level.
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Warn,
+        (false, 1) => log::LevelFilter::Info,
+        (false, 2) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .parse_default_env()
+        .target(env_logger::Target::Stderr)
+        .try_init();
+    if std::env::var_os("RUST_LOG").is_none() {
+        log::set_max_level(level);
+    }
+}
+
 fn fail(err: &mut dyn Write, e: &str) -> i32 {
     let _ = writeln!(err, "spool-sim: {e}");
     2
@@ -162,23 +184,47 @@ fn fail(err: &mut dyn Write, e: &str) -> i32 {
 
 /// `spool-sim run`: streams the text (or prints the JSON at the end), then the report.
 /// The text is assembled UTF-8, or run.c's filtered bytes with `runc_output`.
-fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), String> {
+/// With `quiet`, no report on stderr. A prefill that outlasts [`PREFILL_BAR_AFTER`] shows a
+/// position counter on a terminal's stderr.
+fn run_cli(
+    o: &RunOptions,
+    runc_output: bool,
+    quiet: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), String> {
     let mut utf8 = Utf8Stream::default();
     let start = Instant::now();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let (mut positions, mut generated) = (0u64, 0u64);
     let json = o.json;
     let r = {
-        let mut on_token = |ev: &spool_core::TokenEvent<'_>, raw: &[u8]| {
+        let mut on_token = |ev: &spool_core::TokenEvent<'_>| {
             positions += 1;
             if ev.phase == Phase::Decode {
                 generated += 1;
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+            } else if bar.is_none() && start.elapsed() > PREFILL_BAR_AFTER && crate::progress::enabled() {
+                let b = crate::progress::positions("prefill");
+                b.set_position(positions);
+                bar = Some(b);
+            } else if let Some(b) = &bar {
+                b.set_position(positions);
             }
             if !json {
-                let _ = match runc_output {
-                    true => out.write_all(ev.text),
-                    false => out.write_all(utf8.push(raw).as_bytes()),
+                let mut write = || {
+                    let _ = match runc_output {
+                        true => out.write_all(crate::run::runc_filter(ev.text)),
+                        false => out.write_all(utf8.push(ev.text).as_bytes()),
+                    };
+                    let _ = out.flush();
                 };
-                let _ = out.flush();
+                match &bar {
+                    Some(b) => b.suspend(write),
+                    None => write(),
+                }
             }
             if INTERRUPTED.load(Ordering::SeqCst) {
                 let s = start.elapsed().as_secs_f64().max(1e-9);
@@ -200,14 +246,19 @@ fn run_cli(o: &RunOptions, runc_output: bool, out: &mut dyn Write, err: &mut dyn
     };
     if json {
         let _ = writeln!(out, "{}", r.to_json());
-    } else {
+    } else if r.positions > 0 {
         let _ = out.write_all(utf8.finish().as_bytes());
         let _ = out.write_all(b"\n");
         let _ = out.flush();
     }
-    report(&r, err);
+    if !quiet {
+        report(&r, err);
+    }
     Ok(())
 }
+
+/// How long a prefill runs before its progress shows.
+const PREFILL_BAR_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The stderr report of a run.
 fn report(r: &RunReport, err: &mut dyn Write) {
@@ -232,7 +283,7 @@ fn report(r: &RunReport, err: &mut dyn Write) {
         plan_text(&r.plan),
         r.kernel.name(),
         r.threads,
-        r.seed,
+        r.sampling.seed,
         r.tokens_per_s,
         r.positions,
         r.prefill_positions,

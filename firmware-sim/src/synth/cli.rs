@@ -102,8 +102,11 @@ pub fn cli(args: &[String], out: &mut dyn Write, _err: &mut dyn Write) -> Result
     };
     let start = Instant::now();
     let file = std::fs::File::create(&path).map_err(|e| format!("cannot create {path}: {e}"))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    let total: u64 = tensors(&c).iter().map(|s| s.rows * s.row_bytes()).sum();
+    let mut w =
+        crate::progress::Counting::new(BufWriter::with_capacity(1 << 20, file), crate::progress::bytes(total, "synth"));
     let bytes = write_model(&c, &vocab, threads, &mut w).map_err(|e| format!("writing {path}: {e}"))?;
+    w.bar().finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     let specs = tensors(&c);
     let mut counts: Vec<(GgmlType, usize)> = Vec::new();

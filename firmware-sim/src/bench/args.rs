@@ -1,0 +1,151 @@
+//! The arguments of `spool-sim bench ...` (clap derive), range-checked as `run`'s are, and
+//! their conversion to each bench's options. Owns no running.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{BenchOptions, DecodeOptions};
+use crate::cli::args::{finite_nonneg, positive_f64, positive_u32, prefetch, threads_list, whole_u32};
+use crate::flash::FlashSpec;
+use crate::KernelChoice;
+
+/// The benches.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Budget from the planner's minimum to the whole model, for every policy.
+    Budget(SweepArgs),
+    /// Prefetch distances 0..3 where compute and I/O per token are equal.
+    Prefetch(SweepArgs),
+    /// Every policy at one budget, without and with prefetch.
+    Policies(SweepArgs),
+    /// Decode tokens/s with the model resident, next to llama.cpp.
+    Decode(DecodeArgs),
+    /// Matrix-vector GB/s per weight type, scalar against SIMD, one thread against two.
+    Matvec(MatvecArgs),
+}
+
+/// Options of the budget, prefetch and policies sweeps.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The model (GGUF).
+    #[arg(short, long, default_value = "models/stories260K.gguf")]
+    pub model: String,
+    /// Context length.
+    #[arg(short = 'c', long = "ctx-size", visible_alias = "ctx", value_name = "N", default_value = "128", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub ctx: u32,
+    /// Decode positions per run (after the 5-token prompt).
+    #[arg(short = 'n', long, value_name = "N", default_value = "24", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub decode: u32,
+    /// Budgets in the budget sweep (at least 2).
+    #[arg(long, value_name = "N", default_value = "10", value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub points: u32,
+    /// Simulated flash bandwidth, MB/s (budget and policies sweeps).
+    #[arg(long, value_name = "MB/S", value_parser = positive_f64, allow_negative_numbers = true)]
+    pub flash_mbps: Option<f64>,
+    /// Simulated flash latency per read, microseconds.
+    #[arg(long, value_name = "US", value_parser = finite_nonneg, allow_negative_numbers = true)]
+    pub flash_latency_us: Option<f64>,
+    /// Prefetch distance of the budget and policies sweeps.
+    #[arg(long, value_name = "N", default_value = "2", value_parser = prefetch, allow_negative_numbers = true)]
+    pub prefetch: u32,
+    /// Budget of the prefetch and policies sweeps (600K, 1.5M, 50%) [default: half the model].
+    #[arg(long, value_name = "SIZE")]
+    pub ram: Option<String>,
+    /// Where the JSON and SVG files go.
+    #[arg(long, value_name = "DIR", default_value = "docs/bench")]
+    pub out: PathBuf,
+    /// File stem [default: the sweep and the model's name].
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+impl SweepArgs {
+    /// The sweep's options (`--ram` in percent needs the model's size).
+    pub fn options(&self) -> Result<BenchOptions, String> {
+        let mut flash = FlashSpec::default();
+        if let Some(m) = self.flash_mbps {
+            flash.mbps = m;
+        }
+        if let Some(l) = self.flash_latency_us {
+            flash.latency_us = l;
+        }
+        let ram = self.ram.as_ref().map(|r| crate::parse_budget(r, &self.model).map_err(|e| format!("--ram: {e}")));
+        Ok(BenchOptions {
+            model: self.model.clone(),
+            ctx: self.ctx,
+            decode: self.decode,
+            points: self.points as usize,
+            flash,
+            prefetch: self.prefetch,
+            ram: ram.transpose()?,
+            out: self.out.clone(),
+            name: self.name.clone(),
+        })
+    }
+}
+
+/// Options of `bench decode`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// A model file (repeatable).
+    #[arg(short, long = "model", required = true)]
+    pub models: Vec<String>,
+    /// Thread counts, comma-separated.
+    #[arg(long, value_name = "N,N", default_value = "1,2", value_parser = threads_list)]
+    pub threads: std::vec::Vec<usize>,
+    /// Tokens decoded per measurement.
+    #[arg(short = 'n', long, value_name = "N", default_value = "32", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub tokens: u32,
+    /// Measurements per (model, threads), alternating Spool and llama.cpp.
+    #[arg(long, value_name = "N", default_value = "3", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub reps: u32,
+    /// Spool's kernels.
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
+    pub kernel: String,
+    /// llama.cpp's timing script (bench/peer/bench.sh) [default: Spool alone].
+    #[arg(long = "peer", value_name = "SCRIPT")]
+    pub peer_script: Option<PathBuf>,
+    /// Where llama.cpp was built (the script's PREFIX).
+    #[arg(long, value_name = "DIR", default_value = ".peer/llama.cpp")]
+    pub peer_prefix: PathBuf,
+}
+
+impl DecodeArgs {
+    /// The bench's options.
+    pub fn options(&self) -> DecodeOptions {
+        DecodeOptions {
+            models: self.models.clone(),
+            threads: self.threads.clone(),
+            tokens: self.tokens,
+            reps: self.reps as usize,
+            kernel: KernelChoice::from_name(&self.kernel).unwrap_or(KernelChoice::Auto),
+            peer_script: self.peer_script.clone(),
+            peer_prefix: self.peer_prefix.clone(),
+        }
+    }
+}
+
+/// Options of `bench matvec`.
+#[derive(Debug, Args)]
+pub struct MatvecArgs {
+    /// Rows of each matrix.
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub rows: u32,
+    /// Columns (a positive multiple of 256).
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = whole_u32, allow_negative_numbers = true)]
+    pub cols: u32,
+    /// Weight types, comma-separated (e.g. F32,Q4_0) [default: all].
+    #[arg(long, value_name = "T,T")]
+    pub types: Option<String>,
+    /// Seconds per measurement.
+    #[arg(long, value_name = "S", default_value = "0.5", value_parser = positive_f64, allow_negative_numbers = true)]
+    pub seconds: f64,
+}
+
+impl MatvecArgs {
+    /// The bench's options.
+    pub fn options(&self) -> Result<crate::kernel_bench::BenchOptions, String> {
+        crate::kernel_bench::options(self.rows as usize, self.cols as usize, self.types.as_deref(), self.seconds)
+    }
+}
