@@ -249,7 +249,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         prefill_bytes: outcome.prefill.bytes_read,
         decode_bytes: outcome.decode.bytes_read,
         cache: stats,
-        plan: Box::new(engine.plan().clone()),
+        plan: Box::new(engine.plan().owned()),
         sim,
         seed,
         kernel: compute.kernels.path(),

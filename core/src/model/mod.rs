@@ -17,15 +17,27 @@ pub use arch::Arch;
 pub use config::{Config, LayerKind};
 pub use tensor::{LayerTensor, TensorName, TensorRef};
 
-/// Most layers a model may have in this build.
+/// Most layers a model may have: a sanity limit on hostile input, and the capacity of the
+/// owned table of [`ModelInfo::load`] (an engine keeps its table in the arena, sized exactly).
 pub const MAX_LAYERS: usize = 128;
 
 /// Tensor roles a layer can hold (the table is keyed by [`LayerTensor`]).
 const ROLES: usize = LayerTensor::ALL.len();
 
+/// One layer's tensors, keyed by role (roles the architecture lacks are empty).
+pub type Layer = [TensorRef; ROLES];
+
+/// The per-layer tensor table [`ModelInfo::load`] returns: owned, of capacity [`MAX_LAYERS`].
+pub type OwnedLayers = heapless::Vec<Layer, MAX_LAYERS>;
+
+/// Where a [`ModelInfo`] keeps its per-layer table: owned ([`OwnedLayers`]) or a view of an
+/// arena (`&mut [Layer]`, as an engine holds it).
+pub trait LayerTable: core::ops::Deref<Target = [Layer]> {}
+impl<T: core::ops::Deref<Target = [Layer]>> LayerTable for T {}
+
 /// A model as described by its file: architecture, hyperparameters, tokenizer location, tensors.
 #[derive(Debug, Clone)]
-pub struct ModelInfo {
+pub struct ModelInfo<L: LayerTable = OwnedLayers> {
     /// The architecture the file names.
     pub arch: &'static Arch,
     /// Hyperparameters.
@@ -41,7 +53,7 @@ pub struct ModelInfo {
     /// Whether the classifier is the embedding table.
     pub tied_output: bool,
     /// Per layer, the tensors keyed by role (roles the architecture lacks are empty).
-    pub layers: heapless::Vec<[TensorRef; ROLES], MAX_LAYERS>,
+    pub layers: L,
     /// Bytes read to parse the header and the tensor table.
     pub parse_bytes: u64,
     /// Length of the storage.
@@ -49,8 +61,44 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Parses and checks the model description in `storage`.
+    /// Parses and checks the model description in `storage`, into an owned table.
     pub fn load<S: Storage>(storage: &mut S) -> Result<Self> {
+        Self::load_with(storage, |n| {
+            let mut layers = OwnedLayers::new();
+            // `n` was checked against MAX_LAYERS.
+            let _ = layers.resize(n, [TensorRef::EMPTY; ROLES]);
+            Ok(layers)
+        })
+    }
+}
+
+impl<'a> ModelInfo<&'a mut [Layer]> {
+    /// The same description, its table no longer written.
+    pub fn into_shared(self) -> ModelInfo<&'a [Layer]> {
+        let ModelInfo {
+            arch,
+            config,
+            header,
+            token_embd,
+            output_norm,
+            output,
+            tied_output,
+            layers,
+            parse_bytes,
+            file_len,
+        } = self;
+        ModelInfo { arch, config, header, token_embd, output_norm, output, tied_output, layers, parse_bytes, file_len }
+    }
+}
+
+impl<L: LayerTable> ModelInfo<L> {
+    /// Parses and checks the model description in `storage`; `table(n_layers)` gives the
+    /// per-layer table to fill (`n_layers` rows, at most [`MAX_LAYERS`]), once the header has
+    /// said how many layers there are.
+    pub fn load_with<S: Storage>(storage: &mut S, table: impl FnOnce(usize) -> Result<L>) -> Result<Self>
+    where
+        L: core::ops::DerefMut,
+    {
         let mut collected = arch::Collected::default();
         let header = gguf::read_header_with(storage, |key, value| {
             collected.visit(key, value);
@@ -76,11 +124,13 @@ impl ModelInfo {
         let mut embd = None;
         let mut output_norm = None;
         let mut output = None;
-        let mut layers: heapless::Vec<[Option<TensorRef>; ROLES], MAX_LAYERS> = heapless::Vec::new();
-        for _ in 0..config.n_layers {
-            // Capacity was checked against n_layers above.
-            let _ = layers.push([None; ROLES]);
+        let mut layers = table(config.n_layers as usize)?;
+        if layers.len() != config.n_layers as usize {
+            return Err(Error::Malformed("the layer table does not have one row per layer"));
         }
+        // Which roles of each layer the file gave (bit `role` of word `layer`).
+        let mut found = [0u16; MAX_LAYERS];
+        const _: () = assert!(ROLES <= 16, "widen `found`");
         let file_len = storage.len();
         let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
             let used = |name: &TensorName| match name {
@@ -109,10 +159,13 @@ impl ModelInfo {
                 TensorName::TokenEmbd => &mut embd,
                 TensorName::OutputNorm => &mut output_norm,
                 TensorName::Output => &mut output,
-                TensorName::Layer(l, lt) => match layers.get_mut(l as usize) {
-                    Some(layer) => &mut layer[lt as usize],
-                    None => return Ok(()),
-                },
+                TensorName::Layer(l, lt) => {
+                    if let (Some(layer), Some(bits)) = (layers.get_mut(l as usize), found.get_mut(l as usize)) {
+                        layer[lt as usize] = t;
+                        *bits |= 1 << lt as usize;
+                    }
+                    return Ok(());
+                }
             };
             *slot = Some(t);
             Ok(())
@@ -120,26 +173,26 @@ impl ModelInfo {
 
         let token_embd = embd.ok_or(Error::MissingTensor(TensorName::TokenEmbd))?;
         let tied_output = output.is_none();
-        let mut info = ModelInfo {
+        let output_norm = output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?;
+        for (l, bits) in found.iter().enumerate().take(layers.len()) {
+            for &role in arch.roles {
+                if bits & (1 << role as usize) == 0 {
+                    return Err(Error::MissingTensor(TensorName::Layer(l as u16, role)));
+                }
+            }
+        }
+        let info = ModelInfo {
             arch,
             config,
             header,
             token_embd,
-            output_norm: output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?,
+            output_norm,
             output: output.unwrap_or(token_embd),
             tied_output,
-            layers: heapless::Vec::new(),
+            layers,
             parse_bytes: header.bytes_read + table_bytes,
             file_len,
         };
-        for (l, layer) in layers.iter().enumerate() {
-            let mut refs = [TensorRef::EMPTY; ROLES];
-            for &role in arch.roles {
-                let missing = Error::MissingTensor(TensorName::Layer(l as u16, role));
-                refs[role as usize] = layer[role as usize].ok_or(missing)?;
-            }
-            let _ = info.layers.push(refs);
-        }
         // Checked after the tensors, whose sizes matter more. The tokenizer falls back to
         // llama2.c's ids 1 and 2 when the keys are absent.
         let specials = [

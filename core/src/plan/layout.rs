@@ -5,7 +5,7 @@
 
 use crate::engine::work::{Work, WorkingLayout};
 use crate::error::PlanError;
-use crate::model::ModelInfo;
+use crate::model::{LayerTable, ModelInfo};
 use crate::tokenizer::Tokenizer;
 
 /// Alignment of every region.
@@ -74,28 +74,30 @@ pub(crate) struct Fixed {
 }
 
 /// Bytes of the KV cache: keys and values, `layers * context * kv_dim` f32 each.
-pub(crate) fn kv_bytes(model: &ModelInfo, context: u32) -> Option<u64> {
+pub(crate) fn kv_bytes<L: LayerTable>(model: &ModelInfo<L>, context: u32) -> Option<u64> {
     let c = &model.config;
     2u64.checked_mul(c.n_layers as u64)?.checked_mul(context as u64)?.checked_mul(c.kv_dim as u64)?.checked_mul(4)
 }
 
 /// Bytes of all norm weights, kept resident always.
-pub(crate) fn norm_bytes(model: &ModelInfo) -> Option<u64> {
+pub(crate) fn norm_bytes<L: LayerTable>(model: &ModelInfo<L>) -> Option<u64> {
     model.norms().try_fold(0u64, |sum, t| sum.checked_add(t.bytes()))
 }
 
-/// The fixed regions for `positions` prefill positions, ending at or below `limit`.
-pub(crate) fn fixed_regions(
-    model: &ModelInfo,
+/// The fixed regions for `positions` prefill positions, from `start` (after the tables),
+/// ending at or below `limit`.
+pub(crate) fn fixed_regions<L: LayerTable>(
+    model: &ModelInfo<L>,
     context: u32,
     positions: usize,
     q8: bool,
+    start: u64,
     limit: u64,
 ) -> Result<Fixed, PlanError> {
     let c = &model.config;
     let working_layout = Work::layout(c, context, positions, q8, limit)?;
     let strings = model.header.tokens.map_or(0, |t| t.string_bytes);
-    let mut at = Cursor::new(0, limit);
+    let mut at = Cursor::new(start, limit);
     Ok(Fixed {
         working_layout,
         working: at.region(Some(working_layout.bytes() as u64), "working buffers")?,
