@@ -13,8 +13,10 @@ use core::fmt::Write as _;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicU32, Ordering};
 
+#[cfg(target_arch = "arm")]
 use cortex_m as _; // links the critical-section implementation
-use cortex_m_rt::entry;
+#[cfg(target_arch = "riscv32")]
+use riscv as _; // links the critical-section implementation
 use semihosting::fs::File;
 use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use semihosting::{print, println};
@@ -23,11 +25,20 @@ use spool_core::{generate, Engine, Sampler, Storage};
 /// The model, relative to the directory QEMU starts in (the repository root under `make qemu`).
 const MODEL: &core::ffi::CStr = c"models/stories260K.gguf";
 
-#[cfg(not(feature = "netduinoplus2"))]
+#[cfg(all(target_arch = "arm", not(feature = "netduinoplus2")))]
 mod board {
     pub const BOARD: &str = "mps2-an386 (Cortex-M4F, 4 MiB RAM)";
     /// The RAM budget: about half the 1.18 MB model, so most weights stream through slots.
     pub const ARENA_BYTES: usize = 600 * 1024;
+    /// Positions planned and run: the golden case's `steps`.
+    pub const STEPS: u32 = 64;
+}
+
+#[cfg(all(target_arch = "riscv32", not(feature = "netduinoplus2")))]
+mod board {
+    pub const BOARD: &str = "riscv32 virt (RV32IMAC, the ESP32-C3/C6 class of core)";
+    /// An ESP32-C3-sized budget (400 KiB of SRAM there).
+    pub const ARENA_BYTES: usize = 256 * 1024;
     /// Positions planned and run: the golden case's `steps`.
     pub const STEPS: u32 = 64;
 }
@@ -132,11 +143,16 @@ fn fail(what: &str, err: impl core::fmt::Display) -> ! {
     semihosting::process::exit(1)
 }
 
-#[entry]
+/// The arena and the engine, in `.bss`; borrowed once, by `main`.
+static mut ARENA: Arena = Arena([0; ARENA_BYTES]);
+static mut ENGINE: MaybeUninit<Engine<'static, HostFile>> = MaybeUninit::uninit();
+
+#[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
+#[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    // cortex-m-rt turns these into `&'static mut` references, taken once: no `unsafe`, no heap.
-    static mut ARENA: Arena = Arena([0; ARENA_BYTES]);
-    static mut ENGINE: MaybeUninit<Engine<'static, HostFile>> = MaybeUninit::uninit();
+    // SAFETY: `main` runs once and never returns, and these statics are named nowhere else,
+    // so these are the only references to them.
+    let (arena, slot) = unsafe { (&mut *core::ptr::addr_of_mut!(ARENA), &mut *core::ptr::addr_of_mut!(ENGINE)) };
     println!("spool on QEMU {BOARD}, scalar kernels, arena {} KiB (static), context {STEPS}", ARENA_BYTES / 1024);
     let file =
         File::open(MODEL).unwrap_or_else(|e| fail("open models/stories260K.gguf (start QEMU from the repo root)", e));
@@ -145,7 +161,7 @@ fn main() -> ! {
 
     let t0 = now_ns();
     let from = paint_stack();
-    let engine = init(ENGINE, storage, &mut ARENA.0);
+    let engine = init(slot, storage, &mut arena.0);
     let load_stack = (stack_peak(from), stack_peak(stack_top()));
     let t1 = now_ns();
     let plan = engine.plan();
@@ -298,16 +314,33 @@ fn init(
 }
 
 extern "C" {
-    /// End of `.bss`/`.uninit` (cortex-m-rt): the lowest address the stack may reach.
-    static _stack_end: u32;
+    /// The lowest address the stack may reach: the end of `.bss`/`.uninit` (cortex-m-rt's
+    /// `_stack_end`, riscv-rt's `__estack`).
+    #[cfg_attr(target_arch = "arm", link_name = "_stack_end")]
+    #[cfg_attr(target_arch = "riscv32", link_name = "__estack")]
+    static STACK_BOTTOM: u32;
+}
+
+/// The stack pointer.
+#[inline(always)]
+fn sp() -> usize {
+    #[cfg(target_arch = "arm")]
+    return cortex_m::register::msp::read() as usize;
+    #[cfg(target_arch = "riscv32")]
+    {
+        let sp: usize;
+        // SAFETY: reads the stack pointer into a register; no memory is touched.
+        unsafe { core::arch::asm!("mv {}, sp", out(reg) sp) };
+        sp
+    }
 }
 
 /// Paints the words between the end of `.bss` and a little below the current stack pointer;
 /// returns the stack pointer, from which `stack_peak` measures a call made next.
 #[inline(never)]
 fn paint_stack() -> usize {
-    let sp = cortex_m::register::msp::read() as usize;
-    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    let sp = sp();
+    let mut p = core::ptr::addr_of!(STACK_BOTTOM) as usize;
     while p < sp - 256 {
         // SAFETY: the words between the end of .bss and below the live stack are unused RAM
         // (no heap); nothing else references them.
@@ -317,7 +350,7 @@ fn paint_stack() -> usize {
     sp
 }
 
-/// The top of the stack (cortex-m-rt's `_stack_start`).
+/// The top of the stack (`_stack_start` in cortex-m-rt and riscv-rt).
 fn stack_top() -> usize {
     extern "C" {
         static _stack_start: u32;
@@ -328,7 +361,7 @@ fn stack_top() -> usize {
 /// Bytes of stack below `from` used at the deepest point since `paint_stack`: the first word
 /// from the bottom that lost its paint.
 fn stack_peak(from: usize) -> usize {
-    let mut p = core::ptr::addr_of!(_stack_end) as usize;
+    let mut p = core::ptr::addr_of!(STACK_BOTTOM) as usize;
     // SAFETY: reads of RAM between the end of .bss and the top of the stack.
     while p < from && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
         p += 4;
