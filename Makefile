@@ -95,7 +95,7 @@ check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
 	@rustup target list --installed | grep -qx $(RISCV_TARGET) || rustup target add $(RISCV_TARGET)
-	$(CARGO) build -p spool-core --target $(RISCV_TARGET) --no-default-features
+	$(CARGO) build -p spool-core --target $(RISCV_TARGET) --no-default-features --features embedded-storage
 
 # The core on emulated microcontrollers: the golden greedy story, weights streamed from models/
 # over semihosting through a static arena; each run fails unless the token ids match.
