@@ -19,6 +19,15 @@ pub fn as_u32_mut(bytes: &mut [u8]) -> &mut [u32] {
     mid
 }
 
+/// Views the 8-aligned part of arena bytes as u64 (up to 7 leading bytes are skipped, so a
+/// caller sizes the bytes with 7 to spare; the tokenizer's merge table does).
+pub fn as_u64_mut(bytes: &mut [u8]) -> &mut [u64] {
+    // SAFETY: every bit pattern is a valid u64, and `align_to_mut` only returns the aligned
+    // middle part, so the view is in bounds and aligned; the prefix/suffix are ignored.
+    let (_, mid, _) = unsafe { bytes.align_to_mut::<u64>() };
+    mid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +40,16 @@ mod tests {
         assert_eq!(view.len(), 4);
         view[3] = 1.5;
         assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
+    }
+
+    #[test]
+    fn u64_view_skips_to_alignment_and_covers_the_rest() {
+        let mut buf = [0u8; 8 * 4 + 7];
+        for start in 0..8 {
+            let len = buf.len() - start;
+            let view = as_u64_mut(&mut buf[start..]);
+            assert!(view.len() >= (len - 7) / 8, "start {start}: {} words", view.len());
+            view[0] = u64::MAX;
+        }
     }
 }

@@ -81,6 +81,15 @@ pub enum Error {
         /// The names this build runs.
         supported: &'static [&'static str],
     },
+    /// No tokenizer of this build has this `tokenizer.ggml.model` or `tokenizer.ggml.pre`.
+    UnsupportedTokenizer {
+        /// The metadata key.
+        key: &'static str,
+        /// The name in the file.
+        name: ShortStr,
+        /// The names this build supports.
+        supported: &'static [&'static str],
+    },
     /// The model needs an operation this build does not have yet.
     NotImplemented(&'static str),
     /// The RAM budget does not fit the plan.
@@ -250,6 +259,13 @@ impl fmt::Display for Error {
                     write!(f, "{}{s}", if i == 0 { " " } else { ", " })?;
                 }
                 Ok(())
+            }
+            Error::UnsupportedTokenizer { key, name, supported } => {
+                write!(f, "unsupported tokenizer \"{name}\" ({key}); supported:")?;
+                for (i, s) in supported.iter().enumerate() {
+                    write!(f, "{}{s}", if i == 0 { " " } else { ", " })?;
+                }
+                write!(f, "; use a file converted with one of these")
             }
             Error::NotImplemented(what) => write!(f, "this model needs {what}, which this build does not implement yet"),
             Error::Budget(e) => write!(f, "{e}"),

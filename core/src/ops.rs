@@ -121,8 +121,9 @@ pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, the
 
 /// Multi-head attention of one position's query `q` over positions `first..=pos`, into `out`
 /// (`first` is 0 for causal attention over everything before, `pos + 1 - window` for a sliding
-/// window). `keys`/`values` are this layer's cache rows, `[pos + 1][kv_dim]`; `att` is
-/// `[n_heads][context]`.
+/// window). `keys`/`values` are this layer's cache, `ring` rows of `kv_dim`, position `t` in
+/// row `t % ring` (a ring when `ring` is shorter than the context; it must hold `first..=pos`);
+/// `att` is `[n_heads][context]`.
 ///
 /// The scores and the weighted sums run on `exec` element by element (a score is one
 /// `(head, position)` pair, an output one `(head, dimension)` pair), the softmax of each head
@@ -137,11 +138,13 @@ pub fn attention(
     values: &[f32],
     heads: Heads,
     context: usize,
+    ring: usize,
     first: usize,
     pos: usize,
     exec: &dyn Executor,
 ) {
     let first = first.min(pos);
+    let ring = ring.max(1);
     let hs = heads.head_size;
     let kv_dim = heads.kv_dim();
     let kv_mul = heads.n_heads / heads.n_kv_heads;
@@ -162,7 +165,8 @@ pub fn attention(
             let qh = &q[h * hs..(h + 1) * hs];
             let kv_off = (h / kv_mul) * hs;
             for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen).skip_while(|&(t, _)| t < first) {
-                let k = &keys[t * kv_dim + kv_off..t * kv_dim + kv_off + hs];
+                let row = (t % ring) * kv_dim + kv_off;
+                let k = &keys[row..row + hs];
                 let mut score = 0.0f32;
                 for (&qi, &ki) in qh.iter().zip(k) {
                     score += qi * ki;
@@ -188,7 +192,8 @@ pub fn attention(
             let kv_off = (h / kv_mul) * hs + d0;
             xb.fill(0.0);
             for (t, &a) in (first..).zip(&att[h * context + first..h * context + seen]) {
-                let v = &values[t * kv_dim + kv_off..t * kv_dim + kv_off + len];
+                let row = (t % ring) * kv_dim + kv_off;
+                let v = &values[row..row + len];
                 for (o, &vi) in xb.iter_mut().zip(v) {
                     *o += a * vi;
                 }
@@ -298,14 +303,49 @@ mod tests {
         let keys: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.7).cos());
         let values: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.2).sin());
         let (mut att, mut out) = ([0.0f32; 16], [0.0f32; 8]);
-        attention(&q, &mut out, &mut att, &keys, &values, heads, context, first, pos, &crate::exec::Inline);
+        attention(&q, &mut out, &mut att, &keys, &values, heads, context, context, first, pos, &crate::exec::Inline);
         let (mut att2, mut out2) = ([0.0f32; 16], [0.0f32; 8]);
         let (k, v) = (&keys[first * 4..], &values[first * 4..]);
-        attention(&q, &mut out2, &mut att2, k, v, heads, context, 0, pos - first, &crate::exec::Inline);
+        attention(&q, &mut out2, &mut att2, k, v, heads, context, context, 0, pos - first, &crate::exec::Inline);
         assert_eq!(out, out2);
         // And it differs from attending over everything.
-        attention(&q, &mut out2, &mut att2, &keys, &values, heads, context, 0, pos, &crate::exec::Inline);
+        attention(&q, &mut out2, &mut att2, &keys, &values, heads, context, context, 0, pos, &crate::exec::Inline);
         assert_ne!(out, out2);
+    }
+
+    #[test]
+    fn a_ring_holding_the_window_attends_as_the_full_cache() {
+        // Positions 0..=6 of a cache, and a ring of 5 rows holding 2..=6 (position t in row
+        // t % 5): the same output for a window starting at 3 (and at 2, the ring's oldest).
+        let heads = Heads { n_heads: 2, n_kv_heads: 1, head_size: 4 };
+        let (context, pos, ring) = (8, 6, 5);
+        let q: [f32; 8] = core::array::from_fn(|i| (i as f32 * 0.3).sin());
+        let keys: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.7).cos());
+        let values: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.2).sin());
+        let (mut rk, mut rv) = ([f32::NAN; 20], [f32::NAN; 20]);
+        for t in pos + 1 - ring..=pos {
+            rk[(t % ring) * 4..][..4].copy_from_slice(&keys[t * 4..][..4]);
+            rv[(t % ring) * 4..][..4].copy_from_slice(&values[t * 4..][..4]);
+        }
+        for first in [2, 3] {
+            let (mut att, mut out) = ([0.0f32; 16], [0.0f32; 8]);
+            attention(
+                &q,
+                &mut out,
+                &mut att,
+                &keys,
+                &values,
+                heads,
+                context,
+                context,
+                first,
+                pos,
+                &crate::exec::Inline,
+            );
+            let (mut att2, mut out2) = ([0.0f32; 16], [0.0f32; 8]);
+            attention(&q, &mut out2, &mut att2, &rk, &rv, heads, context, ring, first, pos, &crate::exec::Inline);
+            assert_eq!(out, out2, "window from {first}");
+        }
     }
 
     #[test]

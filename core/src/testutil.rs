@@ -8,7 +8,7 @@ use std::vec::Vec;
 
 use crate::gguf::Header;
 use crate::model::arch::ARCHS;
-use crate::model::{Config, LayerTensor, ModelInfo, TensorRef};
+use crate::model::{Config, ModelInfo, TensorRef};
 use crate::quant::GgmlType;
 
 /// Writes a GGUF v3 file: metadata and a tensor table, then `data` zero bytes.
@@ -93,17 +93,13 @@ pub(crate) fn fake_model(c: Config, ty: GgmlType, tied: bool) -> ModelInfo {
     };
     let mut layers = heapless::Vec::new();
     for _ in 0..c.n_layers {
-        let refs = LayerTensor::ALL.map(|lt| match lt {
-            LayerTensor::AttnNorm | LayerTensor::FfnNorm => tensor(1, c.dim, GgmlType::F32),
-            LayerTensor::Q | LayerTensor::AttnOut => tensor(c.dim, c.dim, ty),
-            LayerTensor::K | LayerTensor::V => tensor(c.kv_dim, c.dim, ty),
-            LayerTensor::Gate | LayerTensor::Up => tensor(c.hidden_dim, c.dim, ty),
-            LayerTensor::Down => tensor(c.dim, c.hidden_dim, ty),
-            // Not Llama roles: absent, as the loader leaves them.
-            LayerTensor::AttnQNorm | LayerTensor::AttnKNorm | LayerTensor::PostAttnNorm | LayerTensor::PostFfnNorm => {
-                TensorRef::EMPTY
-            }
-        });
+        // The first architecture's roles with their shapes, in its order; the rest of the table is empty, as the
+        // loader leaves it.
+        let mut refs = [TensorRef::EMPTY; crate::model::ROLES];
+        for (r, &lt) in refs.iter_mut().zip(ARCHS[0].roles) {
+            let (rows, cols) = lt.shape(&c);
+            *r = tensor(rows, cols, if lt.is_norm() { GgmlType::F32 } else { ty });
+        }
         layers.push(refs).unwrap();
     }
     let token_embd = tensor(c.vocab, c.dim, ty);
@@ -143,8 +139,6 @@ pub(crate) fn config(dim: u32, hidden: u32, layers: u32, heads: u32, vocab: u32,
         rms_eps: 1e-5,
         embedding_scale: None,
         logit_softcap: None,
-        sliding_window: None,
-        swa_pattern: 0,
-        rope_theta_swa: 10000.0,
+        layers: crate::model::LayerPattern::uniform(crate::model::LayerKind::global(10000.0)),
     }
 }

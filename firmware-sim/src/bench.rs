@@ -10,7 +10,7 @@ use spool_core::Policy;
 use crate::flash::FlashSpec;
 use crate::json::Object;
 use crate::plot::{bar_chart, line_chart, Series};
-use crate::{full_budget, run, Backend, RunOptions, RunReport};
+use crate::{run, Backend, RunOptions, RunReport};
 
 /// Options shared by the sweeps.
 #[derive(Debug, Clone)]
@@ -166,15 +166,16 @@ pub fn budget(o: &BenchOptions, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let model_bytes = model_bytes(o)?;
     let mut storage = spool_std::FileStorage::open(&o.model).map_err(|e| format!("{}: {e}", o.model))?;
     let model = spool_core::ModelInfo::load(&mut storage).map_err(|e| e.to_string())?;
-    let plan_opts = spool_core::PlanOptions { prefetch: o.prefetch, ..Default::default() };
+    let base = base(o);
+    // The runs' own planner options (the default kernels may plan room for rounded activations).
+    let plan_opts = crate::plan_options(&base, &model);
     let min = match spool_core::plan_with(&model, o.ctx, 0, plan_opts) {
         Err(spool_core::PlanError::BudgetTooSmall { minimum, .. }) => minimum,
         other => return Err(format!("unexpected plan at budget 0: {other:?}")),
     };
-    let top = model_bytes.max(min + 1).min(full_budget(&model, o.ctx)?);
+    let top = model_bytes.max(min + 1).min(crate::full_budget_with(&model, o.ctx, plan_opts)?);
     let n = o.points.max(2);
     let budgets: Vec<usize> = (0..n).map(|i| min + (top - min) * i / (n - 1)).collect();
-    let base = base(o);
     let mut rows = Vec::new();
     table_header(out);
     let total = budgets.len() * Policy::ALL.len();

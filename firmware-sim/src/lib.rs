@@ -7,12 +7,13 @@
 //!
 //! ```text
 //! spool-sim run -m PATH [-p TEXT | -f FILE] [-n NEW | --steps POSITIONS] [-c CTX] [-t THREADS]
-//!               [-s SEED] [--temp T] [--top-p P] [--ram SIZE] [--storage file|mmap|flash]
+//!               [-s SEED] [--temp T] [--top-p P] [--ram SIZE] [--storage file|mmap|flash|direct]
 //!               [--verify SIDECAR] [--faults SPEC] ...
 //! spool-sim checksum -m PATH -o SIDECAR
 //! spool-sim inspect -m PATH [--ram SIZE] [-c CTX]
 //! spool-sim bench budget|prefetch|policies|decode|matvec ...
 //! spool-sim synth -o PATH ...
+//! spool-sim tokenize -m PATH (-p TEXT | -f FILE) [--ids] [--no-bos] [--parse-special]
 //! ```
 //!
 //! `spool-sim --help` and `spool-sim run --help` list every flag (clap). Sizes take K, M, G with
@@ -31,6 +32,7 @@ pub mod quantize;
 mod report;
 mod run;
 pub mod synth;
+pub mod tokenize;
 pub mod verify;
 
 pub use budget::{full_budget, full_budget_with, minimum_budget, parse_budget, parse_size};

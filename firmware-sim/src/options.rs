@@ -9,8 +9,15 @@ use crate::flash::FlashSpec;
 /// Which kernels compute the matrix-vector products (`--kernel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelChoice {
-    /// The SIMD kernels if the CPU has them, else the scalar ones.
+    /// The default: the fastest kernels this CPU has. For quantized weights that is the integer
+    /// path ([`KernelChoice::SimdQ8`]: activations rounded to Q8_0/Q8_K as llama.cpp rounds them,
+    /// within the quant README's "activations rounded like llama.cpp" tolerance); F32, F16 and
+    /// BF16 weights keep f32 activations (their results equal [`KernelChoice::Exact`]'s). The
+    /// scalar kernels on a CPU without AVX2/FMA/F16C.
     Auto,
+    /// Strict f32 activations: the SIMD kernels if the CPU has them, else the scalar ones. The
+    /// 1e-3 reference tests run on it.
+    Exact,
     /// The portable scalar kernels (bit-exact with llama2.c on F32).
     Scalar,
     /// The SIMD kernels; an error if the CPU lacks them.
@@ -24,10 +31,11 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
-    /// Parses `scalar`, `simd`, `simd-q8`, `simd-q8-avx2` or `auto`.
+    /// Parses `auto`, `exact`, `scalar`, `simd`, `simd-q8` or `simd-q8-avx2`.
     pub fn from_name(s: &str) -> Option<Self> {
         Some(match s {
             "auto" => KernelChoice::Auto,
+            "exact" => KernelChoice::Exact,
             "scalar" => KernelChoice::Scalar,
             "simd" => KernelChoice::Simd,
             "simd-q8" => KernelChoice::SimdQ8,
@@ -39,7 +47,8 @@ impl KernelChoice {
     /// The kernels this choice gives on this CPU.
     pub fn kernels(self) -> Result<Kernels, String> {
         match self {
-            KernelChoice::Auto => Ok(spool_std::kernels::detect()),
+            KernelChoice::Auto => Ok(spool_std::kernels::simd_q8().unwrap_or_else(spool_std::kernels::detect)),
+            KernelChoice::Exact => Ok(spool_std::kernels::detect()),
             KernelChoice::Scalar => Ok(Kernels::SCALAR),
             KernelChoice::Simd => spool_std::kernels::simd()
                 .ok_or_else(|| "--kernel simd: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()),
@@ -62,6 +71,8 @@ pub enum Backend {
     Mmap,
     /// The file behind a simulated flash device (bandwidth, latency, virtual clock).
     Flash,
+    /// Positioned reads with `O_DIRECT` (no page cache; `file` when the file system refuses).
+    Direct,
 }
 
 impl Backend {
@@ -71,6 +82,7 @@ impl Backend {
             Backend::File => "file",
             Backend::Mmap => "mmap",
             Backend::Flash => "flash",
+            Backend::Direct => "direct",
         }
     }
 }

@@ -156,6 +156,8 @@ pub fn plan_json(p: &Plan) -> String {
         .num("context", p.context)
         .num("working_bytes", p.working.bytes as f64)
         .num("kv_cache_bytes", p.kv.bytes as f64)
+        .num("kv_ring_layers", p.kv_ring_layers as f64)
+        .num("kv_ring_rows", p.kv_ring_rows as f64)
         .num("scratch_bytes", p.scratch.bytes as f64)
         .num("tokenizer_bytes", p.tokenizer.bytes as f64)
         .num("norms_bytes", p.norms.bytes as f64)
@@ -180,7 +182,11 @@ pub fn plan_text(p: &Plan) -> String {
     let row = |name: &str, bytes: usize, note: String| format!("  {name:<10} {bytes:>10} B  {note}\n");
     let mut s = format!("arena plan: budget {} B ({}), context {}\n", p.budget, Size(p.budget), p.context);
     s += &row("working", p.working.bytes, "activations, logits, sampler".into());
-    s += &row("kv cache", p.kv.bytes, format!("{} positions", p.context));
+    let ring = match p.kv_ring_layers {
+        0 => String::new(),
+        n => format!("; {n} sliding-window layers keep a ring of {} (window + prefill chunk - 1)", p.kv_ring_rows),
+    };
+    s += &row("kv cache", p.kv.bytes, format!("{} positions{ring}", p.context));
     s += &row("scratch", p.scratch.bytes, format!("embedding rows of a {}-position prefill chunk", p.prefill_chunk()));
     s += &row("tokenizer", p.tokenizer.bytes, "pieces, scores, sorted index".into());
     s += &row("norms", p.norms.bytes, "norm weights, always resident".into());

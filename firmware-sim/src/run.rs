@@ -17,16 +17,18 @@ use spool_std::{FileStorage, MmapStorage, PrefetchLoader, ThreadPool};
 use crate::budget::full_budget_with;
 use crate::flash::{FlashClock, TimedLoader};
 use crate::report::{io_time_per_token, RunReport, SimReport};
-use crate::{verify, Backend, KernelChoice, RunOptions};
+use crate::{verify, Backend, RunOptions};
 
 pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, String> {
     ModelInfo::load(storage).map_err(|e| e.to_string())
 }
 
-/// The planner options of a run.
-pub fn plan_options(opts: &RunOptions) -> PlanOptions {
+/// The planner options of a run of `model`: room for rounded activations only where the
+/// chosen kernels round the input of one of its matrices (so an F32 file plans as before).
+pub fn plan_options(opts: &RunOptions, model: &ModelInfo) -> PlanOptions {
     let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
-    let quantized_activations = matches!(opts.kernel, KernelChoice::SimdQ8 | KernelChoice::SimdQ8Avx2);
+    let quantized_activations =
+        opts.kernel.kernels().is_ok_and(|k| model.matrices().any(|(_, t)| k.activation_type(t.ty).is_some()));
     PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations }
 }
 
@@ -49,8 +51,14 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
     // Both handles (the engine's and the prefetch reader's) go through one injector: a
     // passthrough without --faults.
     let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
+    if opts.backend == Backend::Direct {
+        if let Some(direct) = open_direct(faults.path()).map_err(err)? {
+            let reader = direct.try_clone().map_err(err)?;
+            return run_on_with(faults.wrap(direct), faults.wrap(reader), opts, on_token);
+        }
+    }
     match opts.backend {
-        Backend::File | Backend::Flash => {
+        Backend::File | Backend::Flash | Backend::Direct => {
             let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
             run_on_with(faults.wrap(file), faults.wrap(reader), opts, on_token)
@@ -60,6 +68,27 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
             run_on_with(faults.wrap(map.clone()), faults.wrap(map), opts, on_token)
         }
     }
+}
+
+/// The model opened for `--storage direct`, or `None` (with a note on stderr) when the file
+/// system refuses `O_DIRECT`, so that the run falls back to `file`.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &std::path::Path) -> std::io::Result<Option<spool_std::DirectStorage>> {
+    match spool_std::DirectStorage::open(path) {
+        Ok(direct) => Ok(Some(direct)),
+        Err(spool_std::DirectError::Open(e)) => Err(e),
+        Err(e) => {
+            eprintln!("spool-sim: --storage direct: {e}; falling back to --storage file");
+            Ok(None)
+        }
+    }
+}
+
+/// Direct I/O is Linux-only here: elsewhere `direct` is `file`.
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_: &std::path::Path) -> std::io::Result<Option<FileStorage>> {
+    eprintln!("spool-sim: --storage direct is Linux-only; falling back to --storage file");
+    Ok(None)
 }
 
 /// Runs a generation on any storage; `reader` is a second handle for the prefetch thread.
@@ -91,7 +120,7 @@ pub fn run_on_with<S: Storage, R: Storage + Send>(
     };
     let budget = match opts.ram {
         Some(b) => b,
-        None => full_budget_with(&model, ctx, plan_options(opts))?,
+        None => full_budget_with(&model, ctx, plan_options(opts, &model))?,
     };
     let kernels = opts.kernel.kernels()?;
     let pool = ThreadPool::new(opts.threads.max(1));
@@ -131,7 +160,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     opts: &RunOptions,
     on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
-    let mut engine = Engine::with_loader(storage, loader, arena, ctx, plan_options(opts)).map_err(|e| e.to_string())?;
+    let mut engine =
+        Engine::with_loader(storage, loader, arena, ctx, plan_options(opts, model)).map_err(|e| e.to_string())?;
     engine.set_kernels(compute.kernels);
     engine.set_executor(compute.exec);
     let vocab = model.config.vocab as usize;
@@ -221,7 +251,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
                 model,
                 ctx,
                 engine.plan().budget,
-                PlanOptions { policy: Policy::Pin, ..plan_options(opts) },
+                PlanOptions { policy: Policy::Pin, ..plan_options(opts, model) },
             )
             .map_err(|e| e.to_string())?;
             let io = io_time_per_token(&pin_plan, &c.spec);

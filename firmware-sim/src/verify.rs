@@ -38,13 +38,12 @@ pub struct Range {
 pub fn ranges(model: &ModelInfo) -> Result<Vec<Range>, String> {
     let mut out = Vec::new();
     let roles = model.arch.roles;
-    let used = model.layers.iter().flat_map(|layer| roles.iter().map(move |&r| &layer[r as usize]));
+    let used = model.layers.iter().flat_map(|layer| layer.iter().take(roles.len()));
     let first = used.chain([&model.token_embd, &model.output, &model.output_norm]);
     let data = first.map(|t| t.offset).min().unwrap_or(0);
     out.push(Range { offset: 0, len: data, label: "metadata and tensor table".into() });
     for (l, layer) in model.layers.iter().enumerate() {
-        for &lt in roles.iter().filter(|r| r.is_norm()) {
-            let t = layer[lt as usize];
+        for (&lt, &t) in roles.iter().zip(layer).filter(|(r, _)| r.is_norm()) {
             out.push(Range { offset: t.offset, len: t.bytes(), label: format!("blk.{l}.{}.weight", lt.gguf_part()) });
         }
     }
@@ -279,7 +278,7 @@ pub fn run_verified(
     // --faults sits under the check, as a failing device would.
     let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     match opts.backend {
-        Backend::File | Backend::Flash => {
+        Backend::File | Backend::Flash | Backend::Direct => {
             let file = FileStorage::open(faults.path()).map_err(err)?;
             let reader = file.try_clone().map_err(err)?;
             run_checked(faults.wrap(file), faults.wrap(reader), sidecar, opts, on_token)

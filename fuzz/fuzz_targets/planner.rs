@@ -6,7 +6,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use spool_core::model::{Config, LayerTensor, TensorRef};
+use spool_core::model::{Config, LayerKind, LayerPattern, LayerTensor, TensorRef};
 use spool_core::quant::GgmlType;
 use spool_core::ModelInfo;
 use spool_fuzz::{check_plan, Num, Opts};
@@ -50,9 +50,7 @@ fuzz_target!(|i: Input| {
         rms_eps: 1e-5,
         embedding_scale: None,
         logit_softcap: None,
-        sliding_window: None,
-        swa_pattern: 0,
-        rope_theta_swa: 10000.0,
+        layers: LayerPattern::uniform(LayerKind::global(10000.0)),
     };
     let ty = |k: usize| spool_core::quant::SUPPORTED[i.types[k] as usize % spool_core::quant::SUPPORTED.len()];
     // Lay the tensors out back to back as a file would; give up where the sizes overflow (the
@@ -73,15 +71,13 @@ fuzz_target!(|i: Input| {
     let output = if i.tied { token_embd } else { tensor(vocab, dim, ty(1)) };
     let mut layers = heapless::Vec::new();
     for _ in 0..config.n_layers {
-        let refs = LayerTensor::ALL.map(|lt| match lt {
-            LayerTensor::AttnNorm | LayerTensor::FfnNorm => tensor(1, dim, GgmlType::F32),
-            LayerTensor::Q | LayerTensor::AttnOut => tensor(dim, dim, ty(2)),
-            LayerTensor::K | LayerTensor::V => tensor(config.kv_dim, dim, ty(2)),
-            LayerTensor::Gate | LayerTensor::Up => tensor(config.hidden_dim, dim, ty(3)),
-            LayerTensor::Down => tensor(dim, config.hidden_dim, ty(3)),
-            // Roles Llama lacks (Gemma 3's head and post norms): empty, as the loader leaves them.
-            _ => tensor(0, dim, GgmlType::F32),
-        });
+        // Llama's roles with their shapes; the rest of the table is empty, as the loader leaves it.
+        let mut refs = [TensorRef { offset: 0, ty: GgmlType::F32, rows: 0, cols: 0 }; spool_core::model::ROLES];
+        for (r, &lt) in refs.iter_mut().zip(spool_core::model::arch::llama::LLAMA.roles) {
+            let (rows, cols) = lt.shape(&config);
+            let ffn = [LayerTensor::Gate, LayerTensor::Up, LayerTensor::Down].contains(&lt);
+            *r = tensor(rows, cols, if lt.is_norm() { GgmlType::F32 } else { ty(if ffn { 3 } else { 2 }) });
+        }
         let _ = layers.push(refs);
     }
     if !file_ok {

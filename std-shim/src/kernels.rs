@@ -18,7 +18,7 @@ pub fn simd() -> Option<Kernels> {
     None
 }
 
-/// The opt-in integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp
+/// The integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp
 /// (`KernelPath::Avx2Q8`, AVX2 only) if this CPU has AVX2, FMA and F16C, else `None`.
 pub fn simd_q8_avx2() -> Option<Kernels> {
     #[cfg(target_arch = "x86_64")]
@@ -32,11 +32,11 @@ pub fn simd_q8_avx2() -> Option<Kernels> {
     None
 }
 
-/// The opt-in integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp, the
-/// fastest this CPU runs: `KernelPath::Avx512Q8` (AVX-512 VNNI dots, bit-identical with
-/// AVX2's) if it has AVX-512F/BW/VL and VNNI, else [`simd_q8_avx2`]. Never chosen by
-/// [`detect`]; an engine using them needs a plan made with
-/// `PlanOptions::quantized_activations`.
+/// The integer kernels with activations rounded to Q8_0/Q8_K like llama.cpp, the fastest this
+/// CPU runs: `KernelPath::Avx512Q8` (AVX-512 VNNI dots, bit-identical with AVX2's) if it has
+/// AVX-512F/BW/VL and VNNI, else [`simd_q8_avx2`]. `spool-sim`'s default (`--kernel auto`);
+/// never chosen by [`detect`]. An engine using them on a quantized model needs a plan made
+/// with `PlanOptions::quantized_activations`.
 pub fn simd_q8() -> Option<Kernels> {
     #[cfg(target_arch = "x86_64")]
     {
@@ -54,7 +54,8 @@ pub fn simd_q8() -> Option<Kernels> {
     simd_q8_avx2()
 }
 
-/// The fastest kernels this CPU runs: [`simd`] if available, else [`Kernels::SCALAR`].
+/// The fastest kernels with strict f32 activations (`spool-sim --kernel exact`): [`simd`] if
+/// available, else [`Kernels::SCALAR`].
 pub fn detect() -> Kernels {
     simd().unwrap_or(Kernels::SCALAR)
 }

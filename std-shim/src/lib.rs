@@ -39,11 +39,15 @@ impl std::ops::DerefMut for Arena {
         &mut self.0
     }
 }
+#[cfg(target_os = "linux")]
+pub mod direct;
 pub mod mmap;
 pub mod open;
 pub mod prefetch;
 mod sigbus;
 
+#[cfg(target_os = "linux")]
+pub use direct::{DirectError, DirectStorage};
 pub use mmap::MmapStorage;
 pub use open::open_regular;
 pub use pool::ThreadPool;

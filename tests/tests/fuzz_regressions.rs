@@ -56,7 +56,7 @@ fn planner_pinned_offsets_past_4_gib_do_not_overlap() {
     let mut model = spool_core::ModelInfo::load(&mut spool_core::SliceStorage::new(&bytes)).unwrap();
     for layer in model.layers.iter_mut() {
         for lt in [LayerTensor::Gate, LayerTensor::Up] {
-            layer[lt as usize].rows = 1 << 22;
+            layer[spool_core::model::arch::llama::LLAMA.role_index(lt).unwrap()].rows = 1 << 22;
         }
     }
     let budget = 40usize << 30;

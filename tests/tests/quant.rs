@@ -79,7 +79,7 @@ fn check_file(name: &str) {
     let types = f["tensor_types"].as_object().unwrap();
     let mut seen = 0;
     for (tname, ty) in types {
-        let Some(t) = spool_core::model::TensorName::parse(tname.as_bytes()) else {
+        let Some(t) = spool_core::model::TensorName::parse(tname.as_bytes(), model.arch.roles) else {
             continue;
         };
         assert_eq!(model.tensor(t).ty.name(), ty.as_str().unwrap(), "{name}: {tname}");

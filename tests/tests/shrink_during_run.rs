@@ -84,6 +84,11 @@ fn run_shrinking(backend: Backend, prefetch: u32, at: usize) -> Result<spool_sim
             let reader = file.try_clone().unwrap();
             spool_sim::run_on(wrap(file, &path, &reads, at), wrap(reader, &path, &reads, at), &opts)
         }
+        Backend::Direct => {
+            let file = spool_std::DirectStorage::open(&path).unwrap();
+            let reader = file.try_clone().unwrap();
+            spool_sim::run_on(wrap(file, &path, &reads, at), wrap(reader, &path, &reads, at), &opts)
+        }
     };
     std::fs::remove_file(&path).unwrap();
     r
@@ -91,7 +96,7 @@ fn run_shrinking(backend: Backend, prefetch: u32, at: usize) -> Result<spool_sim
 
 #[test]
 fn a_file_shrinking_mid_run_is_an_error_on_every_backend_with_and_without_prefetch() {
-    for backend in [Backend::File, Backend::Mmap, Backend::Flash] {
+    for backend in [Backend::File, Backend::Mmap, Backend::Flash, Backend::Direct] {
         for prefetch in [0, 2] {
             // During the load, on the first tokens, and deep in the decode.
             for at in [1, 5, 40, 300, 1500] {

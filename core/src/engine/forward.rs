@@ -13,6 +13,7 @@ use crate::model::{LayerKind, LayerTensor, TensorName};
 use crate::ops::{
     add, attention, geglu, head_rmsnorm, rmsnorm, rmsnorm_in_place, rope, rope_neox, softcap, swiglu, Heads,
 };
+use crate::plan::kv_rows;
 use crate::storage::Storage;
 
 impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
@@ -48,10 +49,15 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             }
         }
         let block = self.weights.model.arch.block;
-        let layer_kv = context as usize * c.kv_dim as usize;
+        let (kv_dim, chunk) = (c.kv_dim as usize, self.weights.plan.prefill_chunk() as usize);
+        // Each layer's rows follow the previous layer's (a ring on sliding-window layers).
+        let mut row0 = 0usize;
         for l in 0..c.n_layers as usize {
-            let kv_rows = l * layer_kv..(l + 1) * layer_kv;
+            let ring = kv_rows(&self.weights.model, context, chunk, l as u32) as usize;
+            let kv_rows = row0 * kv_dim..(row0 + ring) * kv_dim;
+            row0 += ring;
             let mut step = Step {
+                ring,
                 kind: self.weights.model.layer_kind(l as u32),
                 w: &mut self.weights,
                 work: &mut self.work,
@@ -83,10 +89,12 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
 pub(crate) struct Step<'s, 'a, S: Storage, L: Loader<'a>> {
     w: &'s mut Weights<'a, S, L>,
     work: &'s mut Work<'a>,
-    /// This layer's key cache, `[context][kv_dim]`.
+    /// This layer's key cache, `[ring][kv_dim]`: position `p` in row `p % ring`.
     keys: &'s mut [f32],
-    /// This layer's value cache, `[context][kv_dim]`.
+    /// This layer's value cache, as `keys`.
     values: &'s mut [f32],
+    /// Rows of this layer's cache: the context, or a ring of the window plus a chunk.
+    ring: usize,
     norms: &'s [u8],
     kind: LayerKind,
     layer: usize,
@@ -165,15 +173,41 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
 
     fn keys_values(&mut self, from: Buf) -> Result<()> {
         let kv_dim = self.w.model.config.kv_dim as usize;
-        let new_rows = self.pos * kv_dim..(self.pos + self.n) * kv_dim;
-        let keys = core::mem::take(&mut self.keys);
-        let r = self.product(self.name(LayerTensor::K), from, &mut keys[new_rows.clone()]);
-        self.keys = keys;
-        r?;
-        let values = core::mem::take(&mut self.values);
-        let r = self.product(self.name(LayerTensor::V), from, &mut values[new_rows]);
-        self.values = values;
-        r
+        let first = self.pos % self.ring;
+        if first + self.n <= self.ring {
+            // The chunk's rows are contiguous in the cache: the products write them in place.
+            let new_rows = first * kv_dim..(first + self.n) * kv_dim;
+            let keys = core::mem::take(&mut self.keys);
+            let r = self.product(self.name(LayerTensor::K), from, &mut keys[new_rows.clone()]);
+            self.keys = keys;
+            r?;
+            let values = core::mem::take(&mut self.values);
+            let r = self.product(self.name(LayerTensor::V), from, &mut values[new_rows]);
+            self.values = values;
+            return r;
+        }
+        // The chunk wraps around the ring: each product goes through `hb` (free until the
+        // feed-forward), then its rows are copied to theirs. The same values either way.
+        self.writes(Buf::Hb);
+        let (n, ring) = (self.n, self.ring);
+        for (role, cache) in [(LayerTensor::K, true), (LayerTensor::V, false)] {
+            let tmp = core::mem::take(&mut self.work.hb);
+            let out = tmp.get_mut(..n * kv_dim).ok_or(Error::Malformed("a ring chunk exceeds the hidden buffer"));
+            let r = match out {
+                Ok(out) => self.product(self.name(role), from, out),
+                Err(e) => Err(e),
+            };
+            if r.is_ok() {
+                let dst = if cache { &mut *self.keys } else { &mut *self.values };
+                for (p, row) in tmp[..n * kv_dim].chunks_exact(kv_dim).enumerate() {
+                    let at = (self.pos + p) % ring * kv_dim;
+                    dst[at..at + kv_dim].copy_from_slice(row);
+                }
+            }
+            self.work.hb = tmp;
+            r?;
+        }
+        Ok(())
     }
 
     fn rope(&mut self, layout: RopeLayout) {
@@ -182,7 +216,7 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let (q_dim, kv_dim, hs) = (c.q_dim as usize, c.kv_dim as usize, c.head_size as usize);
         for p in 0..self.n {
             let q = &mut self.work.q[p * q_dim..][..q_dim];
-            let k = &mut self.keys[(self.pos + p) * kv_dim..][..kv_dim];
+            let k = &mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim];
             match layout {
                 RopeLayout::Interleaved => rope(q, k, self.pos + p, hs, self.kind.rope_base),
                 RopeLayout::Neox => rope_neox(q, k, self.pos + p, hs, self.kind.rope_base),
@@ -193,16 +227,17 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
     fn attention(&mut self, to: Buf) {
         self.writes(to);
         let (heads, context) = (self.heads(), self.w.plan.context as usize);
-        let (q_dim, kv_dim) = (self.w.model.config.q_dim as usize, heads.kv_dim());
+        let q_dim = self.w.model.config.q_dim as usize;
         let out = core::mem::take(self.work.buf(to));
         for p in 0..self.n {
             let at = self.pos + p;
-            let seen = (at + 1) * kv_dim;
-            // A key is masked when `at - p_key >= window` (llama.cpp's sliding window).
+            // A key is masked when `at - p_key >= window` (llama.cpp's sliding window); a ring
+            // holds at least the window plus the chunk (`kv_rows`).
             let first = self.kind.window.map_or(0, |w| (at + 1).saturating_sub(w as usize));
-            let (keys, values) = (&self.keys[..seen], &self.values[..seen]);
+            let first = first.max((at + 1).saturating_sub(self.ring));
+            let (keys, values) = (&*self.keys, &*self.values);
             let (q, o) = (&self.work.q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
-            attention(q, o, self.work.att, keys, values, heads, context, first, at, self.w.exec);
+            attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec);
         }
         *self.work.buf(to) = out;
     }
@@ -216,7 +251,7 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let (qw, kw) = (&self.norms[qa..qa + ql], &self.norms[ka..ka + kl]);
         for p in 0..self.n {
             head_rmsnorm(&mut self.work.q[p * q_dim..][..q_dim], hs, qw, eps);
-            head_rmsnorm(&mut self.keys[(self.pos + p) * kv_dim..][..kv_dim], hs, kw, eps);
+            head_rmsnorm(&mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim], hs, kw, eps);
         }
         Ok(())
     }

@@ -90,7 +90,7 @@ pub struct Outcome {
 }
 
 /// llama2.c's `generate`: feeds the prompt, then samples, for `steps` positions (clamped to the
-/// planned context) or until the model chooses a stop token (BOS for Llama, as `run.c`; EOS
+/// planned context) or until the model chooses a stop token (BOS where the architecture stops as `run.c` does; EOS
 /// and the architecture's end-of-turn pieces otherwise). The prompt runs layer-major in chunks of
 /// [`crate::Plan::prefill_chunk`] positions. `on_token` sees every position.
 pub fn generate<'a, S: Storage, L: Loader<'a>>(

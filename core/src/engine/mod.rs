@@ -38,7 +38,7 @@ fn tables<'a, S: Storage>(storage: &mut S, arena: &'a mut [u8], context: u32, op
     let no_room = |what, needed: usize, got| Error::BufferTooSmall { what, needed, got };
     let model = ModelInfo::load_with(storage, |n| {
         let got = rest.len();
-        let empty: Layer = [TensorRef::EMPTY; crate::model::LayerTensor::ALL.len()];
+        let empty: Layer = [TensorRef::EMPTY; crate::model::ROLES];
         let (table, tail) = plan::table(core::mem::take(&mut rest), n, |_| empty).ok_or(no_room(
             "layer table (the arena)",
             n * core::mem::size_of::<Layer>(),

@@ -78,6 +78,16 @@ pub struct Header {
     pub eos: Option<u32>,
     /// `tokenizer.ggml.add_space_prefix` (SentencePiece's dummy prefix; absent means yes).
     pub add_space_prefix: Option<bool>,
+    /// `tokenizer.ggml.model` (`llama`, `gpt2`...; empty when absent).
+    pub tokenizer_model: ShortStr,
+    /// `tokenizer.ggml.pre`, the BPE pre-tokenizer (empty when absent).
+    pub tokenizer_pre: ShortStr,
+    /// `tokenizer.ggml.merges` (BPE merges, `"left right"` strings by rank).
+    pub merges: Option<ArrayRef>,
+    /// `tokenizer.ggml.add_bos_token`.
+    pub add_bos: Option<bool>,
+    /// `tokenizer.ggml.add_eos_token`.
+    pub add_eos: Option<bool>,
     /// Offset of the tensor table.
     pub tensor_table: u64,
     /// Bytes read to parse the header and metadata.
@@ -239,6 +249,16 @@ fn skip_value_array_body<S: Storage>(c: &mut Cursor<'_, S>, et: u32, count: u64)
     }
 }
 
+/// A string value kept by value, cut at [`ShortStr::CAPACITY`] (the rest is skipped).
+fn short_str<S: Storage>(c: &mut Cursor<'_, S>, what: &'static str) -> Result<ShortStr> {
+    let mut v = [0u8; ShortStr::CAPACITY];
+    let len = c.u64(what)?;
+    let n = usize::try_from(len).map_or(v.len(), |n| n.min(v.len()));
+    c.read(&mut v[..n], what)?;
+    c.skip(len - n as u64, what)?;
+    Ok(ShortStr::new(&v[..n]))
+}
+
 /// Parses the header and the metadata, keeping what [`Header`] names and skipping the rest.
 pub fn read_header<S: Storage>(storage: &mut S) -> Result<Header> {
     read_header_with(storage, |_, _| Ok(()))
@@ -280,13 +300,17 @@ pub fn read_header_with<S: Storage>(
         };
         let t = c.u32("metadata value type")?;
         match key {
-            b"general.architecture" if t == vt::STRING => {
-                let mut v = [0u8; ShortStr::CAPACITY];
-                let len = c.u64("general.architecture")?;
-                let n = usize::try_from(len).map_or(v.len(), |n| n.min(v.len()));
-                c.read(&mut v[..n], "general.architecture")?;
-                c.skip(len - n as u64, "general.architecture")?;
-                h.architecture = ShortStr::new(&v[..n]);
+            b"general.architecture" if t == vt::STRING => h.architecture = short_str(&mut c, "general.architecture")?,
+            b"tokenizer.ggml.model" if t == vt::STRING => {
+                h.tokenizer_model = short_str(&mut c, "tokenizer.ggml.model")?
+            }
+            b"tokenizer.ggml.pre" if t == vt::STRING => h.tokenizer_pre = short_str(&mut c, "tokenizer.ggml.pre")?,
+            b"tokenizer.ggml.merges" if t == vt::ARRAY => h.merges = Some(array_ref(&mut c)?),
+            b"tokenizer.ggml.add_bos_token" if t == vt::BOOL => {
+                h.add_bos = Some(c.array::<1>("tokenizer.ggml.add_bos_token")?[0] != 0)
+            }
+            b"tokenizer.ggml.add_eos_token" if t == vt::BOOL => {
+                h.add_eos = Some(c.array::<1>("tokenizer.ggml.add_eos_token")?[0] != 0)
             }
             b"general.alignment" => {
                 let a = read_u32_value(&mut c, t, "general.alignment")?.unwrap_or(32);

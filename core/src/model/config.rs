@@ -1,5 +1,6 @@
 //! Hyperparameters: the numbers every architecture's block is written in terms of, and the
-//! per-layer kind (attention window, RoPE base). A leaf: the architecture fills it in.
+//! per-layer kind (attention window, RoPE base) as a repeating pattern. A leaf: the
+//! architecture fills it in from its keys; nothing here is named after an architecture.
 
 /// Hyperparameters of a decoder-only transformer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,12 +35,8 @@ pub struct Config {
     pub embedding_scale: Option<f32>,
     /// Final logits become `cap * tanh(logits / cap)` (`None`: no cap).
     pub logit_softcap: Option<f32>,
-    /// Positions a sliding-window layer sees (`None`: every layer sees all before it).
-    pub sliding_window: Option<u32>,
-    /// With a sliding window, layer `l` is global when `l % swa_pattern == swa_pattern - 1`.
-    pub swa_pattern: u32,
-    /// RoPE base frequency of the sliding-window layers.
-    pub rope_theta_swa: f32,
+    /// The kind of each layer.
+    pub layers: LayerPattern,
 }
 
 /// What kind of attention one layer has.
@@ -50,4 +47,59 @@ pub struct LayerKind {
     pub window: Option<u32>,
     /// RoPE base frequency of the layer.
     pub rope_base: f32,
+}
+
+impl LayerKind {
+    /// Full attention at RoPE base `rope_base`.
+    pub const fn global(rope_base: f32) -> LayerKind {
+        LayerKind { window: None, rope_base }
+    }
+}
+
+/// The kinds of the layers, as a repeating pattern of local layers closed by a global one
+/// (llama.cpp's `swa_pattern`): layer `l` is global when `l % period == period - 1`, local
+/// otherwise. A period of 1 makes every layer global, 0 every layer local.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LayerPattern {
+    /// The pattern's length.
+    pub period: u32,
+    /// The kind of a local layer.
+    pub local: LayerKind,
+    /// The kind of a global layer.
+    pub global: LayerKind,
+}
+
+impl LayerPattern {
+    /// Every layer of kind `kind`.
+    pub const fn uniform(kind: LayerKind) -> LayerPattern {
+        LayerPattern { period: 1, local: kind, global: kind }
+    }
+
+    /// The kind of layer `l`.
+    pub fn kind(&self, l: u32) -> LayerKind {
+        if self.period != 0 && l % self.period == self.period - 1 {
+            self.global
+        } else {
+            self.local
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_period_th_layer_is_global() {
+        let local = LayerKind { window: Some(512), rope_base: 1e4 };
+        let global = LayerKind::global(1e6);
+        let p = LayerPattern { period: 6, local, global };
+        let kinds: [LayerKind; 12] = core::array::from_fn(|l| p.kind(l as u32));
+        for (l, k) in kinds.iter().enumerate() {
+            assert_eq!(*k, if l == 5 || l == 11 { global } else { local }, "layer {l}");
+        }
+        assert!((0..8).all(|l| LayerPattern { period: 0, ..p }.kind(l) == local));
+        assert!((0..8).all(|l| LayerPattern::uniform(global).kind(l) == global));
+    }
 }

@@ -14,24 +14,25 @@ use crate::gguf::{self, Header};
 use crate::quant::GgmlType;
 use crate::storage::Storage;
 pub use arch::Arch;
-pub use config::{Config, LayerKind};
-pub use tensor::{LayerTensor, TensorName, TensorRef};
+pub use config::{Config, LayerKind, LayerPattern};
+pub use tensor::{Dim, LayerTensor, TensorName, TensorRef};
 
 /// Most layers a model may have: a sanity limit on hostile input, and the capacity of the
 /// owned table of [`ModelInfo::load`] (an engine keeps its table in the arena, sized exactly).
 pub const MAX_LAYERS: usize = 128;
 
-/// Tensor roles a layer can hold (the table is keyed by [`LayerTensor`]).
-const ROLES: usize = LayerTensor::ALL.len();
+/// Tensor roles a layer can hold (the table is keyed by the position of a role in
+/// [`Arch::roles`]).
+pub const ROLES: usize = arch::MAX_ROLES;
 
-/// One layer's tensors, keyed by role (roles the architecture lacks are empty).
+/// One layer's tensors, in the order of [`Arch::roles`] (the rest are empty).
 pub type Layer = [TensorRef; ROLES];
 
 /// The per-layer tensor table [`ModelInfo::load`] returns: owned, of capacity [`MAX_LAYERS`].
 pub type OwnedLayers = heapless::Vec<Layer, MAX_LAYERS>;
 
 /// Where a [`ModelInfo`] keeps its per-layer table: owned ([`OwnedLayers`]) or a view of an
-/// arena (`&mut [Layer]`, as an engine holds it).
+/// arena (`&[Layer]`, as an engine holds it).
 pub trait LayerTable: core::ops::Deref<Target = [Layer]> {}
 impl<T: core::ops::Deref<Target = [Layer]>> LayerTable for T {}
 
@@ -52,7 +53,7 @@ pub struct ModelInfo<L: LayerTable = OwnedLayers> {
     pub output: TensorRef,
     /// Whether the classifier is the embedding table.
     pub tied_output: bool,
-    /// Per layer, the tensors keyed by role (roles the architecture lacks are empty).
+    /// Per layer, the tensors in the order of [`Arch::roles`] (the rest are empty).
     pub layers: L,
     /// Bytes read to parse the header and the tensor table.
     pub parse_bytes: u64,
@@ -93,8 +94,8 @@ impl<'a> ModelInfo<&'a mut [Layer]> {
 
 impl<L: LayerTable> ModelInfo<L> {
     /// Parses and checks the model description in `storage`; `table(n_layers)` gives the
-    /// per-layer table to fill (`n_layers` rows, at most [`MAX_LAYERS`]), once the header has
-    /// said how many layers there are.
+    /// per-layer table to fill (`n_layers` rows of empty references, at most [`MAX_LAYERS`]),
+    /// once the header has said how many layers there are.
     pub fn load_with<S: Storage>(storage: &mut S, table: impl FnOnce(usize) -> Result<L>) -> Result<Self>
     where
         L: core::ops::DerefMut,
@@ -128,16 +129,12 @@ impl<L: LayerTable> ModelInfo<L> {
         if layers.len() != config.n_layers as usize {
             return Err(Error::Malformed("the layer table does not have one row per layer"));
         }
-        // Which roles of each layer the file gave (bit `role` of word `layer`).
-        let mut found = [0u16; MAX_LAYERS];
-        const _: () = assert!(ROLES <= 16, "widen `found`");
+        // Which roles of each layer the file gave (bit `i` of word `layer`: `arch.roles[i]`).
+        let mut found = [0u32; MAX_LAYERS];
+        const _: () = assert!(ROLES <= 32, "widen `found`");
         let file_len = storage.len();
         let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
-            let used = |name: &TensorName| match name {
-                TensorName::Layer(_, role) => arch.roles.contains(role),
-                _ => true,
-            };
-            let Some(name) = TensorName::parse(e.name()).filter(|n| !e.truncated_name && used(n)) else {
+            let Some(name) = TensorName::parse(e.name(), arch.roles).filter(|_| !e.truncated_name) else {
                 return Ok(());
             };
             let (rows, cols) = e.rows_cols();
@@ -150,7 +147,7 @@ impl<L: LayerTable> ModelInfo<L> {
             if name.is_norm() && ty != GgmlType::F32 {
                 return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
             }
-            let (erows, ecols) = (arch.shape)(&config, name);
+            let (erows, ecols) = name.shape(&config);
             if (rows, cols) != (erows as u64, ecols as u64) {
                 return Err(Error::BadShape { tensor: name, expected: (erows, ecols), found: (rows, cols) });
             }
@@ -160,9 +157,10 @@ impl<L: LayerTable> ModelInfo<L> {
                 TensorName::OutputNorm => &mut output_norm,
                 TensorName::Output => &mut output,
                 TensorName::Layer(l, lt) => {
-                    if let (Some(layer), Some(bits)) = (layers.get_mut(l as usize), found.get_mut(l as usize)) {
-                        layer[lt as usize] = t;
-                        *bits |= 1 << lt as usize;
+                    let row = (layers.get_mut(l as usize), found.get_mut(l as usize), arch.role_index(lt));
+                    if let (Some(layer), Some(bits), Some(i)) = row {
+                        layer[i] = t;
+                        *bits |= 1 << i;
                     }
                     return Ok(());
                 }
@@ -175,8 +173,8 @@ impl<L: LayerTable> ModelInfo<L> {
         let tied_output = output.is_none();
         let output_norm = output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?;
         for (l, bits) in found.iter().enumerate().take(layers.len()) {
-            for &role in arch.roles {
-                if bits & (1 << role as usize) == 0 {
+            for (i, &role) in arch.roles.iter().enumerate() {
+                if bits & (1 << i) == 0 {
                     return Err(Error::MissingTensor(TensorName::Layer(l as u16, role)));
                 }
             }
@@ -207,9 +205,12 @@ impl<L: LayerTable> ModelInfo<L> {
         Ok(info)
     }
 
-    /// The tensor `t` of layer `layer`.
+    /// The tensor `t` of layer `layer` (an empty reference when the architecture lacks `t`).
     pub fn layer_tensor(&self, layer: usize, t: LayerTensor) -> &TensorRef {
-        &self.layers[layer][t as usize]
+        match self.arch.role_index(t) {
+            Some(i) => &self.layers[layer][i],
+            None => &TensorRef::EMPTY,
+        }
     }
 
     /// The tensor with this name.
@@ -222,44 +223,51 @@ impl<L: LayerTable> ModelInfo<L> {
         }
     }
 
+    /// The layer roles with their tensors, per layer in the architecture's order.
+    fn roles_of<'s>(
+        &'s self,
+        layer: &'s [TensorRef; ROLES],
+    ) -> impl Iterator<Item = (LayerTensor, &'s TensorRef)> + 's {
+        self.arch.roles.iter().copied().zip(layer.iter())
+    }
+
     /// The layer matrices (every layer tensor but the norms), in access order, with their names.
     pub fn matrices(&self) -> impl Iterator<Item = (TensorName, &TensorRef)> + '_ {
-        let roles = self.arch.roles;
         self.layers.iter().enumerate().flat_map(move |(l, layer)| {
-            roles.iter().filter(|r| !r.is_norm()).map(move |&r| (TensorName::Layer(l as u16, r), &layer[r as usize]))
+            self.roles_of(layer).filter(|(r, _)| !r.is_norm()).map(move |(r, t)| (TensorName::Layer(l as u16, r), t))
         })
     }
 
     /// The norm weights in the order of the norms region: per layer in the architecture's
     /// order, then the final norm.
     pub fn norms(&self) -> impl Iterator<Item = TensorRef> + '_ {
-        let roles = self.arch.roles;
         self.layers
             .iter()
-            .flat_map(move |layer| roles.iter().filter(|r| r.is_norm()).map(move |&r| layer[r as usize]))
+            .flat_map(move |layer| self.roles_of(layer).filter(|(r, _)| r.is_norm()).map(|(_, &t)| t))
             .chain([self.output_norm])
+    }
+
+    /// Bytes of one layer's norms (every layer has the same).
+    fn norm_bytes_per_layer(&self) -> u64 {
+        self.layers.first().map_or(0, |l0| self.roles_of(l0).filter(|(r, _)| r.is_norm()).map(|(_, t)| t.bytes()).sum())
     }
 
     /// Where norm `role` of layer `layer` sits in the norms region: (offset, bytes).
     pub fn norm_span(&self, layer: usize, role: LayerTensor) -> Option<(usize, usize)> {
         let layer0 = self.layers.first()?;
-        let norm_roles = || self.arch.roles.iter().filter(|r| r.is_norm());
-        if layer >= self.layers.len() || !norm_roles().any(|&r| r == role) {
+        if layer >= self.layers.len() || !role.is_norm() || self.arch.role_index(role).is_none() {
             return None;
         }
         // Every layer has the same norms, so layer `l` starts at `l` times layer 0's bytes.
-        let per_layer: u64 = norm_roles().map(|&r| layer0[r as usize].bytes()).sum();
-        let before: u64 = norm_roles().take_while(|&&r| r != role).map(|&r| layer0[r as usize].bytes()).sum();
-        Some(((per_layer * layer as u64 + before) as usize, layer0[role as usize].bytes() as usize))
+        let norms = || self.roles_of(layer0).filter(|(r, _)| r.is_norm());
+        let before: u64 = norms().take_while(|&(r, _)| r != role).map(|(_, t)| t.bytes()).sum();
+        let bytes = self.layer_tensor(0, role).bytes();
+        Some(((self.norm_bytes_per_layer() * layer as u64 + before) as usize, bytes as usize))
     }
 
     /// The final norm's span in the norms region: (offset, bytes).
     pub fn output_norm_span(&self) -> (usize, usize) {
-        let per_layer: u64 = self
-            .layers
-            .first()
-            .map_or(0, |l0| self.arch.roles.iter().filter(|r| r.is_norm()).map(|&r| l0[r as usize].bytes()).sum());
-        ((per_layer * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
+        ((self.norm_bytes_per_layer() * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
     }
 
     /// The position of matrix `name` in unit order: per layer its matrices, then the
@@ -278,7 +286,7 @@ impl<L: LayerTable> ModelInfo<L> {
 
     /// The kind of layer `layer`.
     pub fn layer_kind(&self, layer: u32) -> LayerKind {
-        (self.arch.layer)(&self.config, layer)
+        self.config.layers.kind(layer)
     }
 
     /// Bytes of all distinct weights (the classifier counts once when tied).

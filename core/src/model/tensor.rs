@@ -1,13 +1,52 @@
-//! Tensor roles: what each tensor of a model is for ([`TensorName`]), its GGUF name, and where
-//! its bytes sit in storage ([`TensorRef`]). A leaf: it knows the quant type table and nothing
-//! else of the core.
+//! Tensor roles: what each tensor of a model is for ([`LayerTensor`], with its GGUF name part
+//! and its shape in [`Dim`]s as data), its name ([`TensorName`]), and where its bytes sit in storage
+//! ([`TensorRef`]). A leaf: it knows the quant type table and the hyperparameters, nothing else
+//! of the core, and names no architecture.
 
 use core::fmt;
 
+use crate::model::config::Config;
 use crate::quant::GgmlType;
 
-/// The roles a tensor of a transformer block can have (every architecture uses some of
-/// them, in its own order).
+/// A width a tensor dimension is measured in, resolved against the [`Config`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Dim {
+    /// 1 (a norm weight is one row).
+    One,
+    /// The embedding width, `dim`.
+    Embd,
+    /// The query width, `q_dim`.
+    Q,
+    /// The key/value width, `kv_dim`.
+    Kv,
+    /// The FFN width, `hidden_dim`.
+    Hidden,
+    /// One head, `head_size`.
+    Head,
+    /// The vocabulary.
+    Vocab,
+}
+
+impl Dim {
+    /// The number of elements this width is in a model of `c`.
+    pub fn of(self, c: &Config) -> u32 {
+        match self {
+            Dim::One => 1,
+            Dim::Embd => c.dim,
+            Dim::Q => c.q_dim,
+            Dim::Kv => c.kv_dim,
+            Dim::Hidden => c.hidden_dim,
+            Dim::Head => c.head_size,
+            Dim::Vocab => c.vocab,
+        }
+    }
+}
+
+/// The roles a tensor of a transformer block can have: the vocabulary every architecture
+/// picks its roles from, in its own order. Each role's GGUF name and shape are data
+/// ([`LayerTensor::ROLES`]); nothing matches on a role to find them. An architecture with a
+/// role no other has adds one variant and one row there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
@@ -24,11 +63,11 @@ pub enum LayerTensor {
     AttnOut,
     /// RMSNorm weight before the FFN, `[dim]`.
     FfnNorm,
-    /// SwiGLU gate (w1), `[hidden][dim]`.
+    /// FFN gate (w1), `[hidden][dim]`.
     Gate,
-    /// SwiGLU up (w3), `[hidden][dim]`.
+    /// FFN up (w3), `[hidden][dim]`.
     Up,
-    /// SwiGLU down (w2), `[dim][hidden]`.
+    /// FFN down (w2), `[dim][hidden]`.
     Down,
     /// RMSNorm weight of each query head, `[head_size]`.
     AttnQNorm,
@@ -40,56 +79,74 @@ pub enum LayerTensor {
     PostFfnNorm,
 }
 
+/// What a role is in a file: its GGUF name part and its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleInfo {
+    /// The role.
+    pub role: LayerTensor,
+    /// The GGUF name part, as in `blk.N.<part>.weight`.
+    pub part: &'static str,
+    /// Rows (1 for a norm weight).
+    pub rows: Dim,
+    /// Columns.
+    pub cols: Dim,
+}
+
+const fn role(role: LayerTensor, part: &'static str, rows: Dim, cols: Dim) -> RoleInfo {
+    RoleInfo { role, part, rows, cols }
+}
+
 impl LayerTensor {
-    /// All layer tensors, in access order.
-    pub const ALL: [LayerTensor; 13] = [
-        LayerTensor::AttnNorm,
-        LayerTensor::Q,
-        LayerTensor::K,
-        LayerTensor::V,
-        LayerTensor::AttnOut,
-        LayerTensor::FfnNorm,
-        LayerTensor::Gate,
-        LayerTensor::Up,
-        LayerTensor::Down,
-        LayerTensor::AttnQNorm,
-        LayerTensor::AttnKNorm,
-        LayerTensor::PostAttnNorm,
-        LayerTensor::PostFfnNorm,
+    /// Every role's name and shape, in declaration order (indexed by the role).
+    pub const ROLES: [RoleInfo; 13] = [
+        role(LayerTensor::AttnNorm, "attn_norm", Dim::One, Dim::Embd),
+        role(LayerTensor::Q, "attn_q", Dim::Q, Dim::Embd),
+        role(LayerTensor::K, "attn_k", Dim::Kv, Dim::Embd),
+        role(LayerTensor::V, "attn_v", Dim::Kv, Dim::Embd),
+        role(LayerTensor::AttnOut, "attn_output", Dim::Embd, Dim::Q),
+        role(LayerTensor::FfnNorm, "ffn_norm", Dim::One, Dim::Embd),
+        role(LayerTensor::Gate, "ffn_gate", Dim::Hidden, Dim::Embd),
+        role(LayerTensor::Up, "ffn_up", Dim::Hidden, Dim::Embd),
+        role(LayerTensor::Down, "ffn_down", Dim::Embd, Dim::Hidden),
+        role(LayerTensor::AttnQNorm, "attn_q_norm", Dim::One, Dim::Head),
+        role(LayerTensor::AttnKNorm, "attn_k_norm", Dim::One, Dim::Head),
+        role(LayerTensor::PostAttnNorm, "post_attention_norm", Dim::One, Dim::Embd),
+        role(LayerTensor::PostFfnNorm, "post_ffw_norm", Dim::One, Dim::Embd),
     ];
 
-    /// Whether the tensor is a norm weight (1-D, kept resident always).
+    /// How many roles there are.
+    pub const COUNT: usize = Self::ROLES.len();
+
+    /// This role's name and shape.
+    pub fn info(self) -> &'static RoleInfo {
+        &Self::ROLES[self as usize]
+    }
+
+    /// Whether the tensor is a norm weight (one row, kept resident always).
     pub fn is_norm(self) -> bool {
-        matches!(
-            self,
-            LayerTensor::AttnNorm
-                | LayerTensor::FfnNorm
-                | LayerTensor::AttnQNorm
-                | LayerTensor::AttnKNorm
-                | LayerTensor::PostAttnNorm
-                | LayerTensor::PostFfnNorm
-        )
+        self.info().rows == Dim::One
     }
 
     /// The GGUF name part, as in `blk.N.<part>.weight`.
     pub fn gguf_part(self) -> &'static str {
-        match self {
-            LayerTensor::AttnNorm => "attn_norm",
-            LayerTensor::Q => "attn_q",
-            LayerTensor::K => "attn_k",
-            LayerTensor::V => "attn_v",
-            LayerTensor::AttnOut => "attn_output",
-            LayerTensor::FfnNorm => "ffn_norm",
-            LayerTensor::Gate => "ffn_gate",
-            LayerTensor::Up => "ffn_up",
-            LayerTensor::Down => "ffn_down",
-            LayerTensor::AttnQNorm => "attn_q_norm",
-            LayerTensor::AttnKNorm => "attn_k_norm",
-            LayerTensor::PostAttnNorm => "post_attention_norm",
-            LayerTensor::PostFfnNorm => "post_ffw_norm",
-        }
+        self.info().part
+    }
+
+    /// Its (rows, cols) in a model of `c`.
+    pub fn shape(self, c: &Config) -> (u32, u32) {
+        let i = self.info();
+        (i.rows.of(c), i.cols.of(c))
     }
 }
+
+// The table is indexed by the role.
+const _: () = {
+    let mut i = 0;
+    while i < LayerTensor::ROLES.len() {
+        assert!(LayerTensor::ROLES[i].role as usize == i, "LayerTensor::ROLES is out of declaration order");
+        i += 1;
+    }
+};
 
 /// A tensor of a model, by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +174,15 @@ impl fmt::Display for TensorName {
 }
 
 impl TensorName {
+    /// Its (rows, cols) in a model of `c`.
+    pub fn shape(self, c: &Config) -> (u32, u32) {
+        match self {
+            TensorName::TokenEmbd | TensorName::Output => (c.vocab, c.dim),
+            TensorName::OutputNorm => (1, c.dim),
+            TensorName::Layer(_, t) => t.shape(c),
+        }
+    }
+
     /// Whether this is a 1-D RMSNorm weight (which must be F32).
     pub fn is_norm(self) -> bool {
         match self {
@@ -126,8 +192,9 @@ impl TensorName {
         }
     }
 
-    /// Parses a GGUF tensor name; `None` for tensors the model does not use.
-    pub fn parse(name: &[u8]) -> Option<Self> {
+    /// Parses a GGUF tensor name against the layer roles of an architecture; `None` for
+    /// tensors the model does not use.
+    pub fn parse(name: &[u8], roles: &[LayerTensor]) -> Option<Self> {
         let name = core::str::from_utf8(name).ok()?;
         match name {
             "token_embd.weight" => return Some(TensorName::TokenEmbd),
@@ -138,7 +205,7 @@ impl TensorName {
         let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
         let (layer, part) = rest.split_once('.')?;
         let layer: u16 = layer.parse().ok()?;
-        let t = LayerTensor::ALL.into_iter().find(|t| t.gguf_part() == part)?;
+        let t = roles.iter().copied().find(|t| t.gguf_part() == part)?;
         Some(TensorName::Layer(layer, t))
     }
 }
@@ -178,6 +245,8 @@ mod tests {
 
     #[test]
     fn tensor_names_round_trip() {
+        const ROLES: [LayerTensor; 2] = [LayerTensor::Q, LayerTensor::Down];
+        assert!(LayerTensor::ROLES.iter().all(|r| r.role.is_norm() == r.part.ends_with("norm")));
         for name in [
             TensorName::TokenEmbd,
             TensorName::OutputNorm,
@@ -187,9 +256,11 @@ mod tests {
         ] {
             let mut buf = heapless::String::<64>::new();
             core::fmt::write(&mut buf, format_args!("{name}")).unwrap();
-            assert_eq!(TensorName::parse(buf.as_bytes()), Some(name));
+            assert_eq!(TensorName::parse(buf.as_bytes(), &ROLES), Some(name));
         }
-        assert_eq!(TensorName::parse(b"rope_freqs.weight"), None);
-        assert_eq!(TensorName::parse(b"blk.x.attn_q.weight"), None);
+        assert_eq!(TensorName::parse(b"rope_freqs.weight", &ROLES), None);
+        assert_eq!(TensorName::parse(b"blk.x.attn_q.weight", &ROLES), None);
+        // A role the architecture lacks is not a tensor of its model.
+        assert_eq!(TensorName::parse(b"blk.0.attn_q_norm.weight", &ROLES), None);
     }
 }

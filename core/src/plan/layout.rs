@@ -73,10 +73,22 @@ pub(crate) struct Fixed {
     pub(crate) end: u64,
 }
 
-/// Bytes of the KV cache: keys and values, `layers * context * kv_dim` f32 each.
-pub(crate) fn kv_bytes<L: LayerTable>(model: &ModelInfo<L>, context: u32) -> Option<u64> {
+/// Rows (positions) of layer `layer`'s KV cache for prefill chunks of `positions`: the whole
+/// context, or on a sliding-window layer a ring of `window + positions - 1` rows (position `p`
+/// in row `p % rows`; a chunk writes its keys before it attends, so a ring of exactly the
+/// window would overwrite keys the chunk's first positions still need), at most the context.
+pub fn kv_rows<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usize, layer: u32) -> u32 {
+    match model.layer_kind(layer).window {
+        Some(w) => (w as u64 + (positions.max(1) as u64 - 1)).min(context as u64) as u32,
+        None => context,
+    }
+}
+
+/// Bytes of the KV cache: keys and values, `kv_rows * kv_dim` f32 each per layer.
+pub(crate) fn kv_bytes<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usize) -> Option<u64> {
     let c = &model.config;
-    2u64.checked_mul(c.n_layers as u64)?.checked_mul(context as u64)?.checked_mul(c.kv_dim as u64)?.checked_mul(4)
+    let rows = (0..c.n_layers).map(|l| kv_rows(model, context, positions, l) as u64).sum::<u64>();
+    2u64.checked_mul(rows)?.checked_mul(c.kv_dim as u64)?.checked_mul(4)
 }
 
 /// Bytes of all norm weights, kept resident always.
@@ -96,14 +108,13 @@ pub(crate) fn fixed_regions<L: LayerTable>(
 ) -> Result<Fixed, PlanError> {
     let c = &model.config;
     let working_layout = Work::layout(c, context, positions, q8, limit)?;
-    let strings = model.header.tokens.map_or(0, |t| t.string_bytes);
     let mut at = Cursor::new(start, limit);
     Ok(Fixed {
         working_layout,
         working: at.region(Some(working_layout.bytes() as u64), "working buffers")?,
-        kv: at.region(kv_bytes(model, context), "KV cache")?,
+        kv: at.region(kv_bytes(model, context, positions), "KV cache")?,
         scratch: at.region((positions as u64).checked_mul(model.token_embd.row_bytes()), "embedding scratch")?,
-        tokenizer: at.region(Tokenizer::region_bytes(c.vocab as u64, strings), "tokenizer")?,
+        tokenizer: at.region(Tokenizer::region_bytes_for(&model.header), "tokenizer")?,
         norms: at.region(norm_bytes(model), "norm weights")?,
         end: at.end(),
     })

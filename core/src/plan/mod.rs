@@ -26,7 +26,7 @@ pub(crate) mod units;
 mod tests;
 
 pub(crate) use carve::{carve, table, unit_table};
-pub use layout::{Region, ALIGN};
+pub use layout::{kv_rows, Region, ALIGN};
 pub use options::{PlanOptions, Policy, MAX_PREFETCH};
 pub use pack::{MAX_SLOTS, SLOT_META_BYTES};
 pub(crate) use units::unit_cap;
@@ -62,8 +62,13 @@ pub struct Plan<U = OwnedUnits> {
     pub working: Region,
     /// Sizes of the working buffers.
     pub working_layout: WorkingLayout,
-    /// Keys and values, `2 * layers * context * kv_dim` f32.
+    /// Keys and values, `2 * kv_dim` f32 per row; a layer holds [`kv_rows`] rows (the context,
+    /// or a ring on sliding-window layers).
     pub kv: Region,
+    /// Layers whose KV cache is a ring shorter than the context (sliding-window layers).
+    pub kv_ring_layers: u32,
+    /// Rows of each such ring (0 when there is none).
+    pub kv_ring_rows: u32,
     /// Embedding rows of one prefill chunk, in their stored type.
     pub scratch: Region,
     /// Vocabulary pieces, offsets, scores and the sorted index.
@@ -104,6 +109,8 @@ impl<U> Plan<U> {
             working: self.working,
             working_layout: self.working_layout,
             kv: self.kv,
+            kv_ring_layers: self.kv_ring_layers,
+            kv_ring_rows: self.kv_ring_rows,
             scratch: self.scratch,
             tokenizer: self.tokenizer,
             norms: self.norms,
@@ -140,6 +147,8 @@ impl<U: Deref<Target = [Unit]>> Plan<U> {
             working: self.working,
             working_layout: self.working_layout,
             kv: self.kv,
+            kv_ring_layers: self.kv_ring_layers,
+            kv_ring_rows: self.kv_ring_rows,
             scratch: self.scratch,
             tokenizer: self.tokenizer,
             norms: self.norms,
@@ -314,7 +323,11 @@ pub fn plan_into<'u, L: LayerTable>(
     let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
         + norms
         + if packed.embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
+    let rings = || (0..model.config.n_layers).map(|l| kv_rows(model, context, positions, l)).filter(|&r| r < context);
+    let (kv_ring_layers, kv_ring_rows) = (rings().count() as u32, rings().max().unwrap_or(0));
     Ok(Plan {
+        kv_ring_layers,
+        kv_ring_rows,
         budget,
         context,
         options: PlanOptions { prefill_chunk: positions as u32, ..opts },

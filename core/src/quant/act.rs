@@ -6,10 +6,12 @@
 //! The input vector of a product is rounded once per position, as llama.cpp's CPU backend
 //! rounds it to the weight type's `vec_dot_type`, into blocks laid out for this core (byte
 //! arrays, little-endian, no alignment needed):
-//! - Q8_0 (for Q4_0 and Q8_0 weights): 36 bytes per 32 elements, `d: f32` then `qs: [i8; 32]`.
-//!   As ggml's `quantize_row_q8_0_ref`: `d = max|x| / 127`, `q = round(x / d)` (half away from
-//!   zero), and `d` is stored rounded to f16 (ggml's `block_q8_0` keeps an f16), here widened
-//!   back to f32.
+//! - Q8_0 (for Q4_0, Q5_0 and Q8_0 weights): 36 bytes per 32 elements, `d: f32` then
+//!   `qs: [i8; 32]`. As ggml's x86 `quantize_row_q8_0` (what llama.cpp's CPU backend runs on
+//!   the AVX2 and AVX-512 machines it is compared with; its portable `_ref` rounds ties away
+//!   from zero and scales by `1 / d`, which differs in a few quants per block): `d = max|x| /
+//!   127`, `q = round_half_even(x * (127 / max|x|))`, and `d` is stored rounded to f16 (ggml's
+//!   `block_q8_0` keeps an f16), here widened back to f32.
 //! - Q8_K (for Q4_K and Q6_K weights): 292 bytes per 256 elements, `d: f32`, `qs: [i8; 256]`,
 //!   `bsums: [i16; 16]` (ggml's `block_q8_K`). As `quantize_row_q8_K_ref`: `max` is the element
 //!   of largest magnitude (with its sign), `iscale = -127 / max`, `q = min(127,
@@ -58,10 +60,10 @@ pub fn quantize_activations_q8_0(x: &[f32], out: &mut [u8]) {
     for (xs, b) in x.chunks_exact(QK).zip(outs) {
         let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         b[q8_0_x::D..q8_0_x::QS].copy_from_slice(&f16_to_f32(f32_to_f16(d)).to_le_bytes());
         for (q, &v) in b[q8_0_x::QS..].iter_mut().zip(xs) {
-            *q = libm::roundf(v * id) as i8 as u8;
+            *q = libm::rintf(v * id) as i8 as u8;
         }
     }
 }

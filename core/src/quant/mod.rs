@@ -32,8 +32,8 @@
 //! # Kernel paths
 //!
 //! [`matvec`] is the portable scalar path above; [`Kernels`] selects between it and, on
-//! x86-64, AVX2 + FMA + F16C kernels (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K; other
-//! types fall back to the scalar code). The vector path sums in another order: eight lanes of
+//! x86-64, AVX2 + FMA + F16C kernels (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
+//! Q5_K, Q6_K: every supported type). The vector path sums in another order: eight lanes of
 //! fused multiply-adds, quantized blocks summed per block (or sub-block) and scaled once, the
 //! lanes reduced at the end of the row. Its order still depends only on the row, so it too is
 //! bit-identical for any split of rows over units or threads, but it is not bit-identical with
@@ -44,14 +44,17 @@
 //! `tests/tests/golden.rs`). Measured differences from the scalar path are a few 1e-6 on
 //! stories260K.
 //!
-//! # The opt-in integer path (`KernelPath::Avx2Q8`)
+//! # The integer path (`KernelPath::Avx2Q8`): the default contract for quantized weights
 //!
-//! [`Kernels::avx2_q8`] (`spool-sim --kernel simd-q8`; never chosen automatically) does what
-//! llama.cpp's CPU backend does: before a product with Q4_0 or Q8_0 weights the input is
-//! rounded to Q8_0 blocks, before Q4_K or Q6_K to Q8_K blocks ([`quantize_activations`], the
+//! [`Kernels::avx2_q8`] (what `spool-sim`'s default `--kernel auto` runs where the CPU has
+//! AVX2; `--kernel exact` keeps the strict f32-activation path above, which the 1e-3
+//! reference tests use) does what llama.cpp's CPU backend does: before a product with Q4_0,
+//! Q5_0 or Q8_0 weights the input is rounded to Q8_0 blocks, before Q4_K, Q5_K or Q6_K to
+//! Q8_K blocks ([`quantize_activations`], the
 //! arithmetic of ggml's `quantize_row_q8_0_ref` / `quantize_row_q8_K_ref`), and each block's
 //! dot product is an exact integer sum (AVX2 `maddubs`/`madd`), scaled once in f32. Other types
-//! run the f32 AVX2 kernels. The engine rounds each position's input once per product, before
+//! (F32, F16, BF16, and Q4_1/Q5_1, whose llama.cpp input type Q8_1 this core does not have)
+//! run the f32 AVX2 kernels, so an F32 model gives the f32 path's results on it. The engine rounds each position's input once per product, before
 //! the first unit, into a region of the working arena that the planner adds only when asked
 //! ([`crate::PlanOptions::quantized_activations`]: `positions * 292/256` bytes per element of
 //! the longest input row; a forward pass on this path without it is an error). No stack

@@ -11,12 +11,12 @@ pub enum KernelPath {
     /// The portable code every target has: one f32 sum per row, left to right.
     #[default]
     Scalar,
-    /// x86-64 AVX2 + FMA + F16C vectors for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K and Q6_K
-    /// (the other types run the scalar code).
+    /// x86-64 AVX2 + FMA + F16C vectors with f32 activations for every supported type.
     Avx2,
-    /// Opt-in: [`KernelPath::Avx2`], except that Q4_0, Q8_0, Q4_K and Q6_K products first round
-    /// the input to Q8_0 or Q8_K blocks, as llama.cpp does, and take integer dot products. Not
-    /// within the f32-activation tolerance; see the module documentation.
+    /// [`KernelPath::Avx2`], except that Q4_0, Q5_0, Q8_0, Q4_K, Q5_K and Q6_K products first
+    /// round the input to Q8_0 or Q8_K blocks, as llama.cpp does, and take integer dot products
+    /// (`spool-sim`'s default for quantized weights). Not within the f32-activation tolerance;
+    /// see the module documentation.
     Avx2Q8,
     /// [`KernelPath::Avx2Q8`] with AVX-512 VNNI (`vpdpbusd`) for the Q4_0 and Q8_0 integer dots:
     /// the same exact integer lanes, so bit-identical results, in fewer instructions.
@@ -66,7 +66,7 @@ pub(crate) struct Table {
     pub(crate) path: KernelPath,
     /// Products with f32 activations.
     pub(crate) rows: [Option<RowsF32>; GgmlType::COUNT],
-    /// Products with rounded activations (opt-in paths only).
+    /// Products with rounded activations (the Q8 paths only).
     pub(crate) int_rows: [Option<IntRows>; GgmlType::COUNT],
     /// This ISA's activation rounding, if it has one.
     pub(crate) quantize_act: Option<QuantizeAct>,

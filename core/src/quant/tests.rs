@@ -339,7 +339,10 @@ fn avx2_kernels_agree_with_the_scalar_path() {
     for ty in [GgmlType::F32, GgmlType::F16].into_iter().chain(QUANTS.iter().copied()) {
         let ((bytes, row_bytes), values, cols) = multi_block_rows(ty, 3);
         use GgmlType::*;
-        assert_eq!(k.vectorized(ty), matches!(ty, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q4_K | Q6_K));
+        assert_eq!(
+            k.vectorized(ty),
+            matches!(ty, F32 | F16 | BF16 | Q8_0 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q4_K | Q5_K | Q6_K)
+        );
         let x: [f32; 512] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
         // The full input, and one cut short (a partial last block runs the scalar code).
         for n in [cols, cols - 5] {
@@ -414,7 +417,8 @@ fn q8_value(vt: GgmlType, xq: &[u8], i: usize) -> f32 {
 
 #[test]
 fn activations_round_like_ggml_reference() {
-    // Q8_0: d = max|x| / 127, q = round half away from zero of x / d, d kept as f16.
+    // Q8_0 (ggml's x86 quantize_row_q8_0): d = max|x| / 127, q = round half to even of
+    // x * (127 / max|x|), d kept as f16.
     let mut x = [0.0f32; 64];
     x[..5].copy_from_slice(&[127.0, -63.5, 0.5, -0.5, 1.49]);
     for (i, v) in x[32..].iter_mut().enumerate() {
@@ -423,14 +427,15 @@ fn activations_round_like_ggml_reference() {
     let mut q = [0u8; 2 * Q8_0_X_BYTES];
     quantize_activations(GgmlType::Q8_0, &x, &mut q);
     assert_eq!(f32::from_le_bytes(q[..4].try_into().unwrap()), 1.0);
-    assert_eq!(core::array::from_fn::<i8, 5, _>(|i| q[4 + i] as i8), [127, -64, 1, -1, 1]);
+    assert_eq!(core::array::from_fn::<i8, 5, _>(|i| q[4 + i] as i8), [127, -64, 0, 0, 1]);
     assert!(q[9..36].iter().all(|&v| v == 0));
     let d = 0.021f32 / 127.0;
     let stored = f32::from_le_bytes(q[36..40].try_into().unwrap());
     assert_eq!(stored, f16_to_f32(f32_to_f16(d)));
     assert_ne!(stored, d, "the scale is rounded to f16");
     for (i, &v) in x[32..].iter().enumerate() {
-        assert_eq!(q[40 + i] as i8 as f32, libm::roundf(v * (1.0 / d)), "element {i}");
+        let amax = x[32..].iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert_eq!(q[40 + i] as i8 as f32, libm::rintf(v * (127.0 / amax)), "element {i}");
     }
     assert_eq!(q[40] as i8, -60); // -0.010 / (0.021 / 127) = -60.47...
     assert_eq!(q[40 + 31] as i8, 127);
@@ -474,7 +479,7 @@ fn integer_kernels_equal_the_dot_of_the_rounded_values() {
     let k8 = unsafe { Kernels::avx2_q8() };
     assert_eq!(k8.path(), KernelPath::Avx2Q8);
     assert_eq!(k.activation_type(GgmlType::Q4_0), None);
-    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
         let vt = k8.activation_type(ty).unwrap();
         let ((bytes, row_bytes), values, cols) = multi_block_rows(ty, 3);
         let x: [f32; 512] = core::array::from_fn(|i| (i as f32 * 0.37).sin() * (1.0 + (i % 7) as f32));
@@ -524,7 +529,7 @@ fn integer_kernels_give_each_row_the_same_bits_in_any_group() {
         // SAFETY: the CPU was just checked for every feature of the contract.
         paths[1] = Some(unsafe { Kernels::avx512_q8() });
     }
-    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K] {
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
         let (elems, bpb) = ty.block();
         let (elems, bpb) = (elems as usize, bpb as usize);
         let cols = if elems == 32 { 9 * 32 } else { 2 * 256 };

@@ -47,6 +47,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Print a text's token ids, as llama.cpp's llama-tokenize (`tokenize -m PATH -p TEXT --ids`).
+    Tokenize(crate::tokenize::TokenizeArgs),
     /// Write a synthetic model of any shape (`synth -o PATH --preset tinyllama ...`).
     Synth {
         /// The options, e.g. `-o big.gguf --preset llama7b --type Q4_0`.
@@ -94,7 +96,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE")]
     pub ram: Option<String>,
     /// Storage backend.
-    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "mmap", "flash"])]
+    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "mmap", "flash", "direct"])]
     pub storage: String,
     /// Simulated flash bandwidth in MB/s (implies --storage flash).
     #[arg(long, value_name = "MB/S", value_parser = positive_f64, allow_negative_numbers = true)]
@@ -115,9 +117,10 @@ pub struct RunArgs {
     /// Most prompt positions per layer-major prefill chunk (1: token by token) [default: the planner's].
     #[arg(long, value_name = "N", value_parser = positive_u32, allow_negative_numbers = true)]
     pub prefill_chunk: Option<u32>,
-    /// Which kernels compute.
+    /// Which kernels compute: auto rounds activations to Q8 for quantized weights as llama.cpp
+    /// does; exact keeps them f32 (SIMD if available).
     #[arg(long, value_name = "KIND", default_value = "auto",
-          value_parser = ["auto", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
+          value_parser = ["auto", "exact", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
     pub kernel: String,
     /// Print the text as llama2.c's run.c does (lone non-printable bytes dropped, multi-byte
     /// characters split across tokens lost) instead of assembled UTF-8; for the run.c goldens.

@@ -82,6 +82,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
     o.backend = match a.storage.as_str() {
         "mmap" => Backend::Mmap,
         "flash" => Backend::Flash,
+        "direct" => Backend::Direct,
         _ => Backend::File,
     };
     if let Some(v) = a.flash_mbps {
@@ -99,7 +100,7 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
     o.policy = Policy::from_name(&a.policy)
         .ok_or(format!("--policy {}: expected pin, lru, lru-protect, mru or min", a.policy))?;
     o.kernel = KernelChoice::from_name(&a.kernel)
-        .ok_or(format!("--kernel {}: expected scalar, simd, simd-q8, simd-q8-avx2 or auto", a.kernel))?;
+        .ok_or(format!("--kernel {}: expected auto, exact, scalar, simd, simd-q8 or simd-q8-avx2", a.kernel))?;
     if let Some(c) = a.prefill_chunk {
         o.prefill_chunk = c;
     }
@@ -136,6 +137,7 @@ pub fn main_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i
             _ => bench::cli(&args, out, err),
         },
         Command::Synth { args } => synth::cli(&args, out, err),
+        Command::Tokenize(a) => crate::tokenize::cli(&a, out),
         Command::Checksum { model, out: side } => verify::cli(&["-m".into(), model, "-o".into(), side], out),
         Command::Inspect { model, ram, ctx } => {
             let ram = match ram.map(|r| parse_budget(&r, &model).map_err(|e| format!("--ram: {e}"))).transpose() {

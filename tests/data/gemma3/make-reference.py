@@ -2,6 +2,7 @@
 """Makes reference.json: llama.cpp's greedy continuation of each prompt on Gemma 3 270M Q4_K_M.
 
 Usage: python3 tests/data/gemma3/make-reference.py PEER_BIN_DIR MODEL [NEW_TOKENS] > reference.json
+(reference.json was made with NEW_TOKENS 64.)
 
 PEER_BIN_DIR holds llama-completion (from `bash /work/shared/peer/install.sh`) and llama-greedy,
 built from scripts/llama-greedy.cpp against the peer's static libraries:
@@ -26,6 +27,8 @@ PROMPTS = [
     "def fibonacci(n):",
     "Water boils at a temperature of",
     "The best way to learn a new language is",
+    "The largest planet in the solar system is",
+    "To make pancakes, you need",
 ]
 ROBUST_MARGIN = 0.1
 
@@ -50,7 +53,7 @@ def main():
     json.dump({"model": "gemma-3-270m-q4_k_m.gguf", "sha256": sha,
                "llama_cpp": "the llama.cpp tree vendored in llama-cpp-python 0.3.36 (the peer)",
                "commands": {"ids": show(greedy), "text": show(completion),
-                            "this_file": "python3 tests/data/gemma3/make-reference.py .peer/llama.cpp/bin MODEL 32"},
+                            "this_file": f"python3 tests/data/gemma3/make-reference.py PEER_BIN_DIR MODEL {new}"},
                "robust_margin": ROBUST_MARGIN, "cases": cases}, sys.stdout, indent=1, ensure_ascii=False)
     print()
 

@@ -5,21 +5,13 @@
 //! Must not touch the engine, the planner or another architecture.
 
 use crate::error::{Error, Result};
-use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Stops, Values, MAX_KEYS};
-use crate::model::config::{Config, LayerKind};
-use crate::model::tensor::{LayerTensor, TensorName};
+use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Stops, Values};
+use crate::model::config::{Config, LayerKind, LayerPattern};
+use crate::model::tensor::LayerTensor;
 
 /// The architecture.
-pub const GEMMA3: Arch = Arch {
-    name: "gemma3",
-    keys: &KEYS,
-    config,
-    roles: &ROLES,
-    shape,
-    layer,
-    block,
-    stops: Stops::Eos(&["<end_of_turn>"]),
-};
+pub const GEMMA3: Arch =
+    Arch { name: "gemma3", keys: &KEYS, config, roles: &ROLES, block, stops: Stops::Eos(&["<end_of_turn>"]) };
 
 /// The tensors of a block, in the order the block uses them.
 const ROLES: [LayerTensor; 13] = [
@@ -71,8 +63,6 @@ pub const KEYS: [&str; 14] = [
     "gemma3.final_logit_softcapping",
 ];
 
-const _: () = assert!(KEYS.len() <= MAX_KEYS, "raise arch::MAX_KEYS");
-
 /// The sliding-window pattern when the file gives none: every sixth layer is global.
 const DEFAULT_PATTERN: u32 = 6;
 /// The RoPE base of the sliding-window layers when the file gives none.
@@ -111,7 +101,18 @@ fn config(v: &Values, vocab: u32) -> Result<Config> {
     let kv_dim =
         head_size.checked_mul(n_kv_heads).ok_or(Error::Malformed("gemma3: kv heads * key_length overflows"))?;
     let float = |i: usize| v[i].and_then(|v| v.as_f32());
-    let sliding_window = get(v, SLIDING_WINDOW)?.filter(|&w| w > 0);
+    let rope_theta = float(ROPE_FREQ_BASE).unwrap_or(10000.0);
+    let global = LayerKind::global(rope_theta);
+    // llama.cpp's pattern: layer `l` is global when `l % pattern == pattern - 1`, and a pattern
+    // of 0 makes every layer local; without a window every layer is global.
+    let layers = match get(v, SLIDING_WINDOW)?.filter(|&w| w > 0) {
+        Some(window) => LayerPattern {
+            period: get(v, SLIDING_WINDOW_PATTERN)?.unwrap_or(DEFAULT_PATTERN),
+            local: LayerKind { window: Some(window), rope_base: float(ROPE_FREQ_BASE_SWA).unwrap_or(DEFAULT_BASE_SWA) },
+            global,
+        },
+        None => LayerPattern::uniform(global),
+    };
     Ok(Config {
         dim,
         hidden_dim: need(v, FEED_FORWARD_LENGTH)?,
@@ -123,46 +124,13 @@ fn config(v: &Values, vocab: u32) -> Result<Config> {
         kv_dim,
         vocab,
         context_length: need(v, CONTEXT_LENGTH)?,
-        rope_theta: float(ROPE_FREQ_BASE).unwrap_or(10000.0),
+        rope_theta,
         rms_eps: float(RMS_EPSILON).unwrap_or(1e-6),
         // llama.cpp scales by sqrtf(n_embd) in f32.
         embedding_scale: Some(libm::sqrtf(dim as f32)),
         logit_softcap: float(FINAL_LOGIT_SOFTCAPPING).filter(|&c| c != 0.0),
-        sliding_window,
-        swa_pattern: get(v, SLIDING_WINDOW_PATTERN)?.unwrap_or(DEFAULT_PATTERN),
-        rope_theta_swa: float(ROPE_FREQ_BASE_SWA).unwrap_or(DEFAULT_BASE_SWA),
+        layers,
     })
-}
-
-fn shape(c: &Config, name: TensorName) -> (u32, u32) {
-    match name {
-        TensorName::TokenEmbd | TensorName::Output => (c.vocab, c.dim),
-        TensorName::OutputNorm => (1, c.dim),
-        TensorName::Layer(_, t) => match t {
-            LayerTensor::AttnNorm | LayerTensor::FfnNorm => (1, c.dim),
-            LayerTensor::PostAttnNorm | LayerTensor::PostFfnNorm => (1, c.dim),
-            LayerTensor::AttnQNorm | LayerTensor::AttnKNorm => (1, c.head_size),
-            LayerTensor::Q => (c.q_dim, c.dim),
-            LayerTensor::AttnOut => (c.dim, c.q_dim),
-            LayerTensor::K | LayerTensor::V => (c.kv_dim, c.dim),
-            LayerTensor::Gate | LayerTensor::Up => (c.hidden_dim, c.dim),
-            LayerTensor::Down => (c.dim, c.hidden_dim),
-        },
-    }
-}
-
-/// Whether layer `l` attends over a sliding window: llama.cpp's pattern, where layer `l` is
-/// global when `l % pattern == pattern - 1` and a pattern of 0 makes every layer local.
-fn is_local(c: &Config, l: u32) -> bool {
-    c.sliding_window.is_some() && (c.swa_pattern == 0 || l % c.swa_pattern < c.swa_pattern - 1)
-}
-
-fn layer(c: &Config, l: u32) -> LayerKind {
-    if is_local(c, l) {
-        LayerKind { window: c.sliding_window, rope_base: c.rope_theta_swa }
-    } else {
-        LayerKind { window: None, rope_base: c.rope_theta }
-    }
 }
 
 fn block(b: &mut dyn Block) -> Result<()> {

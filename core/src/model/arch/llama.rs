@@ -3,15 +3,15 @@
 //! block itself, read top to bottom as in llama2.c's `forward`.
 
 use crate::error::{Error, Result};
-use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Stops, Values, MAX_KEYS};
-use crate::model::config::{Config, LayerKind};
-use crate::model::tensor::{LayerTensor, TensorName};
+use crate::model::arch::seam::{Arch, Block, Buf, RopeLayout, Stops, Values};
+use crate::model::config::{Config, LayerKind, LayerPattern};
+use crate::model::tensor::LayerTensor;
 
 /// The architecture.
-pub const LLAMA: Arch =
-    Arch { name: "llama", keys: &KEYS, config, roles: &ROLES, shape, layer, block, stops: Stops::Bos };
+pub const LLAMA: Arch = Arch { name: "llama", keys: &KEYS, config, roles: &ROLES, block, stops: Stops::Bos };
 
-/// The tensors of a block, in the order the block uses them.
+/// The tensors of a block, in the order the block uses them (the common shapes: Q is
+/// `[dim][dim]` since `q_dim = dim`).
 const ROLES: [LayerTensor; 9] = [
     LayerTensor::AttnNorm,
     LayerTensor::Q,
@@ -47,8 +47,6 @@ pub const KEYS: [&str; 9] = [
     "llama.attention.layer_norm_rms_epsilon",
 ];
 
-const _: () = assert!(KEYS.len() <= MAX_KEYS, "raise arch::MAX_KEYS");
-
 /// A u32 key: `None` when absent; 0 is malformed.
 fn get(v: &Values, i: usize) -> Result<Option<u32>> {
     match v[i].map(|v| v.as_u32(KEYS[i])).transpose()?.flatten() {
@@ -74,6 +72,7 @@ fn config(v: &Values, vocab: u32) -> Result<Config> {
             "partial rotary embeddings (rope.dimension_count != head size) are not supported",
         ));
     }
+    let rope_theta = v[ROPE_FREQ_BASE].and_then(|v| v.as_f32()).unwrap_or(10000.0);
     Ok(Config {
         dim,
         hidden_dim: need(v, FEED_FORWARD_LENGTH)?,
@@ -85,36 +84,12 @@ fn config(v: &Values, vocab: u32) -> Result<Config> {
         kv_dim: head_size * n_kv_heads,
         vocab,
         context_length: need(v, CONTEXT_LENGTH)?,
-        rope_theta: v[ROPE_FREQ_BASE].and_then(|v| v.as_f32()).unwrap_or(10000.0),
+        rope_theta,
         rms_eps: v[RMS_EPSILON].and_then(|v| v.as_f32()).unwrap_or(1e-5),
         embedding_scale: None,
         logit_softcap: None,
-        sliding_window: None,
-        swa_pattern: 0,
-        rope_theta_swa: 10000.0,
+        layers: LayerPattern::uniform(LayerKind::global(rope_theta)),
     })
-}
-
-fn shape(c: &Config, name: TensorName) -> (u32, u32) {
-    match name {
-        TensorName::TokenEmbd | TensorName::Output => (c.vocab, c.dim),
-        TensorName::OutputNorm => (1, c.dim),
-        TensorName::Layer(_, t) => match t {
-            LayerTensor::AttnNorm | LayerTensor::FfnNorm => (1, c.dim),
-            LayerTensor::Q => (c.q_dim, c.dim),
-            LayerTensor::AttnOut => (c.dim, c.q_dim),
-            LayerTensor::K | LayerTensor::V => (c.kv_dim, c.dim),
-            LayerTensor::Gate | LayerTensor::Up => (c.hidden_dim, c.dim),
-            LayerTensor::Down => (c.dim, c.hidden_dim),
-            // Not Llama roles (never looked up: `ROLES` lacks them).
-            LayerTensor::AttnQNorm | LayerTensor::AttnKNorm => (1, c.head_size),
-            LayerTensor::PostAttnNorm | LayerTensor::PostFfnNorm => (1, c.dim),
-        },
-    }
-}
-
-fn layer(c: &Config, _: u32) -> LayerKind {
-    LayerKind { window: None, rope_base: c.rope_theta }
 }
 
 fn block(b: &mut dyn Block) -> Result<()> {

@@ -8,13 +8,34 @@ pub mod llama;
 mod seam;
 
 use crate::gguf::Value;
-pub use seam::{Arch, Block, Buf, RopeLayout, Stops, Values, MAX_KEYS};
+pub use seam::{Arch, Block, Buf, RopeLayout, Stops, Values, MAX_KEYS, MAX_ROLES};
+
+/// Every architecture of this build: a new one is its file (declared above) and one entry here.
+const ALL: [&Arch; 2] = [&llama::LLAMA, &gemma3::GEMMA3];
 
 /// Every architecture of this build.
-pub static ARCHS: [&Arch; 2] = [&llama::LLAMA, &gemma3::GEMMA3];
+pub static ARCHS: [&Arch; ALL.len()] = ALL;
 
 /// Their names, for messages.
-pub static NAMES: [&str; ARCHS.len()] = [llama::LLAMA.name, gemma3::GEMMA3.name];
+pub static NAMES: [&str; ALL.len()] = {
+    let mut names = [""; ALL.len()];
+    let mut i = 0;
+    while i < ALL.len() {
+        names[i] = ALL[i].name;
+        i += 1;
+    }
+    names
+};
+
+// Every architecture fits the tables sized for all of them.
+const _: () = {
+    let mut i = 0;
+    while i < ALL.len() {
+        assert!(ALL[i].keys.len() <= MAX_KEYS, "an architecture reads more keys than arch::MAX_KEYS");
+        assert!(ALL[i].roles.len() <= MAX_ROLES, "an architecture has more roles than arch::MAX_ROLES");
+        i += 1;
+    }
+};
 
 /// The architecture named `name`.
 pub fn find(name: &[u8]) -> Option<&'static Arch> {

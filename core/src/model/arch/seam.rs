@@ -1,17 +1,21 @@
 //! The seam an architecture plugs into: an [`Arch`] names its GGUF keys, turns their values
-//! into a [`Config`], lists its tensor roles with their shapes, gives each layer its kind, and
-//! writes its block as a short recipe over the [`Block`] steps, which the engine carries out
+//! into a [`Config`] (with the kind of each layer), lists its tensor roles with their shapes,
+//! names its stop tokens, and writes its block as a short recipe over the [`Block`] steps, which the engine carries out
 //! with the shared ops. A leaf below the registry: it names no architecture.
 
 use crate::error::Result;
 use crate::gguf::Value;
-use crate::model::config::{Config, LayerKind};
-use crate::model::tensor::{LayerTensor, TensorName};
+use crate::model::config::Config;
+use crate::model::tensor::LayerTensor;
 
 /// Most hyperparameter keys an architecture reads.
 pub const MAX_KEYS: usize = 16;
 
-/// An architecture: its schema and its block.
+/// Most tensor roles a layer of an architecture may have (each role at most once).
+pub const MAX_ROLES: usize = LayerTensor::COUNT;
+
+/// An architecture: its schema and its block, all of it data and functions of its own file.
+/// The per-layer kinds are data too ([`Config::layers`], filled in by [`Arch::config`]).
 #[derive(Debug)]
 pub struct Arch {
     /// `general.architecture`.
@@ -20,16 +24,20 @@ pub struct Arch {
     pub keys: &'static [&'static str],
     /// The hyperparameters from the values of [`Arch::keys`] and the vocabulary size.
     pub config: fn(&Values, u32) -> Result<Config>,
-    /// Its layer tensors, in the order the block uses them (units are streamed in this order).
+    /// Its layer tensors with their shapes, in the order the block uses them (units are
+    /// streamed in this order). At most [`MAX_ROLES`].
     pub roles: &'static [LayerTensor],
-    /// The (rows, cols) each tensor must have.
-    pub shape: fn(&Config, TensorName) -> (u32, u32),
-    /// The kind of layer `l`.
-    pub layer: fn(&Config, u32) -> LayerKind,
     /// One block, top to bottom.
     pub block: fn(&mut dyn Block) -> Result<()>,
     /// Which sampled tokens end generation.
     pub stops: Stops,
+}
+
+impl Arch {
+    /// Where `role` sits in [`Arch::roles`] (and in a layer's tensor table).
+    pub fn role_index(&self, role: LayerTensor) -> Option<usize> {
+        self.roles.iter().position(|&r| r == role)
+    }
 }
 
 /// Which sampled tokens end generation.

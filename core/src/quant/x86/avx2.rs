@@ -17,7 +17,7 @@
 use core::arch::x86_64::*;
 
 use super::{arr, half_of, hsum, load128, load256, load_f32_bytes, load_ps, prefetch_block};
-use crate::quant::blocks::{blocks, k4_header, q4_0, q4_1, q4_k, q6_k, q8_0, scale_min_k4, QK, QK_K};
+use crate::quant::blocks::{blocks, k4_header, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0, scale_min_k4, QK, QK_K};
 use crate::quant::scalar;
 use crate::quant::table::{by_type, KernelPath, RowsF32, Table};
 use crate::quant::GgmlType;
@@ -171,6 +171,83 @@ fn dot_q4_1(row: &[u8], x: &[f32]) -> f32 {
     })
 }
 
+/// The unsigned 5-bit quants (0..31) of a Q5_0 or Q5_1 block, in element order: the nibbles of
+/// `qs` (low nibbles are elements 0..16, high nibbles 16..32) with bit `j` of the little-endian
+/// `qh` as bit 4 of element `j`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q5_quants(qs: &[u8; 16], qh: &[u8; 4]) -> __m256i {
+    let v = load128(qs);
+    let m4 = _mm_set1_epi8(0x0f);
+    let nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), _mm_and_si128(v, m4));
+    // Byte `i` of `spread` is byte `i / 8` of `qh` (the shuffle indexes within each 128-bit lane,
+    // and every lane holds all four bytes); `bit` picks bit `i % 8` of it.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(u32::from_le_bytes(*qh) as i32),
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_or_si256(nibbles, _mm256_and_si256(set, _mm256_set1_epi8(0x10)))
+}
+
+/// Q5_0: `acc += d * Σ (q - 16) x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_0(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks(GgmlType::Q5_0, row, x, |b: &q5_0::Block, x: &[f32; QK], acc| {
+        let d = _mm256_set1_ps(half_of(b, q5_0::D));
+        let q = _mm256_sub_epi8(q5_quants(arr(b, q5_0::QS), arr(b, q5_0::QH)), _mm256_set1_epi8(16));
+        _mm256_fmadd_ps(d, dot32(i8x32_to_ps(q), x), acc)
+    })
+}
+
+/// Q5_1: `acc += d * Σ q x + m * Σ x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_1(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks(GgmlType::Q5_1, row, x, |b: &q5_1::Block, x: &[f32; QK], acc| {
+        let d = _mm256_set1_ps(half_of(b, q5_1::D));
+        let m = _mm256_set1_ps(half_of(b, q5_1::M));
+        let q = q5_quants(arr(b, q5_1::QS), arr(b, q5_1::QH));
+        let acc = _mm256_fmadd_ps(d, dot32(i8x32_to_ps(q), x), acc);
+        _mm256_fmadd_ps(m, sum32(x), acc)
+    })
+}
+
+/// The unsigned 5-bit quants (0..31) of group `g` of a Q5_K block: sub-blocks `2g` (low
+/// nibbles, bit `2g` of `qh`) and `2g + 1` (high nibbles, bit `2g + 1`), 32 elements each.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn q5k_pair(b: &q5_k::Block, g: usize) -> (__m256i, __m256i) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let v = load256(arr(b, q5_k::QS + 32 * g));
+    let qh = load256(arr(b, q5_k::QH));
+    let high = |bit: u8| {
+        let bit = _mm256_set1_epi8(bit as i8);
+        _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), _mm256_set1_epi8(0x10))
+    };
+    let lo = _mm256_or_si256(_mm256_and_si256(v, m4), high(1 << (2 * g)));
+    let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(v), m4), high(2 << (2 * g)));
+    (lo, hi)
+}
+
+/// Q5_K: per sub-block of 32, `acc += (d * sc) * Σ q x - (dmin * m) * Σ x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_k(row: &[u8], x: &[f32]) -> f32 {
+    dot_blocks(GgmlType::Q5_K, row, x, |b: &q5_k::Block, x: &[f32; QK_K], mut acc| {
+        let (d, dmin, scales) = k4_header(b);
+        for g in 0..4 {
+            let (lo, hi) = q5k_pair(b, g);
+            for (j, q) in [(2 * g, i8x32_to_ps(lo)), (2 * g + 1, i8x32_to_ps(hi))] {
+                let (sc, m) = scale_min_k4(j, &scales);
+                let xs = arr(x, 32 * j);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc as f32), dot32(q, xs), acc);
+                acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * m as f32), sum32(xs), acc);
+            }
+        }
+        acc
+    })
+}
+
 /// Q4_K: per sub-block of 32, `acc += (d * sc) * Σ q x - (dmin * m) * Σ x`.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4_k(row: &[u8], x: &[f32]) -> f32 {
@@ -264,6 +341,21 @@ fn rows_q4_1(w: &[u8], x: &[f32], out: &mut [f32]) {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q5_0(w: &[u8], x: &[f32], out: &mut [f32]) {
+    rows(w, x, out, |r, x| dot_q5_0(r, x))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q5_1(w: &[u8], x: &[f32], out: &mut [f32]) {
+    rows(w, x, out, |r, x| dot_q5_1(r, x))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_q5_k(w: &[u8], x: &[f32], out: &mut [f32]) {
+    rows(w, x, out, |r, x| dot_q5_k(r, x))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
 fn rows_q4_k(w: &[u8], x: &[f32], out: &mut [f32]) {
     rows(w, x, out, |r, x| dot_q4_k(r, x))
 }
@@ -281,7 +373,10 @@ pub(crate) const ROWS: [Option<RowsF32>; GgmlType::COUNT] = by_type([
     (GgmlType::Q8_0, rows_q8_0),
     (GgmlType::Q4_0, rows_q4_0),
     (GgmlType::Q4_1, rows_q4_1),
+    (GgmlType::Q5_0, rows_q5_0),
+    (GgmlType::Q5_1, rows_q5_1),
     (GgmlType::Q4_K, rows_q4_k),
+    (GgmlType::Q5_K, rows_q5_k),
     (GgmlType::Q6_K, rows_q6_k),
 ]);
 

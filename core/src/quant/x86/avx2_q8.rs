@@ -10,10 +10,10 @@
 
 use core::arch::x86_64::*;
 
-use super::avx2::{q6k_quarters, ROWS};
+use super::avx2::{q5_quants, q5k_pair, q6k_quarters, ROWS};
 use super::{arr, f32_le, half_of, hsum, hsum_i32, load128, load256, load64, prefetch, prefetch_block};
 use crate::quant::act;
-use crate::quant::blocks::{blocks, k4_header, q4_0, q4_k, q6_k, q8_0, q8_0_x, q8_k_x, scale_min_k4, QK};
+use crate::quant::blocks::{blocks, k4_header, q4_0, q4_k, q5_0, q5_k, q6_k, q8_0, q8_0_x, q8_k_x, scale_min_k4, QK};
 use crate::quant::half::{f16_to_f32, f32_to_f16};
 use crate::quant::table::{by_type, IntRows, KernelPath, RowsQ, Table};
 use crate::quant::GgmlType;
@@ -126,6 +126,26 @@ pub(crate) fn matvec_q4_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
     )
 }
 
+/// Q5_0 × Q8_0: `Σ (q - 16) y = Σ q y - 16 Σ y` with the unsigned 5-bit quants `q`, `16 Σ y`
+/// shared by the rows. In i16 pairs: `|q y| + |q' y'| ≤ 7874` and `16 (y + y') ≤ 4064`, so
+/// neither `maddubs` nor the difference saturates.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn matvec_q5_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
+    let shared = |y| _mm256_maddubs_epi16(_mm256_set1_epi8(16), y);
+    let dot = |b: &q5_0::Block, y, s16| {
+        let q = q5_quants(arr(b, q5_0::QS), arr(b, q5_0::QH));
+        _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(q, y), s16), _mm256_set1_epi16(1))
+    };
+    let ahead = 4 * (w.len() / out.len().max(1));
+    q8_0_matvec::<{ q5_0::BYTES }>(
+        w,
+        xq,
+        out,
+        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
+        |r, ys| q8_0_rows(r, ys, ahead, shared, dot),
+    )
+}
+
 /// Q8_0 × Q8_0.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn matvec_q8_0_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
@@ -181,6 +201,37 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     sum
 }
 
+/// Q5_K × Q8_K: as Q4_K with the 5-bit quants (`|q y| + |q' y'| ≤ 7874` inside i16).
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q5_k_q8(row: &[u8], xq: &[u8]) -> f32 {
+    let bs = blocks::<{ q5_k::BYTES }>(row);
+    let ys = blocks::<{ q8_k_x::BYTES }>(xq);
+    let mut sum = 0.0f32;
+    for (b, y) in bs.iter().zip(ys) {
+        prefetch_block(b);
+        let (d, dmin, scales) = k4_header(b);
+        let mut sc = [0u8; 8];
+        let mut mn = [0u8; 8];
+        for j in 0..8 {
+            (sc[j], mn[j]) = scale_min_k4(j, &scales);
+        }
+        let mut sumi = _mm256_setzero_si256();
+        for g in 0..4 {
+            let (qlo, qhi) = q5k_pair(b, g);
+            let (ylo, yhi) = (arr(y, q8_k_x::QS + 64 * g), arr(y, q8_k_x::QS + 64 * g + 32));
+            let lo = _mm256_maddubs_epi16(qlo, load256(ylo));
+            let hi = _mm256_maddubs_epi16(qhi, load256(yhi));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * g] as i16)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * g + 1] as i16)));
+        }
+        let pairs = _mm256_madd_epi16(bsums(y), _mm256_set1_epi16(1));
+        let mins = _mm256_cvtepu8_epi32(load64(&mn));
+        let m = hsum_i32(_mm256_mullo_epi32(pairs, mins));
+        sum += f32_le(arr(y, q8_k_x::D)) * (d * hsum_i32(sumi) as f32 - dmin * m as f32);
+    }
+    sum
+}
+
 /// Q6_K × Q8_K: per super-block `(d * dy) * (Σ_g sc_g Σ q x - 32 Σ_g sc_g bsum_g)` with the
 /// unsigned 6-bit quants `q`, an exact integer.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -222,15 +273,14 @@ fn rows_q8(w: &[u8], xq: &[u8], out: &mut [f32], dot: impl Fn(&[u8], &[u8]) -> f
 
 /// Rounds `x` to Q8_0 activation blocks as [`act::quantize_activations_q8_0`] does, bit for
 /// bit: the same `amax` (a max is exact in any order; NaN is skipped as `f32::max` does), the
-/// same scalar `d` and `1 / d`, the same product `v * id` per element, then `roundf` (half away
-/// from zero) as `t = trunc(p)` plus one away from zero where `|p - t| >= 0.5` (`p - t` is
-/// exact), and `as i8` as a clamp to `[-128, 127]` with NaN to 0. Whole blocks only.
+/// same scalar `d` and `127 / amax`, the same product `v * id` per element, then `rintf` (half
+/// to even) as `_mm256_round_ps` to nearest, and `as i8` as a clamp to `[-128, 127]` with NaN
+/// to 0. Whole blocks only.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
     let (xs, _) = x.as_chunks::<QK>();
     let (outs, _) = out.as_chunks_mut::<{ q8_0_x::BYTES }>();
     let sign = _mm256_set1_ps(-0.0);
-    let (half_, one) = (_mm256_set1_ps(0.5), _mm256_set1_ps(1.0));
     let (lo, hi) = (_mm256_set1_ps(-128.0), _mm256_set1_ps(127.0));
     for (xs, b) in xs.iter().zip(outs) {
         let mut v = [_mm256_setzero_ps(); 4];
@@ -246,15 +296,13 @@ fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
         let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
         let amax = _mm_cvtss_f32(m);
         let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         b[q8_0_x::D..q8_0_x::QS].copy_from_slice(&f16_to_f32(f32_to_f16(d)).to_le_bytes());
         let idv = _mm256_set1_ps(id);
         let mut q = [_mm256_setzero_si256(); 4];
         for k in 0..4 {
             let p = _mm256_mul_ps(v[k], idv);
-            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(p);
-            let up = _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_andnot_ps(sign, _mm256_sub_ps(p, t)), half_);
-            let r = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_and_ps(p, sign), one)));
+            let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(p);
             let r = _mm256_min_ps(_mm256_max_ps(r, lo), hi);
             let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(p, p));
             q[k] = _mm256_cvtps_epi32(r);
@@ -272,12 +320,18 @@ fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
 /// The Q4_0 and Q8_0 weight blocks both start with their scale `d: f16`; the Q8_0-activation
 /// kernels read it at this offset for either.
 pub(crate) const WEIGHT_D: usize = q8_0::D;
-const _: () = assert!(q4_0::D == WEIGHT_D);
+const _: () = assert!(q4_0::D == WEIGHT_D && q5_0::D == WEIGHT_D);
 
 /// Q4_K × Q8_K, row by row.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn matvec_q4_k_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
     rows_q8(w, xq, out, |r, x| dot_q4_k_q8(r, x))
+}
+
+/// Q5_K × Q8_K, row by row.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn matvec_q5_k_q8(w: &[u8], xq: &[u8], out: &mut [f32]) {
+    rows_q8(w, xq, out, |r, x| dot_q5_k_q8(r, x))
 }
 
 /// Q6_K × Q8_K, row by row.
@@ -309,7 +363,9 @@ pub(crate) static TABLE_Q8: Table = Table {
     int_rows: by_type([
         int(GgmlType::Q4_0, GgmlType::Q8_0, matvec_q4_0_q8),
         int(GgmlType::Q8_0, GgmlType::Q8_0, matvec_q8_0_q8),
+        int(GgmlType::Q5_0, GgmlType::Q8_0, matvec_q5_0_q8),
         int(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8),
+        int(GgmlType::Q5_K, GgmlType::Q8_K, matvec_q5_k_q8),
         int(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8),
     ]),
     quantize_act: Some(quantize_act),

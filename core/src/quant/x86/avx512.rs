@@ -12,7 +12,9 @@
 use core::arch::x86_64::*;
 
 use super::avx2::ROWS;
-use super::avx2_q8::{matvec_q4_k_q8, matvec_q6_k_q8, q8_0_matvec, quantize_act, WEIGHT_D};
+use super::avx2_q8::{
+    matvec_q4_k_q8, matvec_q5_0_q8, matvec_q5_k_q8, matvec_q6_k_q8, q8_0_matvec, quantize_act, WEIGHT_D,
+};
 use super::{arr, f32_le, half_of, hsum, load128, load256, prefetch};
 use crate::quant::blocks::{q4_0, q8_0, q8_0_x};
 use crate::quant::table::{by_type, IntRows, KernelPath, RowsQ, Table};
@@ -186,7 +188,9 @@ pub(crate) static TABLE_Q8: Table = Table {
     int_rows: by_type([
         int(GgmlType::Q4_0, GgmlType::Q8_0, matvec_q4_0_q8_vnni),
         int(GgmlType::Q8_0, GgmlType::Q8_0, matvec_q8_0_q8_vnni),
+        int(GgmlType::Q5_0, GgmlType::Q8_0, matvec_q5_0_q8),
         int(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8),
+        int(GgmlType::Q5_K, GgmlType::Q8_K, matvec_q5_k_q8),
         int(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8),
     ]),
     quantize_act: Some(quantize_act),
