@@ -338,7 +338,8 @@ fn string_array_length_beyond_file() {
         |g| {
             let mut body = vt::STRING.to_le_bytes().to_vec();
             body.extend_from_slice(&(1u64 << 40).to_le_bytes());
-            g.set("tokenizer.ggml.merges", Value::Raw { ty: vt::ARRAY, body });
+            // A string array no reader keeps (tokenizer.ggml.merges is now kept, as the tokens).
+            g.set("general.tags", Value::Raw { ty: vt::ARRAY, body });
         },
         "malformed GGUF: array length exceeds the file",
     );

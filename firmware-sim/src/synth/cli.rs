@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use spool_core::quant::GgmlType;
 
-use super::{tensors, vocab_for, write_model, SynthConfig, DEFAULT_VOCAB_GGUF};
+use super::{tensors, vocab_for, write_model, SynthConfig, Vocab, DEFAULT_VOCAB_GGUF};
 
 fn parse_type(s: &str) -> Result<GgmlType, String> {
     Ok(match s.to_ascii_uppercase().as_str() {
@@ -20,7 +20,7 @@ fn parse_type(s: &str) -> Result<GgmlType, String> {
 
 /// Usage of `spool-sim synth`.
 pub const USAGE: &str =
-    "spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b] [--dim N --hidden N --layers N --heads N
+    "spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b|llama3-1b] [--dim N --hidden N --layers N --heads N
                   --kv-heads N --vocab N --ctx N] [--type F32|F16|Q8_0|Q4_0|Q4_K] [--seed S] [--threads N]
                   [--vocab-from GGUF]";
 
@@ -50,9 +50,8 @@ pub fn parse(args: &[String]) -> Result<(SynthConfig, String, usize, String), St
     }
     let out = out.ok_or_else(|| format!("synth needs -o PATH\nusage: {USAGE}"))?;
     let mut c = match &preset {
-        Some(p) => {
-            SynthConfig::preset(p).ok_or_else(|| format!("--preset {p}: expected stories15m, tinyllama or llama7b"))?
-        }
+        Some(p) => SynthConfig::preset(p)
+            .ok_or_else(|| format!("--preset {p}: expected stories15m, tinyllama, llama7b or llama3-1b"))?,
         None => {
             if shape[..4].iter().any(Option::is_none) {
                 return Err(format!(
@@ -91,8 +90,16 @@ pub fn parse(args: &[String]) -> Result<(SynthConfig, String, usize, String), St
 
 /// `spool-sim synth ...`: writes the file and prints a summary on `out`.
 pub fn cli(args: &[String], out: &mut dyn Write, _err: &mut dyn Write) -> Result<(), String> {
-    let (c, path, threads, vocab_from) = parse(args)?;
-    let vocab = vocab_for(&c, &vocab_from)?;
+    let (mut c, path, threads, vocab_from) = parse(args)?;
+    // An explicit --vocab-from gives the file its vocabulary, and so its vocabulary size.
+    let vocab = if vocab_from != DEFAULT_VOCAB_GGUF {
+        let v = Vocab::from_gguf(&vocab_from)?;
+        c.vocab = u32::try_from(v.tokens.len()).map_err(|_| format!("{vocab_from}: too many tokens"))?;
+        c.validate()?;
+        v
+    } else {
+        vocab_for(&c, &vocab_from)?
+    };
     let start = Instant::now();
     let file = std::fs::File::create(&path).map_err(|e| format!("cannot create {path}: {e}"))?;
     let mut w = BufWriter::with_capacity(1 << 20, file);

@@ -48,15 +48,20 @@ pub struct SynthConfig {
     pub seed: u64,
     /// The preset's name, or "custom".
     pub name: String,
+    /// RoPE base (`llama.rope.freq_base`): 10000, Llama 3's 500000.
+    pub rope_base: f32,
 }
 
 impl SynthConfig {
-    /// A named preset (stories15m, tinyllama, llama7b) as F32 with seed 1.
+    /// A named preset (stories15m, tinyllama, llama7b, llama3-1b) as F32 with seed 1.
+    /// llama3-1b is Llama 3.2 1B's shape (GQA 32/8, head_dim 64, vocabulary 128,256, RoPE base
+    /// 500000; no `rope_freqs.weight`): give it the real vocabulary with `--vocab-from`.
     pub fn preset(name: &str) -> Option<Self> {
-        let (dim, hidden, layers, heads, kv_heads) = match name {
-            "stories15m" => (288, 768, 6, 6, 6),
-            "tinyllama" => (2048, 5632, 22, 32, 4),
-            "llama7b" => (4096, 11008, 32, 32, 32),
+        let (dim, hidden, layers, heads, kv_heads, vocab, rope_base) = match name {
+            "stories15m" => (288, 768, 6, 6, 6, 32000, 10000.0),
+            "tinyllama" => (2048, 5632, 22, 32, 4, 32000, 10000.0),
+            "llama7b" => (4096, 11008, 32, 32, 32, 32000, 10000.0),
+            "llama3-1b" => (2048, 8192, 16, 32, 8, 128256, 500000.0),
             _ => return None,
         };
         Some(Self {
@@ -65,11 +70,12 @@ impl SynthConfig {
             layers,
             heads,
             kv_heads,
-            vocab: 32000,
+            vocab,
             ctx: 2048,
             ty: GgmlType::F32,
             seed: 1,
             name: name.to_string(),
+            rope_base,
         })
     }
 
@@ -86,6 +92,7 @@ impl SynthConfig {
             ty: GgmlType::F32,
             seed: 1,
             name: "custom".to_string(),
+            rope_base: 10000.0,
         }
     }
 

@@ -1,5 +1,7 @@
-//! The tokenizer section of a synthetic file: the real stories260K vocabulary read from a GGUF,
-//! or a synthetic one of any size. Owns no tensor data.
+//! The tokenizer section of a synthetic file: a real vocabulary read from a GGUF (stories260K's
+//! by default, or any `--vocab-from` file: SentencePiece or byte-level BPE with its merges and
+//! pre-tokenizer, e.g. llama.cpp's ggml-vocab-llama-bpe.gguf), or a synthetic one of any size.
+//! Owns no tensor data.
 
 use std::io::{self, Read};
 
@@ -20,6 +22,14 @@ pub struct Vocab {
     pub eos: u32,
     /// Unknown.
     pub unk: u32,
+    /// `tokenizer.ggml.model` (`llama`, `gpt2`).
+    pub model: Vec<u8>,
+    /// `tokenizer.ggml.pre`, when the source has one.
+    pub pre: Option<Vec<u8>>,
+    /// `tokenizer.ggml.merges` (BPE).
+    pub merges: Vec<Vec<u8>>,
+    /// `tokenizer.ggml.add_bos_token`, when the source has one.
+    pub add_bos: Option<bool>,
 }
 
 impl Vocab {
@@ -51,7 +61,23 @@ impl Vocab {
         tokens.truncate(n as usize);
         types.truncate(n as usize);
         let scores = (0..n).map(|i| if i < 259 { 0.0 } else { -((i - 259) as f32) }).collect();
-        Self { tokens, scores, types, bos: 1, eos: 2, unk: 0 }
+        Self { tokens, scores, types, bos: 1, eos: 2, unk: 0, ..Self::empty() }
+    }
+
+    /// No tokens, SentencePiece defaults.
+    fn empty() -> Self {
+        Vocab {
+            tokens: Vec::new(),
+            scores: Vec::new(),
+            types: Vec::new(),
+            bos: 1,
+            eos: 2,
+            unk: 0,
+            model: b"llama".to_vec(),
+            pre: None,
+            merges: Vec::new(),
+            add_bos: None,
+        }
     }
 
     /// The tokenizer of a GGUF file (tokens, scores, token types, bos/eos/unk).
@@ -122,7 +148,7 @@ fn read_vocab(r: &mut impl Read) -> io::Result<Vocab> {
     let _version = u32::from_le_bytes(rd(r)?);
     let _tensors = u64::from_le_bytes(rd(r)?);
     let kvs = u64::from_le_bytes(rd(r)?);
-    let mut v = Vocab { tokens: Vec::new(), scores: Vec::new(), types: Vec::new(), bos: 1, eos: 2, unk: 0 };
+    let mut v = Vocab::empty();
     for _ in 0..kvs {
         let key = read_str(r)?;
         let t = u32::from_le_bytes(rd(r)?);
@@ -156,6 +182,17 @@ fn read_vocab(r: &mut impl Read) -> io::Result<Vocab> {
                     }
                 }
             }
+            (b"tokenizer.ggml.merges", val) => {
+                for x in items(val)? {
+                    match x {
+                        Value::Str(s) => v.merges.push(s),
+                        _ => return Err(bad("merges are not strings")),
+                    }
+                }
+            }
+            (b"tokenizer.ggml.model", Value::Str(s)) => v.model = s,
+            (b"tokenizer.ggml.pre", Value::Str(s)) => v.pre = Some(s),
+            (b"tokenizer.ggml.add_bos_token", Value::Int(i)) => v.add_bos = Some(i != 0),
             (b"tokenizer.ggml.bos_token_id", Value::Int(i)) => v.bos = i as u32,
             (b"tokenizer.ggml.eos_token_id", Value::Int(i)) => v.eos = i as u32,
             (b"tokenizer.ggml.unknown_token_id", Value::Int(i)) => v.unk = i as u32,
@@ -163,7 +200,8 @@ fn read_vocab(r: &mut impl Read) -> io::Result<Vocab> {
         }
     }
     let n = v.tokens.len();
-    if n == 0 || v.scores.len() != n || v.types.len() != n {
+    // BPE vocabularies have no scores.
+    if n == 0 || (v.scores.len() != n && !(v.scores.is_empty() && v.model == b"gpt2")) || v.types.len() != n {
         return Err(bad("tokens, scores and token_type are missing or of different lengths"));
     }
     Ok(v)

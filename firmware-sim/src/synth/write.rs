@@ -33,6 +33,10 @@ impl Meta {
         self.key(k, 8);
         put_str(&mut self.buf, v.as_bytes());
     }
+    fn bool(&mut self, k: &str, v: bool) {
+        self.key(k, 7);
+        self.buf.push(v as u8);
+    }
     fn array(&mut self, k: &str, et: u32, n: usize) {
         self.key(k, 9);
         self.buf.extend_from_slice(&et.to_le_bytes());
@@ -79,15 +83,29 @@ pub fn header_bytes(c: &SynthConfig, v: &Vocab, specs: &[TensorSpec]) -> Vec<u8>
     m.u32("llama.attention.head_count", c.heads);
     m.u32("llama.attention.head_count_kv", c.kv_heads);
     m.f32("llama.attention.layer_norm_rms_epsilon", 1e-5);
-    m.f32("llama.rope.freq_base", 10000.0);
-    m.str("tokenizer.ggml.model", "llama");
+    m.f32("llama.rope.freq_base", c.rope_base);
+    m.str("tokenizer.ggml.model", &String::from_utf8_lossy(&v.model));
+    if let Some(pre) = &v.pre {
+        m.str("tokenizer.ggml.pre", &String::from_utf8_lossy(pre));
+    }
     m.array("tokenizer.ggml.tokens", 8, v.tokens.len());
     for t in &v.tokens {
         put_str(&mut m.buf, t);
     }
-    m.array("tokenizer.ggml.scores", 6, v.scores.len());
-    for s in &v.scores {
-        m.buf.extend_from_slice(&s.to_le_bytes());
+    if !v.scores.is_empty() {
+        m.array("tokenizer.ggml.scores", 6, v.scores.len());
+        for s in &v.scores {
+            m.buf.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+    if !v.merges.is_empty() {
+        m.array("tokenizer.ggml.merges", 8, v.merges.len());
+        for t in &v.merges {
+            put_str(&mut m.buf, t);
+        }
+    }
+    if let Some(b) = v.add_bos {
+        m.bool("tokenizer.ggml.add_bos_token", b);
     }
     m.array("tokenizer.ggml.token_type", 5, v.types.len());
     for t in &v.types {
