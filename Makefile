@@ -68,8 +68,10 @@ msrv:
 	@rustup toolchain list | grep -q '^$(MSRV)' || rustup toolchain install $(MSRV) --profile minimal
 	$(CARGO) +$(MSRV) build --workspace --all-targets --target-dir target/msrv
 
-clippy-firmware: targets
+clippy-firmware: targets qemu-tools
 	cd firmware-qemu && $(CARGO) clippy --release -- -D warnings
+	cd firmware-qemu && $(CARGO) clippy --release --features netduinoplus2 -- -D warnings
+	cd firmware-qemu && $(CARGO) clippy --release --target $(RISCV_TARGET) -- -D warnings
 
 # The unsafe code under Miri, on x86-64, on i686 (32-bit, the firmware's word size) and on
 # s390x (big-endian; GGUF is little-endian); cross targets need no linker under Miri.
@@ -95,25 +97,66 @@ miri-e2e: miri-setup
 miri-setup:
 	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
 
-# The core must build for a Cortex-M4F with no heap, with and without defmt.
+# The core must build for a Cortex-M4F with no heap, with and without defmt, and for RV32IMAC.
 check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
+	@rustup target list --installed | grep -qx $(RISCV_TARGET) || rustup target add $(RISCV_TARGET)
+	$(CARGO) build -p spool-core --target $(RISCV_TARGET) --no-default-features --features embedded-storage
 
-# The core on an emulated Cortex-M4F (QEMU mps2-an386): the golden greedy story, weights streamed
-# from models/ over semihosting through a 600 KiB static arena; fails unless the token ids match.
-# QEMU runs from the repository root, where the firmware finds the model.
-QEMU_FW := firmware-qemu/target/$(EMBEDDED_TARGET)/release/spool-qemu
+# The core on emulated microcontrollers: the golden greedy story, weights streamed from models/
+# over semihosting through a static arena; each run fails unless the token ids match.
+# - mps2-an386 (Cortex-M4F, 4 MiB RAM): 600 KiB arena, context 64, all 65 golden ids;
+# - netduinoplus2 (STM32F405, 192 KiB SRAM, 1 MiB flash): 120 KiB arena, context 32, the first 33;
+# - riscv32-virt (QEMU virt, RV32IMAC, soft float): 256 KiB arena, context 64, all 65.
+# QEMU runs from the repository root, where the firmware finds the model. `firmware-size` prints
+# each board's RAM account (ELF sections, arena, painted stack peak) and fails when the total
+# exceeds arena + 16 KiB or the board's limits. `make qemu` (in `make test`) does both.
+RISCV_TARGET := riscv32imac-unknown-none-elf
+FW_DIR := firmware-qemu
+FW_OUT := $(FW_DIR)/target
+FW_BOARDS := mps2-an386 netduinoplus2 riscv32-virt
+# Per board: cargo arguments, target, QEMU machine; RAM bytes, arena limit, stack + other RAM
+# limit (0: none).
+FW_CARGO_mps2-an386 :=
+FW_CARGO_netduinoplus2 := --features netduinoplus2
+FW_CARGO_riscv32-virt := --target $(RISCV_TARGET)
+FW_TARGET_mps2-an386 := $(EMBEDDED_TARGET)
+FW_TARGET_netduinoplus2 := $(EMBEDDED_TARGET)
+FW_TARGET_riscv32-virt := $(RISCV_TARGET)
+FW_QEMU_mps2-an386 := qemu-system-arm -cpu cortex-m4 -machine mps2-an386
+FW_QEMU_netduinoplus2 := qemu-system-arm -cpu cortex-m4 -machine netduinoplus2
+FW_QEMU_riscv32-virt := qemu-system-riscv32 -machine virt -bios none
+FW_LIMITS_mps2-an386 := 4194304 0 0
+FW_LIMITS_netduinoplus2 := 196608 131072 65536
+FW_LIMITS_riscv32-virt := 4194304 0 0
 QEMU_TIMEOUT ?= 120
-qemu:
+.PHONY: qemu-tools firmware-build firmware-run firmware-size
+qemu-tools:
 	@# Installing Debian's qemu-system-arm removes the machine's newer qemu-utils: put it back.
 	@command -v qemu-system-arm >/dev/null || { img=$$(command -v qemu-img); \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends qemu-system-arm >/dev/null && \
 		{ [ -z "$$img" ] || command -v qemu-img >/dev/null || apt-get install -y -qq --no-install-recommends qemu-utils >/dev/null; }; }
-	@rustup target list --installed | grep -qx $(EMBEDDED_TARGET) || rustup target add $(EMBEDDED_TARGET)
-	cd firmware-qemu && $(CARGO) build --release -q
-	timeout $(QEMU_TIMEOUT) qemu-system-arm -cpu cortex-m4 -machine mps2-an386 -nographic \
-		-semihosting-config enable=on,target=native -kernel $(QEMU_FW)
+	@command -v qemu-system-riscv32 >/dev/null || { apt-get update -qq && \
+		apt-get install -y -qq --no-install-recommends qemu-system-misc >/dev/null; }
+	@command -v llvm-size >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends llvm >/dev/null; }
+	@for t in $(EMBEDDED_TARGET) $(RISCV_TARGET); do rustup target list --installed | grep -qx $$t || rustup target add $$t; done
+
+firmware-build: qemu-tools
+	$(foreach b,$(FW_BOARDS),(cd $(FW_DIR) && $(CARGO) build --release -q $(FW_CARGO_$(b))) && \
+		cp $(FW_OUT)/$(FW_TARGET_$(b))/release/spool-qemu $(FW_OUT)/spool-$(b).elf && ) true
+
+firmware-run: firmware-build
+	@$(foreach b,$(FW_BOARDS),echo "== run $(b)" && { timeout $(QEMU_TIMEOUT) $(FW_QEMU_$(b)) -nographic \
+		-semihosting-config enable=on,target=native -kernel $(FW_OUT)/spool-$(b).elf > $(FW_OUT)/$(b).log 2>&1; \
+		rc=$$?; cat $(FW_OUT)/$(b).log; echo; \
+		[ $$rc -eq 0 ] || { echo "firmware-run: $(b) failed (exit $$rc)"; exit 1; }; } && ) true
+
+firmware-size: firmware-run
+	@fail=0; $(foreach b,$(FW_BOARDS),bash $(FW_DIR)/size.sh $(b) $(FW_OUT)/spool-$(b).elf $(FW_OUT)/$(b).log \
+		$(FW_LIMITS_$(b)) || fail=1;) exit $$fail
+
+qemu: firmware-size
 
 # The streaming sweeps of issue 3: tables on stdout, JSON and SVG plots in docs/bench.
 bench: build

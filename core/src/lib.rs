@@ -59,4 +59,6 @@ pub use model::ModelInfo;
 pub use plan::{plan, plan_with, plan_within, Plan, PlanOptions, Policy};
 pub use quant::{KernelPath, Kernels};
 pub use sampler::Sampler;
+#[cfg(feature = "embedded-storage")]
+pub use storage::NorFlashStorage;
 pub use storage::{CountingStorage, Faults, FaultyStorage, ReadSeekStorage, SliceStorage, Storage};

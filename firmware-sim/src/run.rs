@@ -324,7 +324,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         prefill_bytes: outcome.prefill.bytes_read,
         decode_bytes: outcome.decode.bytes_read,
         cache: stats,
-        plan: Box::new(engine.plan().clone()),
+        plan: Box::new(engine.plan().owned()),
         sim,
         sampling,
         timing,

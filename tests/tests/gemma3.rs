@@ -242,7 +242,7 @@ fn spool_logits<S: spool_core::Storage>(
         }
         out.push(engine.logits().to_vec());
     }
-    (out, engine.plan().clone())
+    (out, engine.plan().owned())
 }
 
 /// Differences of Spool's logits from llama.cpp's over a case: the largest and the rms over

@@ -2,7 +2,7 @@
 //! which units are read ahead.
 //!
 //! Owns the resident region (units pinned by the plan, loaded once), the streaming slots with
-//! their fixed-capacity metadata, the eviction that the plan's [`Policy`] asks for, and the
+//! their metadata (a table in the arena's slot-metadata region), the eviction that the plan's [`Policy`] asks for, and the
 //! counters. It hands out `&[u8]` views of units and never interprets them.
 //!
 //! Reads go through a [`Loader`] (see `loader`): a slot's buffer is lent to the loader when a
@@ -18,7 +18,9 @@
 mod loader;
 
 use crate::error::{Error, Result};
-use crate::plan::{Plan, Policy, Unit, MAX_SLOTS};
+use core::ops::Deref;
+
+use crate::plan::{Plan, Policy, Unit, SLOT_META_BYTES};
 use crate::storage::{read_exact_at, Storage};
 pub use loader::{Completion, Loader, SyncLoader};
 
@@ -59,6 +61,7 @@ impl CacheStats {
     }
 }
 
+/// One slot's record, laid into the plan's slot-metadata region.
 #[derive(Default)]
 struct Slot<'a> {
     /// The slot's memory; `None` while lent to the loader (or lost by it).
@@ -72,10 +75,12 @@ struct Slot<'a> {
     last_used: u64,
 }
 
+const _: () = assert!(core::mem::size_of::<Slot<'static>>() <= SLOT_META_BYTES, "raise plan::SLOT_META_BYTES");
+
 /// Resident units and streaming slots over arena regions.
 pub struct Cache<'a> {
     resident: &'a mut [u8],
-    slots: heapless::Vec<Slot<'a>, MAX_SLOTS>,
+    slots: &'a mut [Slot<'a>],
     policy: Policy,
     prefetch: u32,
     tick: u64,
@@ -83,28 +88,38 @@ pub struct Cache<'a> {
 }
 
 impl<'a> Cache<'a> {
-    /// A cache over the plan's resident region and slots; nothing is loaded yet.
-    pub fn new(plan: &Plan, resident: &'a mut [u8], slot_mem: &'a mut [u8]) -> Self {
-        let mut slots = heapless::Vec::new();
+    /// A cache over the plan's resident region and slots, its slot records laid into
+    /// `slot_meta` (the plan's slot-metadata region); nothing is loaded yet.
+    pub fn new<U: Deref<Target = [Unit]>>(
+        plan: &Plan<U>,
+        resident: &'a mut [u8],
+        slot_mem: &'a mut [u8],
+        slot_meta: &'a mut [u8],
+    ) -> Result<Self> {
         let bytes = plan.slot_bytes as usize;
-        if bytes > 0 {
-            for chunk in slot_mem.chunks_exact_mut(bytes).take(MAX_SLOTS) {
-                let _ = slots.push(Slot { mem: Some(chunk), ..Slot::default() });
-            }
-        }
-        Cache {
+        let count = slot_mem.len().checked_div(bytes).map_or(0, |n| n.min(plan.slot_count as usize));
+        let mut chunks = slot_mem.chunks_exact_mut(bytes.max(1));
+        let got = slot_meta.len();
+        let (slots, _) = crate::plan::table(slot_meta, count, |_| Slot { mem: chunks.next(), ..Slot::default() })
+            .ok_or(Error::BufferTooSmall { what: "slot metadata bytes", needed: count * SLOT_META_BYTES, got })?;
+        Ok(Cache {
             resident,
             slots,
             policy: plan.options.policy,
             prefetch: plan.options.prefetch,
             tick: 0,
             stats: CacheStats::default(),
-        }
+        })
     }
 
     /// Reads every pinned unit (and the pinned embedding table) into the resident region.
     /// Returns the bytes read; they are not counted in the per-token statistics.
-    pub fn load_pinned<S: Storage>(&mut self, plan: &Plan, embd: (u64, u64), storage: &mut S) -> Result<u64> {
+    pub fn load_pinned<S: Storage, U: Deref<Target = [Unit]>>(
+        &mut self,
+        plan: &Plan<U>,
+        embd: (u64, u64),
+        storage: &mut S,
+    ) -> Result<u64> {
         let mut bytes = 0u64;
         for u in plan.units.iter() {
             if let Some(at) = u.pinned_at {

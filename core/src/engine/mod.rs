@@ -12,8 +12,8 @@ use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
-use crate::model::ModelInfo;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::model::{Layer, ModelInfo, TensorRef};
+use crate::plan::{self, Plan, PlanOptions, Unit, ALIGN};
 use crate::quant::Kernels;
 use crate::sampler::Sampler;
 use crate::storage::{read_exact_at, Storage};
@@ -22,6 +22,53 @@ pub use generate::{generate, generate_with_logits, Outcome, Phase, StopReason, T
 use weights::Weights;
 use work::Work;
 pub use work::WorkingLayout;
+
+/// The model and the plan over their tables in the arena, and the arena after the tables.
+type Tables<'a> = (ModelInfo<&'a [Layer]>, Plan<&'a [Unit]>, &'a mut [u8]);
+
+/// The engine's tables laid into the head of `arena`, in the plan's order: the per-layer tensor
+/// table (filled while the file's tensor table is parsed), then the unit table (filled by the
+/// planner). Returns the model, the plan and the arena after the tables. Not inlined, so that
+/// the parser's frames are gone before the engine is assembled.
+#[inline(never)]
+fn tables<'a, S: Storage>(storage: &mut S, arena: &'a mut [u8], context: u32, opts: PlanOptions) -> Result<Tables<'a>> {
+    let budget = arena.len();
+    let pad = arena.as_ptr().align_offset(ALIGN).min(budget);
+    let (_, mut rest) = arena.split_at_mut(pad);
+    let no_room = |what, needed: usize, got| Error::BufferTooSmall { what, needed, got };
+    let model = ModelInfo::load_with(storage, |n| {
+        let got = rest.len();
+        let empty: Layer = [TensorRef::EMPTY; crate::model::ROLES];
+        let (table, tail) = plan::table(core::mem::take(&mut rest), n, |_| empty).ok_or(no_room(
+            "layer table (the arena)",
+            n * core::mem::size_of::<Layer>(),
+            got,
+        ))?;
+        rest = tail;
+        Ok(table)
+    })?
+    .into_shared();
+    let count = plan::unit_count(&model)?;
+    let got = rest.len();
+    let (units, rest) = plan::unit_table(count, rest).ok_or(no_room(
+        "unit table (the arena)",
+        count * core::mem::size_of::<Unit>(),
+        got,
+    ))?;
+    let plan = plan::plan_into(&model, context, budget, opts, usize::MAX as u64, units)?;
+    let (plan, units) = plan.with_units(());
+    Ok((model, plan.with_units(&*units).0, rest))
+}
+
+/// [`Tokenizer::load`], not inlined (its frame is gone before the engine is assembled).
+#[inline(never)]
+fn load_tokenizer<'a, S: Storage>(
+    storage: &mut S,
+    header: &crate::gguf::Header,
+    region: &'a mut [u8],
+) -> Result<(Tokenizer<'a>, u64)> {
+    Tokenizer::load(storage, header, region)
+}
 
 /// An inference session: a model in storage, planned into a caller's arena.
 pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
@@ -53,9 +100,13 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         context: u32,
         opts: PlanOptions,
     ) -> Result<Self> {
-        let model = ModelInfo::load(&mut storage)?;
-        let plan = plan::plan_with(&model, context, arena.len(), opts)?;
-        let regions = plan::carve(&plan, arena)?;
+        // Built in place: every table goes into the arena as soon as its size is known, so no
+        // large value is made on the stack or moved (the engine itself is small).
+        let budget = arena.len();
+        let (model, plan, rest) = tables(&mut storage, arena, context, opts)?;
+        // 3. The regions after the tables (the slot metadata is laid by the cache).
+        let regions = plan::carve(&plan, rest, plan.working.offset)?;
+        debug_assert_eq!(plan.budget, budget);
         crate::fmt::debug!(
             "plan: budget {} B, {} of {} units pinned, {} slot(s) of {} B, {} B streamed per token",
             plan.budget,
@@ -65,7 +116,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             plan.slot_bytes,
             plan.streamed_bytes_per_token()
         );
-        let (tokenizer, tok_bytes) = Tokenizer::load(&mut storage, &model.header, regions.tokenizer)?;
+        let (tokenizer, tok_bytes) = load_tokenizer(&mut storage, &model.header, regions.tokenizer)?;
         let mut norm_read = 0u64;
         for t in model.norms() {
             let (at, len) = (norm_read as usize, t.bytes() as usize);
@@ -74,7 +125,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             read_exact_at(&mut storage, t.offset, dst)?;
             norm_read += len as u64;
         }
-        let mut cache = Cache::new(&plan, regions.resident, regions.slots);
+        let mut cache = Cache::new(&plan, regions.resident, regions.slots, regions.slot_meta)?;
         let embd = (model.token_embd.offset, model.token_embd.bytes());
         let pinned_bytes = cache.load_pinned(&plan, embd, &mut storage)?;
         let kv = as_f32_mut(regions.kv);
@@ -89,6 +140,19 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             key_cache,
             value_cache,
         })
+    }
+
+    /// As [`Engine::with_loader`], written into `slot` (a static, say): the engine is made
+    /// once, in its final place, instead of being returned and copied.
+    pub fn new_in<'s>(
+        slot: &'s mut core::mem::MaybeUninit<Self>,
+        storage: S,
+        loader: L,
+        arena: &'a mut [u8],
+        context: u32,
+        opts: PlanOptions,
+    ) -> Result<&'s mut Self> {
+        Ok(slot.write(Self::with_loader(storage, loader, arena, context, opts)?))
     }
 
     /// Selects the kernels of the matrix-vector products (default: [`Kernels::SCALAR`]).
@@ -107,13 +171,13 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         self.weights.exec = exec;
     }
 
-    /// The model description.
-    pub fn model(&self) -> &ModelInfo {
+    /// The model description (its per-layer table is in the arena).
+    pub fn model(&self) -> &ModelInfo<&'a [Layer]> {
         &self.weights.model
     }
 
-    /// The arena plan.
-    pub fn plan(&self) -> &Plan {
+    /// The arena plan (its unit table is in the arena; [`Plan::owned`] copies it out).
+    pub fn plan(&self) -> &Plan<&'a [Unit]> {
         &self.weights.plan
     }
 

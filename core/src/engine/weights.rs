@@ -6,8 +6,8 @@
 use crate::cache::{Cache, Loader};
 use crate::error::{Error, Result};
 use crate::exec::Executor;
-use crate::model::{self, ModelInfo, TensorName, MAX_LAYERS};
-use crate::plan::Plan;
+use crate::model::{Layer, ModelInfo, TensorName};
+use crate::plan::{Plan, Unit};
 use crate::quant::{self, GgmlType, Kernels};
 use crate::storage::Storage;
 
@@ -15,11 +15,11 @@ use crate::storage::Storage;
 pub(crate) struct Weights<'a, S: Storage, L: Loader<'a>> {
     pub(crate) storage: S,
     pub(crate) loader: L,
-    pub(crate) model: ModelInfo,
-    pub(crate) plan: Plan,
+    /// The model, its per-layer table in the arena.
+    pub(crate) model: ModelInfo<&'a [Layer]>,
+    /// The plan, its unit table in the arena.
+    pub(crate) plan: Plan<&'a [Unit]>,
     pub(crate) cache: Cache<'a>,
-    /// Index of the first unit of each matrix, in [`ModelInfo::matrix_ordinal`] order.
-    first_unit: heapless::Vec<u16, { MAX_LAYERS * model::ROLES + 1 }>,
     /// Which code computes the matrix-vector products.
     pub(crate) kernels: Kernels,
     /// Who runs their rows.
@@ -40,28 +40,18 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
     pub(crate) fn new(
         storage: S,
         loader: L,
-        model: ModelInfo,
-        plan: Plan,
+        model: ModelInfo<&'a [Layer]>,
+        plan: Plan<&'a [Unit]>,
         cache: Cache<'a>,
         q8: &'a mut [u8],
         scratch: &'a mut [u8],
     ) -> Self {
-        let mut first_unit = heapless::Vec::new();
-        let mut last = None;
-        for (i, u) in plan.units.iter().enumerate() {
-            if last != Some(u.tensor) {
-                // Capacity: at most every role of every layer, and the classifier.
-                let _ = first_unit.push(i as u16);
-                last = Some(u.tensor);
-            }
-        }
         Weights {
             storage,
             loader,
             model,
             plan,
             cache,
-            first_unit,
             kernels: Kernels::SCALAR,
             exec: &crate::exec::Inline,
             q8,
@@ -70,8 +60,16 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
         }
     }
 
+    /// Index of the first unit of matrix `name` (`usize::MAX` for a norm): the unit table is
+    /// in [`ModelInfo::matrix_ordinal`] order, so a binary search finds it.
     fn first(&self, name: TensorName) -> usize {
-        self.model.matrix_ordinal(name).and_then(|i| self.first_unit.get(i)).map_or(usize::MAX, |&i| i as usize)
+        let Some(ordinal) = self.model.matrix_ordinal(name) else { return usize::MAX };
+        let at = self.plan.units.partition_point(|u| self.model.matrix_ordinal(u.tensor).is_some_and(|o| o < ordinal));
+        if self.plan.units.get(at).is_some_and(|u| u.tensor == name) {
+            at
+        } else {
+            usize::MAX
+        }
     }
 
     /// out[p] = W x[p] for `n` positions (`x`: `[n][cols]`, `out`: `[n][rows]`), over the
@@ -104,7 +102,7 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
         }
         let q8: &[u8] = self.q8;
         let mut i = self.first(name);
-        let units = &self.plan.units[..];
+        let units = self.plan.units;
         while let Some(u) = units.get(i).filter(|u| u.tensor == name) {
             let w = self.cache.fetch(units, i, &mut self.storage, &mut self.loader)?;
             let row_bytes = w.len() / (u.rows as usize).max(1);

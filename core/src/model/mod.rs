@@ -17,16 +17,28 @@ pub use arch::Arch;
 pub use config::{Config, LayerKind, LayerPattern};
 pub use tensor::{Dim, LayerTensor, TensorName, TensorRef};
 
-/// Most layers a model may have in this build.
+/// Most layers a model may have: a sanity limit on hostile input, and the capacity of the
+/// owned table of [`ModelInfo::load`] (an engine keeps its table in the arena, sized exactly).
 pub const MAX_LAYERS: usize = 128;
 
 /// Tensor roles a layer can hold (the table is keyed by the position of a role in
 /// [`Arch::roles`]).
 pub const ROLES: usize = arch::MAX_ROLES;
 
+/// One layer's tensors, in the order of [`Arch::roles`] (the rest are empty).
+pub type Layer = [TensorRef; ROLES];
+
+/// The per-layer tensor table [`ModelInfo::load`] returns: owned, of capacity [`MAX_LAYERS`].
+pub type OwnedLayers = heapless::Vec<Layer, MAX_LAYERS>;
+
+/// Where a [`ModelInfo`] keeps its per-layer table: owned ([`OwnedLayers`]) or a view of an
+/// arena (`&[Layer]`, as an engine holds it).
+pub trait LayerTable: core::ops::Deref<Target = [Layer]> {}
+impl<T: core::ops::Deref<Target = [Layer]>> LayerTable for T {}
+
 /// A model as described by its file: architecture, hyperparameters, tokenizer location, tensors.
 #[derive(Debug, Clone)]
-pub struct ModelInfo {
+pub struct ModelInfo<L: LayerTable = OwnedLayers> {
     /// The architecture the file names.
     pub arch: &'static Arch,
     /// Hyperparameters.
@@ -42,7 +54,7 @@ pub struct ModelInfo {
     /// Whether the classifier is the embedding table.
     pub tied_output: bool,
     /// Per layer, the tensors in the order of [`Arch::roles`] (the rest are empty).
-    pub layers: heapless::Vec<[TensorRef; ROLES], MAX_LAYERS>,
+    pub layers: L,
     /// Bytes read to parse the header and the tensor table.
     pub parse_bytes: u64,
     /// Length of the storage.
@@ -50,8 +62,44 @@ pub struct ModelInfo {
 }
 
 impl ModelInfo {
-    /// Parses and checks the model description in `storage`.
+    /// Parses and checks the model description in `storage`, into an owned table.
     pub fn load<S: Storage>(storage: &mut S) -> Result<Self> {
+        Self::load_with(storage, |n| {
+            let mut layers = OwnedLayers::new();
+            // `n` was checked against MAX_LAYERS.
+            let _ = layers.resize(n, [TensorRef::EMPTY; ROLES]);
+            Ok(layers)
+        })
+    }
+}
+
+impl<'a> ModelInfo<&'a mut [Layer]> {
+    /// The same description, its table no longer written.
+    pub fn into_shared(self) -> ModelInfo<&'a [Layer]> {
+        let ModelInfo {
+            arch,
+            config,
+            header,
+            token_embd,
+            output_norm,
+            output,
+            tied_output,
+            layers,
+            parse_bytes,
+            file_len,
+        } = self;
+        ModelInfo { arch, config, header, token_embd, output_norm, output, tied_output, layers, parse_bytes, file_len }
+    }
+}
+
+impl<L: LayerTable> ModelInfo<L> {
+    /// Parses and checks the model description in `storage`; `table(n_layers)` gives the
+    /// per-layer table to fill (`n_layers` rows of empty references, at most [`MAX_LAYERS`]),
+    /// once the header has said how many layers there are.
+    pub fn load_with<S: Storage>(storage: &mut S, table: impl FnOnce(usize) -> Result<L>) -> Result<Self>
+    where
+        L: core::ops::DerefMut,
+    {
         let mut collected = arch::Collected::default();
         let header = gguf::read_header_with(storage, |key, value| {
             collected.visit(key, value);
@@ -77,11 +125,13 @@ impl ModelInfo {
         let mut embd = None;
         let mut output_norm = None;
         let mut output = None;
-        let mut layers: heapless::Vec<[Option<TensorRef>; ROLES], MAX_LAYERS> = heapless::Vec::new();
-        for _ in 0..config.n_layers {
-            // Capacity was checked against n_layers above.
-            let _ = layers.push([None; ROLES]);
+        let mut layers = table(config.n_layers as usize)?;
+        if layers.len() != config.n_layers as usize {
+            return Err(Error::Malformed("the layer table does not have one row per layer"));
         }
+        // Which roles of each layer the file gave (bit `i` of word `layer`: `arch.roles[i]`).
+        let mut found = [0u32; MAX_LAYERS];
+        const _: () = assert!(ROLES <= 32, "widen `found`");
         let file_len = storage.len();
         let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
             let Some(name) = TensorName::parse(e.name(), arch.roles).filter(|_| !e.truncated_name) else {
@@ -106,10 +156,14 @@ impl ModelInfo {
                 TensorName::TokenEmbd => &mut embd,
                 TensorName::OutputNorm => &mut output_norm,
                 TensorName::Output => &mut output,
-                TensorName::Layer(l, lt) => match (layers.get_mut(l as usize), arch.role_index(lt)) {
-                    (Some(layer), Some(i)) => &mut layer[i],
-                    _ => return Ok(()),
-                },
+                TensorName::Layer(l, lt) => {
+                    let row = (layers.get_mut(l as usize), found.get_mut(l as usize), arch.role_index(lt));
+                    if let (Some(layer), Some(bits), Some(i)) = row {
+                        layer[i] = t;
+                        *bits |= 1 << i;
+                    }
+                    return Ok(());
+                }
             };
             *slot = Some(t);
             Ok(())
@@ -117,26 +171,26 @@ impl ModelInfo {
 
         let token_embd = embd.ok_or(Error::MissingTensor(TensorName::TokenEmbd))?;
         let tied_output = output.is_none();
-        let mut info = ModelInfo {
+        let output_norm = output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?;
+        for (l, bits) in found.iter().enumerate().take(layers.len()) {
+            for (i, &role) in arch.roles.iter().enumerate() {
+                if bits & (1 << i) == 0 {
+                    return Err(Error::MissingTensor(TensorName::Layer(l as u16, role)));
+                }
+            }
+        }
+        let info = ModelInfo {
             arch,
             config,
             header,
             token_embd,
-            output_norm: output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?,
+            output_norm,
             output: output.unwrap_or(token_embd),
             tied_output,
-            layers: heapless::Vec::new(),
+            layers,
             parse_bytes: header.bytes_read + table_bytes,
             file_len,
         };
-        for (l, layer) in layers.iter().enumerate() {
-            let mut refs = [TensorRef::EMPTY; ROLES];
-            for (i, &role) in arch.roles.iter().enumerate() {
-                let missing = Error::MissingTensor(TensorName::Layer(l as u16, role));
-                refs[i] = layer[i].ok_or(missing)?;
-            }
-            let _ = info.layers.push(refs);
-        }
         // Checked after the tensors, whose sizes matter more. The tokenizer falls back to
         // llama2.c's ids 1 and 2 when the keys are absent.
         let specials = [

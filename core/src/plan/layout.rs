@@ -5,7 +5,7 @@
 
 use crate::engine::work::{Work, WorkingLayout};
 use crate::error::PlanError;
-use crate::model::ModelInfo;
+use crate::model::{LayerTable, ModelInfo};
 use crate::tokenizer::Tokenizer;
 
 /// Alignment of every region.
@@ -77,7 +77,7 @@ pub(crate) struct Fixed {
 /// context, or on a sliding-window layer a ring of `window + positions - 1` rows (position `p`
 /// in row `p % rows`; a chunk writes its keys before it attends, so a ring of exactly the
 /// window would overwrite keys the chunk's first positions still need), at most the context.
-pub fn kv_rows(model: &ModelInfo, context: u32, positions: usize, layer: u32) -> u32 {
+pub fn kv_rows<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usize, layer: u32) -> u32 {
     match model.layer_kind(layer).window {
         Some(w) => (w as u64 + (positions.max(1) as u64 - 1)).min(context as u64) as u32,
         None => context,
@@ -85,28 +85,30 @@ pub fn kv_rows(model: &ModelInfo, context: u32, positions: usize, layer: u32) ->
 }
 
 /// Bytes of the KV cache: keys and values, `kv_rows * kv_dim` f32 each per layer.
-pub(crate) fn kv_bytes(model: &ModelInfo, context: u32, positions: usize) -> Option<u64> {
+pub(crate) fn kv_bytes<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usize) -> Option<u64> {
     let c = &model.config;
     let rows = (0..c.n_layers).map(|l| kv_rows(model, context, positions, l) as u64).sum::<u64>();
     2u64.checked_mul(rows)?.checked_mul(c.kv_dim as u64)?.checked_mul(4)
 }
 
 /// Bytes of all norm weights, kept resident always.
-pub(crate) fn norm_bytes(model: &ModelInfo) -> Option<u64> {
+pub(crate) fn norm_bytes<L: LayerTable>(model: &ModelInfo<L>) -> Option<u64> {
     model.norms().try_fold(0u64, |sum, t| sum.checked_add(t.bytes()))
 }
 
-/// The fixed regions for `positions` prefill positions, ending at or below `limit`.
-pub(crate) fn fixed_regions(
-    model: &ModelInfo,
+/// The fixed regions for `positions` prefill positions, from `start` (after the tables),
+/// ending at or below `limit`.
+pub(crate) fn fixed_regions<L: LayerTable>(
+    model: &ModelInfo<L>,
     context: u32,
     positions: usize,
     q8: bool,
+    start: u64,
     limit: u64,
 ) -> Result<Fixed, PlanError> {
     let c = &model.config;
     let working_layout = Work::layout(c, context, positions, q8, limit)?;
-    let mut at = Cursor::new(0, limit);
+    let mut at = Cursor::new(start, limit);
     Ok(Fixed {
         working_layout,
         working: at.region(Some(working_layout.bytes() as u64), "working buffers")?,

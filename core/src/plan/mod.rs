@@ -8,8 +8,12 @@
 //! and runs no math. Every size from the file is summed in `u64`, checked, and converted to
 //! `usize` only when it fits.
 //!
+//! The engine's tables live in the arena too, sized for the model: the per-layer tensor table
+//! (filled while the file's tensor table is parsed, before the plan exists, so it comes
+//! first), the unit table (filled by the planner) and the slots' metadata (laid by the cache).
+//!
 //! ```text
-//! | working | KV cache | scratch | tokenizer | norms | resident (pinned units) | slot 0 .. slot N-1 |
+//! | layers | units | working | KV cache | scratch | tokenizer | norms | resident | slot 0 .. slot N-1 | slot meta |
 //! ```
 
 pub(crate) mod carve;
@@ -21,29 +25,39 @@ pub(crate) mod units;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use carve::carve;
+pub(crate) use carve::{carve, table, unit_table};
 pub use layout::{kv_rows, Region, ALIGN};
 pub use options::{PlanOptions, Policy, MAX_PREFETCH};
-pub use pack::MAX_SLOTS;
+pub use pack::{MAX_SLOTS, SLOT_META_BYTES};
 pub(crate) use units::unit_cap;
-pub use units::{Unit, MAX_UNITS};
+pub use units::{unit_count, Unit, MAX_UNITS};
+
+use core::ops::Deref;
 
 use crate::engine::work::WorkingLayout;
 use crate::error::PlanError;
-use crate::model::ModelInfo;
+use crate::model::{Layer, LayerTable, ModelInfo};
 use crate::plan::layout::{align_up, fixed_regions, norm_bytes, to_usize, Cursor};
 use crate::plan::pack::pack;
 use crate::plan::units::build_units;
 
+/// The unit table of a plan made by [`plan_with`]: owned, of capacity [`MAX_UNITS`]. An engine's
+/// plan holds a view of its arena instead (`&[Unit]`, exactly as many as the model has).
+pub type OwnedUnits = heapless::Vec<Unit, MAX_UNITS>;
+
 /// How the arena is spent. The single source of truth for memory.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct Plan<U = OwnedUnits> {
     /// The budget it was made for.
     pub budget: usize,
     /// The context length it holds a KV cache for.
     pub context: u32,
     /// The options it was made with.
     pub options: PlanOptions,
+    /// The per-layer tensor table (`n_layers` rows of [`Layer`]), first in the arena.
+    pub layers: Region,
+    /// The unit table (one [`Unit`] per unit).
+    pub unit_table: Region,
     /// Activations, logits, sampler scratch.
     pub working: Region,
     /// Sizes of the working buffers.
@@ -65,12 +79,14 @@ pub struct Plan {
     pub resident: Region,
     /// Streaming slots.
     pub slots: Region,
+    /// The slots' metadata, [`SLOT_META_BYTES`] per slot, last in the arena.
+    pub slot_meta: Region,
     /// Number of streaming slots.
     pub slot_count: u32,
     /// Bytes of each slot (the largest streamed unit).
     pub slot_bytes: u32,
     /// The units, in access order.
-    pub units: heapless::Vec<Unit, MAX_UNITS>,
+    pub units: U,
     /// Offset of the embedding table in the resident region, when it is pinned.
     pub embd_pinned_at: Option<usize>,
     /// Bytes of one embedding row.
@@ -81,7 +97,74 @@ pub struct Plan {
     pub pinned_bytes: u64,
 }
 
-impl Plan {
+impl<U> Plan<U> {
+    /// The same plan over another unit table; the old table is returned beside it.
+    pub fn with_units<V>(self, units: V) -> (Plan<V>, U) {
+        let plan = Plan {
+            budget: self.budget,
+            context: self.context,
+            options: self.options,
+            layers: self.layers,
+            unit_table: self.unit_table,
+            working: self.working,
+            working_layout: self.working_layout,
+            kv: self.kv,
+            kv_ring_layers: self.kv_ring_layers,
+            kv_ring_rows: self.kv_ring_rows,
+            scratch: self.scratch,
+            tokenizer: self.tokenizer,
+            norms: self.norms,
+            resident: self.resident,
+            slots: self.slots,
+            slot_meta: self.slot_meta,
+            slot_count: self.slot_count,
+            slot_bytes: self.slot_bytes,
+            units,
+            embd_pinned_at: self.embd_pinned_at,
+            embd_row_bytes: self.embd_row_bytes,
+            touched_bytes_per_token: self.touched_bytes_per_token,
+            pinned_bytes: self.pinned_bytes,
+        };
+        (plan, self.units)
+    }
+}
+
+impl<U: Deref<Target = [Unit]>> Plan<U> {
+    /// The plan with its unit table copied into an owned one (for a report that outlives the
+    /// engine; the table never holds more than [`MAX_UNITS`]).
+    pub fn owned(&self) -> Plan {
+        let units: OwnedUnits = self.units.iter().copied().take(MAX_UNITS).collect();
+        self.clone_regions().with_units(units).0
+    }
+
+    fn clone_regions(&self) -> Plan<()> {
+        Plan {
+            budget: self.budget,
+            context: self.context,
+            options: self.options,
+            layers: self.layers,
+            unit_table: self.unit_table,
+            working: self.working,
+            working_layout: self.working_layout,
+            kv: self.kv,
+            kv_ring_layers: self.kv_ring_layers,
+            kv_ring_rows: self.kv_ring_rows,
+            scratch: self.scratch,
+            tokenizer: self.tokenizer,
+            norms: self.norms,
+            resident: self.resident,
+            slots: self.slots,
+            slot_meta: self.slot_meta,
+            slot_count: self.slot_count,
+            slot_bytes: self.slot_bytes,
+            units: (),
+            embd_pinned_at: self.embd_pinned_at,
+            embd_row_bytes: self.embd_row_bytes,
+            touched_bytes_per_token: self.touched_bytes_per_token,
+            pinned_bytes: self.pinned_bytes,
+        }
+    }
+
     /// Weight bytes the plan reads from storage per decode token when every unit that is not
     /// pinned is read once: the lower bound of any policy in this plan's budget.
     pub fn streamed_bytes_per_token(&self) -> u64 {
@@ -99,9 +182,20 @@ impl Plan {
         self.working.bytes + self.kv.bytes + self.scratch.bytes + self.tokenizer.bytes + self.slots.bytes
     }
 
-    /// Bytes of the arena the plan uses, including the alignment slack.
+    /// Bytes of the engine's tables in the arena: layer table, unit table, slot metadata.
+    pub fn table_bytes(&self) -> usize {
+        self.layers.bytes + self.unit_table.bytes + self.slot_meta.bytes
+    }
+
+    /// Bytes of the arena the plan uses, including the slack the planner reserves: one
+    /// [`ALIGN`] for the arena's start, one for rounding the slot metadata.
     pub fn used_bytes(&self) -> usize {
-        self.slots.offset + self.slots.bytes + ALIGN
+        self.end() + 2 * ALIGN
+    }
+
+    /// Where the last region ends (from the aligned start of the arena).
+    pub fn end(&self) -> usize {
+        self.slot_meta.offset + self.slot_meta.bytes
     }
 
     /// Positions a prefill chunk holds.
@@ -111,27 +205,50 @@ impl Plan {
 }
 
 /// Plans the arena with the default options. See [`plan_with`].
-pub fn plan(model: &ModelInfo, context: u32, budget: usize) -> Result<Plan, PlanError> {
+pub fn plan<L: LayerTable>(model: &ModelInfo<L>, context: u32, budget: usize) -> Result<Plan, PlanError> {
     plan_with(model, context, budget, PlanOptions::default())
 }
 
 /// Plans the arena: fixed regions first, then the weights. Under [`Policy::Pin`] the largest
 /// units that fit are pinned beside `1 + prefetch` slots sized for the largest unit left
 /// streaming; the other policies spend everything on slots of the largest unit's size.
-pub fn plan_with(model: &ModelInfo, context: u32, budget: usize, opts: PlanOptions) -> Result<Plan, PlanError> {
+pub fn plan_with<L: LayerTable>(
+    model: &ModelInfo<L>,
+    context: u32,
+    budget: usize,
+    opts: PlanOptions,
+) -> Result<Plan, PlanError> {
     plan_within(model, context, budget, opts, usize::MAX as u64)
 }
 
 /// [`plan_with`] for an address space of `limit` bytes: no region may end above it. The tests
 /// and the planner fuzz target plan for a 32-bit target (`u32::MAX`) on a 64-bit host, so the
 /// arithmetic of a board's planner is checked where the fuzzer runs.
-pub fn plan_within(
-    model: &ModelInfo,
+pub fn plan_within<L: LayerTable>(
+    model: &ModelInfo<L>,
     context: u32,
     budget: usize,
     opts: PlanOptions,
     limit: u64,
 ) -> Result<Plan, PlanError> {
+    let count = unit_count(model)?;
+    let mut owned = OwnedUnits::new();
+    // `unit_count` is at most MAX_UNITS.
+    let _ = owned.resize(count, Unit::EMPTY);
+    let (plan, _): (Plan<()>, &mut [Unit]) = plan_into(model, context, budget, opts, limit, &mut owned)?.with_units(());
+    Ok(plan.with_units(owned).0)
+}
+
+/// [`plan_within`] into a unit table the caller provides (`unit_count` units, as an engine
+/// lays it into its arena), which the planner fills.
+pub fn plan_into<'u, L: LayerTable>(
+    model: &ModelInfo<L>,
+    context: u32,
+    budget: usize,
+    opts: PlanOptions,
+    limit: u64,
+    units: &'u mut [Unit],
+) -> Result<Plan<&'u mut [Unit]>, PlanError> {
     let c = &model.config;
     if context == 0 || context > c.context_length {
         return Err(PlanError::BadContext { requested: context, max: c.context_length });
@@ -142,7 +259,8 @@ pub fn plan_within(
         ..opts
     };
     let q8 = opts.quantized_activations;
-    let mut units = build_units(model, unit_cap(model))?;
+    build_units(model, unit_cap(model), units)?;
+    let units_len = units.len() as u64;
     let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
     let too_large = |what| PlanError::TooLarge { what };
     let embd_bytes = align_up(model.token_embd.bytes()).ok_or(too_large("embedding table"))?;
@@ -157,10 +275,18 @@ pub fn plan_within(
         .and_then(|t| t.checked_add(embd_row as u64));
     let touched = touched.ok_or(too_large("weights"))?;
     let min_slots = 1 + opts.prefetch as usize;
-    let slots_min = largest * min_slots as u64;
+    // Each slot costs its bytes and its metadata; the metadata region is rounded up to ALIGN.
+    let slot_cost = largest + SLOT_META_BYTES as u64;
+    let slots_min = slot_cost * min_slots as u64 + ALIGN as u64;
     let need = |end: u64| end.checked_add(ALIGN as u64).and_then(|n| n.checked_add(slots_min));
 
-    let smallest = fixed_regions(model, context, 1, q8, limit)?;
+    // The tables first: the layer table is filled before the plan exists.
+    let mut at = Cursor::new(0, limit);
+    let layers = at.region(carve::table_bytes::<Layer>(model.layers.len() as u64), "layer table")?;
+    let unit_table = at.region(carve::table_bytes::<Unit>(units_len), "unit table")?;
+    let start = at.end();
+
+    let smallest = fixed_regions(model, context, 1, q8, start, limit)?;
     let minimum = to_usize(need(smallest.end).ok_or(too_large("minimum budget"))?, limit, "minimum budget")?;
     if budget < minimum {
         return Err(PlanError::BudgetTooSmall {
@@ -177,21 +303,23 @@ pub fn plan_within(
         if positions == 1 {
             break smallest;
         }
-        match fixed_regions(model, context, positions, q8, limit) {
+        match fixed_regions(model, context, positions, q8, start, limit) {
             Ok(f) if need(f.end).is_some_and(|n| n <= budget as u64) => break f,
             _ => positions = positions.div_ceil(2),
         }
     };
-    // `fixed.end + ALIGN <= minimum <= budget`: a usize.
-    let cache_budget = budget - fixed.end as usize - ALIGN;
+    // `fixed.end + 2 * ALIGN <= minimum <= budget`: a usize (one ALIGN for the arena's
+    // alignment, one for rounding the slot metadata).
+    let cache_budget = budget - fixed.end as usize - 2 * ALIGN;
     let embd = (!model.tied_output).then_some(embd_bytes);
-    let packed = pack(&mut units, cache_budget, embd, opts.policy, min_slots);
+    let packed = pack(units, cache_budget, embd, opts.policy, min_slots);
 
     let pinned_units: u64 = units.iter().filter(|u| u.pinned_at.is_some()).map(Unit::aligned_bytes).sum();
     let resident_bytes = pinned_units + if packed.embd_pinned_at.is_some() { embd_bytes } else { 0 };
     let mut at = Cursor::new(fixed.end, limit);
     let resident = at.region(Some(resident_bytes), "resident weights")?;
     let slots = at.region(Some(packed.slot_count as u64 * packed.slot_bytes as u64), "streaming slots")?;
+    let slot_meta = at.region(Some(packed.slot_count as u64 * SLOT_META_BYTES as u64), "slot metadata")?;
     let pinned_bytes = units.iter().filter(|u| u.pinned_at.is_some()).map(|u| u.bytes as u64).sum::<u64>()
         + norms
         + if packed.embd_pinned_at.is_some() { model.token_embd.bytes() } else { 0 };
@@ -203,6 +331,8 @@ pub fn plan_within(
         budget,
         context,
         options: PlanOptions { prefill_chunk: positions as u32, ..opts },
+        layers,
+        unit_table,
         working: fixed.working,
         working_layout: fixed.working_layout,
         kv: fixed.kv,
@@ -211,6 +341,7 @@ pub fn plan_within(
         norms: fixed.norms,
         resident,
         slots,
+        slot_meta,
         slot_count: packed.slot_count,
         slot_bytes: packed.slot_bytes,
         units,

@@ -3,10 +3,14 @@
 //! (they index the resident region, which fits the address space), sums are `u64`.
 
 use crate::plan::options::Policy;
-use crate::plan::units::{Unit, MAX_UNITS};
+use crate::plan::units::Unit;
 
-/// Most streaming slots.
+/// Most streaming slots: a sanity limit (each slot's metadata lives in the arena, but the
+/// cache scans its slots on every miss).
 pub const MAX_SLOTS: usize = 512;
+
+/// Bytes of arena each slot's metadata takes (the cache's per-slot record must fit in it).
+pub const SLOT_META_BYTES: usize = 32;
 
 /// The outcome of the packing (the units' `pinned_at` are set in place).
 pub(crate) struct Packed {
@@ -18,7 +22,7 @@ pub(crate) struct Packed {
 
 /// Pins units into `cache_budget` bytes. `embd_bytes` is the aligned size of the embedding
 /// table when it is separate from the classifier; `min_slots` slots of the largest streamed
-/// unit must fit beside what is pinned. Under [`Policy::Pin`] the largest units that fit are
+/// unit (each with [`SLOT_META_BYTES`] of metadata) must fit beside what is pinned. Under [`Policy::Pin`] the largest units that fit are
 /// pinned (first-fit decreasing); the other policies spend everything on slots of the largest
 /// unit's size. When everything fits, everything is pinned whatever the policy.
 pub(crate) fn pack(
@@ -41,41 +45,26 @@ pub(crate) fn pack(
         let embd_pinned_at = embd_bytes.map(|_| off as usize);
         return Packed { slot_count: 0, slot_bytes: 0, embd_pinned_at };
     }
+    let meta = SLOT_META_BYTES as u64;
     if policy != Policy::Pin {
-        let slot_count = (budget / largest.max(1)).min(MAX_SLOTS as u64) as u32;
+        let slot_count = (budget / (largest + meta)).min(MAX_SLOTS as u64) as u32;
         return Packed { slot_count, slot_bytes: largest as u32, embd_pinned_at: None };
     }
-    // Sort unit indices by size, largest first (first-fit decreasing).
-    let mut order: heapless::Vec<u16, MAX_UNITS> = (0..units.len() as u16).collect();
-    order.sort_unstable_by(|&a, &b| units[b as usize].bytes.cmp(&units[a as usize].bytes).then(a.cmp(&b)));
-    // First-fit decreasing into what the slots leave. A unit left streaming is never larger
-    // than the current slot, so shrinking the slot to it frees room to pin more; repeat until
-    // the slot stops shrinking.
-    let fill = |avail: u64| {
-        let mut mask = [0u64; MAX_UNITS / 64];
-        let (mut used, mut max_streamed) = (0u64, 0u64);
-        for &i in order.iter() {
-            let b = units[i as usize].aligned_bytes();
-            if used + b <= avail {
-                used += b;
-                mask[i as usize / 64] |= 1 << (i % 64);
-            } else {
-                max_streamed = max_streamed.max(b);
-            }
-        }
-        (mask, max_streamed)
-    };
+    // First-fit decreasing (largest first, ties in unit order) into what the slots leave. A
+    // unit left streaming is never larger than the current slot, so shrinking the slot to it
+    // frees room to pin more; repeat until the slot stops shrinking. The units taken are marked
+    // in `pinned_at` (offsets come after); no table beside the units is needed.
     let mut slot = largest;
-    let pinned_mask = loop {
-        let (mask, max_streamed) = fill(budget.saturating_sub(slot * min_slots as u64));
+    loop {
+        let max_streamed = fill(units, budget.saturating_sub((slot + meta) * min_slots as u64));
         if max_streamed == 0 || max_streamed >= slot {
-            break mask;
+            break;
         }
         slot = max_streamed;
-    };
+    }
     let mut off = 0u64;
-    for (i, u) in units.iter_mut().enumerate() {
-        if pinned_mask[i / 64] & (1 << (i % 64)) != 0 {
+    for u in units.iter_mut() {
+        if u.pinned_at.is_some() {
             u.pinned_at = Some(off as usize);
             off += u.aligned_bytes();
         }
@@ -86,4 +75,26 @@ pub(crate) fn pack(
         slot_bytes: if streams { slot as u32 } else { 0 },
         embd_pinned_at: None,
     }
+}
+
+/// Marks (`pinned_at = Some(0)`) the units first-fit decreasing takes into `avail` bytes and
+/// returns the largest aligned size left streaming (0: none). Sizes are visited largest first,
+/// each size's units in order: the order of a sort by size, then index, without its table.
+fn fill(units: &mut [Unit], avail: u64) -> u64 {
+    let (mut used, mut max_streamed) = (0u64, 0u64);
+    let mut below = u64::MAX;
+    units.iter_mut().for_each(|u| u.pinned_at = None);
+    while let Some(size) = units.iter().map(|u| u.bytes as u64).filter(|&b| b < below).max() {
+        for u in units.iter_mut().filter(|u| u.bytes as u64 == size) {
+            let b = u.aligned_bytes();
+            if used + b <= avail {
+                used += b;
+                u.pinned_at = Some(0);
+            } else {
+                max_streamed = max_streamed.max(b);
+            }
+        }
+        below = size;
+    }
+    max_streamed
 }

@@ -3,6 +3,7 @@
 
 extern crate std;
 
+use std::vec;
 use std::vec::Vec;
 
 use super::*;
@@ -51,7 +52,7 @@ fn a_hostile_row_count_is_refused_before_units_are_made() {
     c.vocab = 1 << 31;
     let model = fake_model(c, GgmlType::Q8_0, true);
     let cap = 1024; // 30 rows per unit
-    match build_units(&model, cap) {
+    match units::count_units(&model, cap) {
         Err(PlanError::TooManyUnits { count, max }) => assert!(count > (1 << 25) && max == MAX_UNITS, "{count}"),
         other => panic!("expected TooManyUnits, got {other:?}"),
     }
@@ -82,4 +83,71 @@ fn sums_past_64_bits_are_refused() {
     assert_eq!(layout::kv_bytes(&model, u32::MAX, 1), None);
     let err = plan_within(&model, u32::MAX, 1 << 20, PlanOptions::default(), u64::MAX).unwrap_err();
     assert!(matches!(err, PlanError::TooLarge { .. }), "{err:?}");
+}
+
+/// First-fit decreasing as it was written with a sorted index and a mask: the packer without
+/// tables must pin exactly the same units.
+fn reference_pins(units: &[Unit], budget: u64, min_slots: u64) -> Vec<bool> {
+    let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by(|&a, &b| units[b].bytes.cmp(&units[a].bytes).then(a.cmp(&b)));
+    let fill = |avail: u64| {
+        let (mut used, mut max_streamed, mut pinned) = (0, 0, vec![false; units.len()]);
+        for &i in &order {
+            let b = units[i].aligned_bytes();
+            if used + b <= avail {
+                used += b;
+                pinned[i] = true;
+            } else {
+                max_streamed = max_streamed.max(b);
+            }
+        }
+        (pinned, max_streamed)
+    };
+    let mut slot = largest;
+    loop {
+        let (pinned, max_streamed) = fill(budget.saturating_sub((slot + SLOT_META_BYTES as u64) * min_slots));
+        if max_streamed == 0 || max_streamed >= slot {
+            return pinned;
+        }
+        slot = max_streamed;
+    }
+}
+
+#[test]
+fn the_packer_pins_what_a_sorted_first_fit_decreasing_pins() {
+    let model = fake_model(config(256, 688, 6, 8, 1000, 64), GgmlType::Q8_0, false);
+    let whole: u64 = plan(&model, 64, usize::MAX / 4).unwrap().units.iter().map(Unit::aligned_bytes).sum();
+    let mut compared = 0;
+    for percent in [5, 20, 35, 50, 65, 80, 95] {
+        for prefetch in [0, 2] {
+            let opts = PlanOptions { prefetch, ..PlanOptions::default() };
+            let budget = (whole * percent / 100) as usize + 200_000;
+            let Ok(p) = plan_with(&model, 64, budget, opts) else { continue };
+            let cache_budget = (budget - p.resident.offset - 2 * ALIGN) as u64;
+            let want = reference_pins(&p.units, cache_budget, 1 + prefetch as u64);
+            let got: Vec<bool> = p.units.iter().map(|u| u.pinned_at.is_some()).collect();
+            if p.slot_count > 0 {
+                assert_eq!(got, want, "{percent}% with prefetch {prefetch}");
+                assert!(got.iter().any(|&p| p) && !got.iter().all(|&p| p));
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 8, "only {compared} streaming plans compared");
+}
+
+#[test]
+fn the_tables_are_regions_of_the_plan_sized_for_the_model() {
+    let model = fake_model(config(64, 172, 5, 8, 512, 64), GgmlType::F32, true);
+    let p = plan(&model, 64, 600 << 10).unwrap();
+    assert_eq!(p.layers.offset, 0);
+    assert_eq!(p.layers.bytes, 5 * core::mem::size_of::<crate::model::Layer>());
+    assert_eq!(p.unit_table.bytes, p.units.len() * core::mem::size_of::<Unit>());
+    assert_eq!(p.unit_table.offset, p.layers.bytes.next_multiple_of(ALIGN));
+    assert_eq!(p.working.offset, p.unit_table.offset + p.unit_table.bytes.next_multiple_of(ALIGN));
+    assert_eq!(p.slot_meta.bytes, p.slot_count as usize * SLOT_META_BYTES);
+    assert_eq!(p.table_bytes(), p.layers.bytes + p.unit_table.bytes + p.slot_meta.bytes);
+    assert!(p.used_bytes() <= p.budget);
+    assert_eq!(p.units.len(), unit_count(&model).unwrap());
 }

@@ -3,14 +3,19 @@
 //! each: [`SliceStorage`] for bytes already in the address space (XIP flash, a test buffer),
 //! [`ReadSeekStorage`] for anything `embedded_io::Read + Seek` (an SD card driver, a file
 //! through `embedded-io-adapters`), and the [`FaultyStorage`] / [`CountingStorage`] wrappers
-//! that tests and firmware use to inject faults and count reads. It knows nothing of GGUF or
+//! that tests and firmware use to inject faults and count reads; with the `embedded-storage`
+//! feature, [`NorFlashStorage`] over any `ReadNorFlash` driver. It knows nothing of GGUF or
 //! of the arena.
 
 mod fault;
+#[cfg(feature = "embedded-storage")]
+mod nor;
 mod read_seek;
 mod slice;
 
 pub use fault::{CountingStorage, Faults, FaultyStorage};
+#[cfg(feature = "embedded-storage")]
+pub use nor::NorFlashStorage;
 pub use read_seek::{ReadSeekError, ReadSeekStorage};
 pub use slice::SliceStorage;
 
