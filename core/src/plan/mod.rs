@@ -100,44 +100,12 @@ pub struct Plan<U = OwnedUnits> {
 impl<U> Plan<U> {
     /// The same plan over another unit table; the old table is returned beside it.
     pub fn with_units<V>(self, units: V) -> (Plan<V>, U) {
-        let plan = Plan {
-            budget: self.budget,
-            context: self.context,
-            options: self.options,
-            layers: self.layers,
-            unit_table: self.unit_table,
-            working: self.working,
-            working_layout: self.working_layout,
-            kv: self.kv,
-            kv_ring_layers: self.kv_ring_layers,
-            kv_ring_rows: self.kv_ring_rows,
-            scratch: self.scratch,
-            tokenizer: self.tokenizer,
-            norms: self.norms,
-            resident: self.resident,
-            slots: self.slots,
-            slot_meta: self.slot_meta,
-            slot_count: self.slot_count,
-            slot_bytes: self.slot_bytes,
-            units,
-            embd_pinned_at: self.embd_pinned_at,
-            embd_row_bytes: self.embd_row_bytes,
-            touched_bytes_per_token: self.touched_bytes_per_token,
-            pinned_bytes: self.pinned_bytes,
-        };
+        let plan = self.regions_with(units);
         (plan, self.units)
     }
-}
 
-impl<U: Deref<Target = [Unit]>> Plan<U> {
-    /// The plan with its unit table copied into an owned one (for a report that outlives the
-    /// engine; the table never holds more than [`MAX_UNITS`]).
-    pub fn owned(&self) -> Plan {
-        let units: OwnedUnits = self.units.iter().copied().take(MAX_UNITS).collect();
-        self.clone_regions().with_units(units).0
-    }
-
-    fn clone_regions(&self) -> Plan<()> {
+    /// This plan's regions (every field but the unit table is `Copy`) over the unit table `units`.
+    fn regions_with<V>(&self, units: V) -> Plan<V> {
         Plan {
             budget: self.budget,
             context: self.context,
@@ -157,12 +125,21 @@ impl<U: Deref<Target = [Unit]>> Plan<U> {
             slot_meta: self.slot_meta,
             slot_count: self.slot_count,
             slot_bytes: self.slot_bytes,
-            units: (),
             embd_pinned_at: self.embd_pinned_at,
             embd_row_bytes: self.embd_row_bytes,
             touched_bytes_per_token: self.touched_bytes_per_token,
             pinned_bytes: self.pinned_bytes,
+            units,
         }
+    }
+}
+
+impl<U: Deref<Target = [Unit]>> Plan<U> {
+    /// The plan with its unit table copied into an owned one (for a report that outlives the
+    /// engine; the table never holds more than [`MAX_UNITS`]).
+    pub fn owned(&self) -> Plan {
+        let units: OwnedUnits = self.units.iter().copied().take(MAX_UNITS).collect();
+        self.regions_with(units)
     }
 
     /// Weight bytes the plan reads from storage per decode token when every unit that is not
