@@ -167,6 +167,27 @@ fn bsums(y: &q8_k_x::Block) -> __m256i {
     load256(arr(y, q8_k_x::BSUMS))
 }
 
+/// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block, unpacked.
+#[inline]
+fn scales_mins_k4(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let mut sc = [0u8; 8];
+    let mut mn = [0u8; 8];
+    for j in 0..8 {
+        (sc[j], mn[j]) = scale_min_k4(j, scales);
+    }
+    (sc, mn)
+}
+
+/// Σ_j m_j (bsums[2j] + bsums[2j + 1]): the activation's pair sums as i32, times the mins (an
+/// exact integer).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mins_dot_bsums(y: &q8_k_x::Block, mn: &[u8; 8]) -> i32 {
+    let pairs = _mm256_madd_epi16(bsums(y), _mm256_set1_epi16(1));
+    let mins = _mm256_cvtepu8_epi32(load64(mn));
+    hsum_i32(_mm256_mullo_epi32(pairs, mins))
+}
+
 /// Q4_K × Q8_K: per super-block `dy * (d * Σ_j sc_j Σ q x - dmin * Σ_j m_j bsum_j)`, both sums
 /// exact integers.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -178,11 +199,7 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     for (b, y) in bs.iter().zip(ys) {
         prefetch_block(b);
         let (d, dmin, scales) = k4_header(b);
-        let mut sc = [0u8; 8];
-        let mut mn = [0u8; 8];
-        for j in 0..8 {
-            (sc[j], mn[j]) = scale_min_k4(j, &scales);
-        }
+        let (sc, mn) = scales_mins_k4(&scales);
         let mut sumi = _mm256_setzero_si256();
         for g in 0..4 {
             let v = load256(arr(b, q4_k::QS + 32 * g));
@@ -192,10 +209,7 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * g] as i16)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * g + 1] as i16)));
         }
-        // Σ_j m_j (bsums[2j] + bsums[2j + 1]): pair sums as i32, times the mins.
-        let pairs = _mm256_madd_epi16(bsums(y), _mm256_set1_epi16(1));
-        let mins = _mm256_cvtepu8_epi32(load64(&mn));
-        let m = hsum_i32(_mm256_mullo_epi32(pairs, mins));
+        let m = mins_dot_bsums(y, &mn);
         sum += f32_le(arr(y, q8_k_x::D)) * (d * hsum_i32(sumi) as f32 - dmin * m as f32);
     }
     sum
@@ -210,11 +224,7 @@ fn dot_q5_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     for (b, y) in bs.iter().zip(ys) {
         prefetch_block(b);
         let (d, dmin, scales) = k4_header(b);
-        let mut sc = [0u8; 8];
-        let mut mn = [0u8; 8];
-        for j in 0..8 {
-            (sc[j], mn[j]) = scale_min_k4(j, &scales);
-        }
+        let (sc, mn) = scales_mins_k4(&scales);
         let mut sumi = _mm256_setzero_si256();
         for g in 0..4 {
             let (qlo, qhi) = q5k_pair(b, g);
@@ -224,9 +234,7 @@ fn dot_q5_k_q8(row: &[u8], xq: &[u8]) -> f32 {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * g] as i16)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * g + 1] as i16)));
         }
-        let pairs = _mm256_madd_epi16(bsums(y), _mm256_set1_epi16(1));
-        let mins = _mm256_cvtepu8_epi32(load64(&mn));
-        let m = hsum_i32(_mm256_mullo_epi32(pairs, mins));
+        let m = mins_dot_bsums(y, &mn);
         sum += f32_le(arr(y, q8_k_x::D)) * (d * hsum_i32(sumi) as f32 - dmin * m as f32);
     }
     sum
