@@ -64,19 +64,7 @@ impl SynthConfig {
             "llama3-1b" => (2048, 8192, 16, 32, 8, 128256, 500000.0),
             _ => return None,
         };
-        Some(Self {
-            dim,
-            hidden,
-            layers,
-            heads,
-            kv_heads,
-            vocab,
-            ctx: 2048,
-            ty: GgmlType::F32,
-            seed: 1,
-            name: name.to_string(),
-            rope_base,
-        })
+        Some(Self { name: name.to_string(), rope_base, ..Self::custom(dim, hidden, layers, heads, kv_heads, vocab) })
     }
 
     /// A custom shape (context 2048, F32, seed 1).
