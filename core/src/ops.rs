@@ -119,6 +119,17 @@ pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, the
     }
 }
 
+/// The cache row of position `t` in a cache of `ring` rows: `t % ring`, without the division
+/// while `t` is below `ring` (always, for a cache as long as the context).
+#[inline(always)]
+fn ring_row(t: usize, ring: usize) -> usize {
+    if t < ring {
+        t
+    } else {
+        t % ring
+    }
+}
+
 /// Multi-head attention of one position's query `q` over positions `first..=pos`, into `out`
 /// (`first` is 0 for causal attention over everything before, `pos + 1 - window` for a sliding
 /// window). `keys`/`values` are this layer's cache, `ring` rows of `kv_dim`, position `t` in
@@ -165,7 +176,7 @@ pub fn attention(
             let qh = &q[h * hs..(h + 1) * hs];
             let kv_off = (h / kv_mul) * hs;
             for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen).skip_while(|&(t, _)| t < first) {
-                let row = (t % ring) * kv_dim + kv_off;
+                let row = ring_row(t, ring) * kv_dim + kv_off;
                 let k = &keys[row..row + hs];
                 let mut score = 0.0f32;
                 for (&qi, &ki) in qh.iter().zip(k) {
@@ -192,7 +203,7 @@ pub fn attention(
             let kv_off = (h / kv_mul) * hs + d0;
             xb.fill(0.0);
             for (t, &a) in (first..).zip(&att[h * context + first..h * context + seen]) {
-                let row = (t % ring) * kv_dim + kv_off;
+                let row = ring_row(t, ring) * kv_dim + kv_off;
                 let v = &values[row..row + len];
                 for (o, &vi) in xb.iter_mut().zip(v) {
                     *o += a * vi;
