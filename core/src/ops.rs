@@ -74,8 +74,23 @@ pub fn head_rmsnorm(x: &mut [f32], head_size: usize, weight: &[u8], eps: f32) {
     }
 }
 
-/// Rotates adjacent pairs of q (all heads) and k (kv heads) by the position's angles.
-pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
+/// The angle pair `pair` of a head turns by at `pos`: `pos * theta^(-2 pair / head_size)`,
+/// divided by the pair's frequency factor when there are factors (`factors`: the raw
+/// little-endian f32 bytes of `rope_freqs.weight`, one per pair; empty for none), as
+/// llama.cpp's `ggml_rope_ext` divides each pair's angle by `freq_factors[pair]`. Without
+/// factors the angle is the product alone, bit for bit as before.
+#[inline]
+pub fn rope_angle(pos: usize, freq: f32, factors: &[u8], pair: usize) -> f32 {
+    let val = pos as f32 * freq;
+    match factors.get(4 * pair..4 * pair + 4) {
+        Some(f) => val / f32::from_le_bytes([f[0], f[1], f[2], f[3]]),
+        None => val,
+    }
+}
+
+/// Rotates adjacent pairs of q (all heads) and k (kv heads) by the position's angles
+/// (divided by `factors`, see [`rope_angle`]).
+pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32, factors: &[u8]) {
     // Every even `i` is rotated once by the angle of `i % head_size`, as llama2.c does; the
     // angle (a `powf`, a `cosf` and a `sinf`) is computed once per head dimension instead of
     // once per head. Each element's arithmetic is unchanged.
@@ -85,7 +100,7 @@ pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f
             continue;
         }
         let freq = 1.0 / libm::powf(theta, head_dim as f32 / head_size as f32);
-        let val = pos as f32 * freq;
+        let val = rope_angle(pos, freq, factors, head_dim / 2);
         let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
         for i in pairs {
             let rotate = |v: &mut [f32]| {
@@ -102,12 +117,13 @@ pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f
 }
 
 /// RoPE in the GPT-NeoX layout: element `i` of a head turns with element `i + head_size / 2`
-/// by the angle of `2 * i`, for q (all heads) and k (kv heads).
-pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
+/// by the angle of `2 * i` (divided by `factors`, see [`rope_angle`]), for q (all heads) and
+/// k (kv heads).
+pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32, factors: &[u8]) {
     let half = head_size / 2;
     for i in 0..half {
         let freq = 1.0 / libm::powf(theta, (2 * i) as f32 / head_size as f32);
-        let val = pos as f32 * freq;
+        let val = rope_angle(pos, freq, factors, i);
         let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
         for v in [&mut *q, &mut *k] {
             for head in v.chunks_exact_mut(head_size.max(1)) {
@@ -296,12 +312,46 @@ mod tests {
             out
         };
         let (mut qn, mut kn) = (q, k);
-        rope_neox(&mut qn, &mut kn, 5, hs, 10000.0);
+        rope_neox(&mut qn, &mut kn, 5, hs, 10000.0, &[]);
         let (mut qi, mut ki) = (interleave(&q), interleave(&k));
-        rope(&mut qi, &mut ki[..8], 5, hs, 10000.0);
+        rope(&mut qi, &mut ki[..8], 5, hs, 10000.0, &[]);
         assert_eq!(interleave(&qn), qi);
         assert_eq!(interleave(&kn)[..8], ki[..8]);
         assert_eq!(heads * hs, q.len());
+    }
+
+    #[test]
+    fn rope_factors_divide_each_pair_s_angle_and_factors_of_one_change_no_bit() {
+        let (hs, pos, theta) = (8, 7, 500000.0f32);
+        let factors: [f32; 4] = [1.0, 1.5, 8.0, 32.0];
+        let bytes: [u8; 16] = core::array::from_fn(|i| factors[i / 4].to_le_bytes()[i % 4]);
+        let ones: [u8; 16] = core::array::from_fn(|i| 1.0f32.to_le_bytes()[i % 4]);
+        // A head of unit vectors (1, 0) in each pair turns to (cos, sin) of the pair's angle.
+        let unit: [f32; 8] = core::array::from_fn(|i| if i % 2 == 0 { 1.0 } else { 0.0 });
+        let (mut q, mut k) = (unit, unit);
+        rope(&mut q, &mut k, pos, hs, theta, &bytes);
+        for (j, &f) in factors.iter().enumerate() {
+            let angle = pos as f32 * (1.0 / libm::powf(theta, (2 * j) as f32 / hs as f32)) / f;
+            assert_eq!((q[2 * j], q[2 * j + 1]), (libm::cosf(angle), libm::sinf(angle)), "pair {j}");
+            assert_eq!(k[2 * j..2 * j + 2], q[2 * j..2 * j + 2]);
+        }
+        // NeoX pairs (i, i + hs/2) take factor i.
+        let neox_unit: [f32; 8] = core::array::from_fn(|i| if i < hs / 2 { 1.0 } else { 0.0 });
+        let (mut qn, mut kn) = (neox_unit, neox_unit);
+        rope_neox(&mut qn, &mut kn, pos, hs, theta, &bytes);
+        for j in 0..hs / 2 {
+            assert_eq!((qn[j], qn[j + hs / 2]), (q[2 * j], q[2 * j + 1]), "neox pair {j}");
+        }
+        // Factors of 1 and no factors: the same bits.
+        let x: [f32; 16] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
+        for layout in 0..2 {
+            let (mut a, mut ka, mut b, mut kb) = (x, x, x, x);
+            let turn = if layout == 0 { rope } else { rope_neox };
+            turn(&mut a, &mut ka, 123, hs, theta, &[]);
+            turn(&mut b, &mut kb, 123, hs, theta, &ones);
+            assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits));
+            assert_eq!(ka.map(f32::to_bits), kb.map(f32::to_bits));
+        }
     }
 
     #[test]

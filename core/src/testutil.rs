@@ -116,6 +116,7 @@ pub(crate) fn fake_model(c: Config, ty: GgmlType, tied: bool) -> ModelInfo {
         output_norm,
         output,
         tied_output: tied,
+        rope_freqs: None,
         layers,
         parse_bytes: 0,
         file_len: offset,

@@ -39,7 +39,7 @@ pub fn ranges(model: &ModelInfo) -> Result<Vec<Range>, String> {
     let mut out = Vec::new();
     let roles = model.arch.roles;
     let used = model.layers.iter().flat_map(|layer| layer.iter().take(roles.len()));
-    let first = used.chain([&model.token_embd, &model.output, &model.output_norm]);
+    let first = used.chain([&model.token_embd, &model.output, &model.output_norm]).chain(model.rope_freqs.as_ref());
     let data = first.map(|t| t.offset).min().unwrap_or(0);
     out.push(Range { offset: 0, len: data, label: "metadata and tensor table".into() });
     for (l, layer) in model.layers.iter().enumerate() {
@@ -49,6 +49,9 @@ pub fn ranges(model: &ModelInfo) -> Result<Vec<Range>, String> {
     }
     let t = model.output_norm;
     out.push(Range { offset: t.offset, len: t.bytes(), label: "output_norm.weight".into() });
+    if let Some(t) = model.rope_freqs {
+        out.push(Range { offset: t.offset, len: t.bytes(), label: "rope_freqs.weight".into() });
+    }
     // The units depend on the model alone (their size is a function of the tensor sizes):
     // any budget gives the same list, so the largest one is used.
     let plan = spool_core::plan(model, 1, usize::MAX / 4).map_err(|e| e.to_string())?;

@@ -98,6 +98,7 @@ fuzz_target!(|i: Input| {
         output_norm,
         output,
         tied_output: i.tied,
+        rope_freqs: None,
         layers,
         parse_bytes: 0,
         file_len: offset,

@@ -214,12 +214,14 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         self.writes(Buf::Q);
         let c = &self.w.model.config;
         let (q_dim, kv_dim, hs) = (c.q_dim as usize, c.kv_dim as usize, c.head_size as usize);
+        // The RoPE factors, resident after the final norm (none: every factor 1).
+        let factors = self.w.model.rope_freqs_span().and_then(|(at, len)| self.norms.get(at..at + len)).unwrap_or(&[]);
         for p in 0..self.n {
             let q = &mut self.work.q[p * q_dim..][..q_dim];
             let k = &mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim];
             match layout {
-                RopeLayout::Interleaved => rope(q, k, self.pos + p, hs, self.kind.rope_base),
-                RopeLayout::Neox => rope_neox(q, k, self.pos + p, hs, self.kind.rope_base),
+                RopeLayout::Interleaved => rope(q, k, self.pos + p, hs, self.kind.rope_base, factors),
+                RopeLayout::Neox => rope_neox(q, k, self.pos + p, hs, self.kind.rope_base, factors),
             }
         }
     }

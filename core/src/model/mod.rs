@@ -53,6 +53,9 @@ pub struct ModelInfo<L: LayerTable = OwnedLayers> {
     pub output: TensorRef,
     /// Whether the classifier is the embedding table.
     pub tied_output: bool,
+    /// RoPE frequency factors (`rope_freqs.weight`, F32, `head_size / 2`), when the file has
+    /// them: kept resident after the final norm in the norms region.
+    pub rope_freqs: Option<TensorRef>,
     /// Per layer, the tensors in the order of [`Arch::roles`] (the rest are empty).
     pub layers: L,
     /// Bytes read to parse the header and the tensor table.
@@ -84,11 +87,24 @@ impl<'a> ModelInfo<&'a mut [Layer]> {
             output_norm,
             output,
             tied_output,
+            rope_freqs,
             layers,
             parse_bytes,
             file_len,
         } = self;
-        ModelInfo { arch, config, header, token_embd, output_norm, output, tied_output, layers, parse_bytes, file_len }
+        ModelInfo {
+            arch,
+            config,
+            header,
+            token_embd,
+            output_norm,
+            output,
+            tied_output,
+            rope_freqs,
+            layers,
+            parse_bytes,
+            file_len,
+        }
     }
 }
 
@@ -125,6 +141,7 @@ impl<L: LayerTable> ModelInfo<L> {
         let mut embd = None;
         let mut output_norm = None;
         let mut output = None;
+        let mut rope_freqs = None;
         let mut layers = table(config.n_layers as usize)?;
         if layers.len() != config.n_layers as usize {
             return Err(Error::Malformed("the layer table does not have one row per layer"));
@@ -143,8 +160,9 @@ impl<L: LayerTable> ModelInfo<L> {
                 .ok_or(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type })?;
             // The tensor lies inside the file before anything else is asked of it.
             tensor_end(e.offset, ty, rows, cols, file_len)?;
-            // The norm weights are read as raw f32 by the forward pass, never decoded.
-            if name.is_norm() && ty != GgmlType::F32 {
+            // The norm weights and RoPE factors are read as raw f32 by the forward pass, never
+            // decoded.
+            if name.is_raw_f32() && ty != GgmlType::F32 {
                 return Err(Error::UnsupportedType { tensor: name, ggml_type: e.ggml_type });
             }
             let (erows, ecols) = name.shape(&config);
@@ -156,6 +174,7 @@ impl<L: LayerTable> ModelInfo<L> {
                 TensorName::TokenEmbd => &mut embd,
                 TensorName::OutputNorm => &mut output_norm,
                 TensorName::Output => &mut output,
+                TensorName::RopeFreqs => &mut rope_freqs,
                 TensorName::Layer(l, lt) => {
                     let row = (layers.get_mut(l as usize), found.get_mut(l as usize), arch.role_index(lt));
                     if let (Some(layer), Some(bits), Some(i)) = row {
@@ -187,6 +206,7 @@ impl<L: LayerTable> ModelInfo<L> {
             output_norm,
             output: output.unwrap_or(token_embd),
             tied_output,
+            rope_freqs,
             layers,
             parse_bytes: header.bytes_read + table_bytes,
             file_len,
@@ -220,6 +240,7 @@ impl<L: LayerTable> ModelInfo<L> {
             TensorName::OutputNorm => self.output_norm,
             TensorName::Output => self.output,
             TensorName::Layer(l, t) => *self.layer_tensor(l as usize, t),
+            TensorName::RopeFreqs => self.rope_freqs.unwrap_or(TensorRef::EMPTY),
         }
     }
 
@@ -238,13 +259,15 @@ impl<L: LayerTable> ModelInfo<L> {
         })
     }
 
-    /// The norm weights in the order of the norms region: per layer in the architecture's
-    /// order, then the final norm.
+    /// The tensors of the norms region (always resident, read as raw f32) in its order: the
+    /// norm weights per layer in the architecture's order, the final norm, then the RoPE
+    /// factors when the file has them.
     pub fn norms(&self) -> impl Iterator<Item = TensorRef> + '_ {
         self.layers
             .iter()
             .flat_map(move |layer| self.roles_of(layer).filter(|(r, _)| r.is_norm()).map(|(_, &t)| t))
             .chain([self.output_norm])
+            .chain(self.rope_freqs)
     }
 
     /// Bytes of one layer's norms (every layer has the same).
@@ -270,6 +293,13 @@ impl<L: LayerTable> ModelInfo<L> {
         ((self.norm_bytes_per_layer() * self.layers.len() as u64) as usize, self.output_norm.bytes() as usize)
     }
 
+    /// The RoPE factors' span in the norms region, after the final norm: (offset, bytes), or
+    /// `None` when the file has none (every factor 1).
+    pub fn rope_freqs_span(&self) -> Option<(usize, usize)> {
+        let (at, len) = self.output_norm_span();
+        self.rope_freqs.map(|t| (at + len, t.bytes() as usize))
+    }
+
     /// The position of matrix `name` in unit order: per layer its matrices, then the
     /// classifier (`None` for a norm or an absent layer).
     pub fn matrix_ordinal(&self, name: TensorName) -> Option<usize> {
@@ -293,7 +323,8 @@ impl<L: LayerTable> ModelInfo<L> {
     pub fn weight_bytes(&self) -> u64 {
         let layers: u64 = self.layers.iter().flat_map(|l| l.iter()).map(TensorRef::bytes).sum();
         let output = if self.tied_output { 0 } else { self.output.bytes() };
-        layers + self.token_embd.bytes() + self.output_norm.bytes() + output
+        let rope = self.rope_freqs.map_or(0, |t| t.bytes());
+        layers + self.token_embd.bytes() + self.output_norm.bytes() + output + rope
     }
 }
 

@@ -160,6 +160,9 @@ pub enum TensorName {
     Output,
     /// `blk.N.*.weight`.
     Layer(u16, LayerTensor),
+    /// `rope_freqs.weight`, `[head_size / 2]`: one RoPE frequency factor per pair of a head
+    /// (Llama 3.1/3.2's long-context scaling), for every layer. Optional.
+    RopeFreqs,
 }
 
 impl fmt::Display for TensorName {
@@ -169,6 +172,7 @@ impl fmt::Display for TensorName {
             TensorName::OutputNorm => f.write_str("output_norm.weight"),
             TensorName::Output => f.write_str("output.weight"),
             TensorName::Layer(l, t) => write!(f, "blk.{l}.{}.weight", t.gguf_part()),
+            TensorName::RopeFreqs => f.write_str("rope_freqs.weight"),
         }
     }
 }
@@ -180,7 +184,14 @@ impl TensorName {
             TensorName::TokenEmbd | TensorName::Output => (c.vocab, c.dim),
             TensorName::OutputNorm => (1, c.dim),
             TensorName::Layer(_, t) => t.shape(c),
+            TensorName::RopeFreqs => (1, c.head_size / 2),
         }
+    }
+
+    /// Whether the forward pass reads this tensor as raw f32 (a norm weight or the RoPE
+    /// factors), so it must be F32 and is kept resident.
+    pub fn is_raw_f32(self) -> bool {
+        self.is_norm() || self == TensorName::RopeFreqs
     }
 
     /// Whether this is a 1-D RMSNorm weight (which must be F32).
@@ -200,6 +211,7 @@ impl TensorName {
             "token_embd.weight" => return Some(TensorName::TokenEmbd),
             "output_norm.weight" => return Some(TensorName::OutputNorm),
             "output.weight" => return Some(TensorName::Output),
+            "rope_freqs.weight" => return Some(TensorName::RopeFreqs),
             _ => {}
         }
         let rest = name.strip_prefix("blk.")?.strip_suffix(".weight")?;
@@ -253,12 +265,12 @@ mod tests {
             TensorName::Output,
             TensorName::Layer(0, LayerTensor::Q),
             TensorName::Layer(31, LayerTensor::Down),
+            TensorName::RopeFreqs,
         ] {
             let mut buf = heapless::String::<64>::new();
             core::fmt::write(&mut buf, format_args!("{name}")).unwrap();
             assert_eq!(TensorName::parse(buf.as_bytes(), &ROLES), Some(name));
         }
-        assert_eq!(TensorName::parse(b"rope_freqs.weight", &ROLES), None);
         assert_eq!(TensorName::parse(b"blk.x.attn_q.weight", &ROLES), None);
         // A role the architecture lacks is not a tensor of its model.
         assert_eq!(TensorName::parse(b"blk.0.attn_q_norm.weight", &ROLES), None);

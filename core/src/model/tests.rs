@@ -72,3 +72,18 @@ fn an_unknown_architecture_is_named_with_the_supported_ones() {
     assert_eq!(msg, want);
     assert!(arch::NAMES.contains(&"gemma3") && arch::NAMES.len() == arch::ARCHS.len());
 }
+
+#[test]
+fn rope_factors_of_the_wrong_length_or_type_are_refused_by_name() {
+    // dim 64 in one head: 32 pairs, so `rope_freqs.weight` holds 32 f32 factors.
+    let load = |dims: &[u64], ty: GgmlType| {
+        let mut g = test_header(64, 64, 1, 1, 4);
+        g.tensor("rope_freqs.weight", dims, ty, 0);
+        ModelInfo::load(&mut SliceStorage::new(&g.finish(256))).unwrap_err()
+    };
+    let name = TensorName::RopeFreqs;
+    assert_eq!(load(&[31], GgmlType::F32), Error::BadShape { tensor: name, expected: (1, 32), found: (1, 31) });
+    assert_eq!(load(&[32], GgmlType::F16), Error::UnsupportedType { tensor: name, ggml_type: 1 });
+    // The right one passes, and the load goes on to the next missing tensor.
+    assert_eq!(load(&[32], GgmlType::F32), Error::MissingTensor(TensorName::TokenEmbd));
+}
