@@ -116,7 +116,13 @@ pub fn cli(args: &[String], out: &mut dyn Write, _err: &mut dyn Write) -> Result
             None => counts.push((s.ty, 1)),
         }
     }
-    let types: Vec<String> = counts.iter().map(|(t, n)| format!("{}x{n}", t.name())).collect();
+    let mut types: Vec<String> = counts.iter().map(|(t, n)| format!("{}x{n}", t.name())).collect();
+    if c.rope_scaling.is_some() {
+        types.push("rope_freqs".into());
+    }
+    if c.tied {
+        types.push("tied classifier".into());
+    }
     let _ = writeln!(
         out,
         "wrote {path}: {} dim {} hidden {} layers {} heads {}/{} vocab {} ctx {}, {} ({}), seed {}, {} bytes in {:.1} s ({:.0} MB/s)",

@@ -50,12 +50,65 @@ pub struct SynthConfig {
     pub name: String,
     /// RoPE base (`llama.rope.freq_base`): 10000, Llama 3's 500000.
     pub rope_base: f32,
+    /// Llama 3.1/3.2's RoPE scaling, written as `rope_freqs.weight` (`None`: no such tensor).
+    pub rope_scaling: Option<Llama3Rope>,
+    /// Whether the classifier is the embedding table (no `output.weight`), as in Llama 3.2 1B.
+    pub tied: bool,
+}
+
+/// Llama 3.1/3.2's RoPE scaling (the `rope_scaling` of a Hugging Face config with `rope_type`
+/// "llama3"), which llama.cpp's converter turns into `rope_freqs.weight`: one factor per pair
+/// of a head that divides the pair's angle.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Llama3Rope {
+    /// The factor of the long wavelengths.
+    pub factor: f32,
+    /// `low_freq_factor`.
+    pub low_freq_factor: f32,
+    /// `high_freq_factor`.
+    pub high_freq_factor: f32,
+    /// `original_max_position_embeddings`.
+    pub original_context: u32,
+}
+
+impl Llama3Rope {
+    /// Llama 3.2 1B and 3B: factor 32, low 1, high 4, original context 8192.
+    pub const LLAMA_3_2: Llama3Rope =
+        Llama3Rope { factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_context: 8192 };
+
+    /// The factors of a head of `head_dim` at RoPE base `base`, computed as llama.cpp's
+    /// `convert_hf_to_gguf.py` does (in f32, as its torch tensors are): with
+    /// `freq_i = 1 / base^(2i / head_dim)` and `wavelen = 2 pi / freq_i`, the factor is 1 below
+    /// `original / high_freq_factor`, `factor` above `original / low_freq_factor`, and in
+    /// between `1 / ((1 - smooth) / factor + smooth)` with
+    /// `smooth = (original / wavelen - low) / (high - low)`.
+    pub fn factors(&self, base: f32, head_dim: u32) -> Vec<f32> {
+        let original = self.original_context as f32;
+        let (low, high) = (self.low_freq_factor, self.high_freq_factor);
+        let (low_wavelen, high_wavelen) = (original / low, original / high);
+        (0..head_dim / 2)
+            .map(|i| {
+                let freq = 1.0 / base.powf((2 * i) as f32 / head_dim as f32);
+                let wavelen = 2.0 * std::f32::consts::PI / freq;
+                if wavelen < high_wavelen {
+                    1.0
+                } else if wavelen > low_wavelen {
+                    self.factor
+                } else {
+                    let smooth = (original / wavelen - low) / (high - low);
+                    1.0 / ((1.0 - smooth) / self.factor + smooth)
+                }
+            })
+            .collect()
+    }
 }
 
 impl SynthConfig {
     /// A named preset (stories15m, tinyllama, llama7b, llama3-1b) as F32 with seed 1.
     /// llama3-1b is Llama 3.2 1B's shape (GQA 32/8, head_dim 64, vocabulary 128,256, RoPE base
-    /// 500000; no `rope_freqs.weight`): give it the real vocabulary with `--vocab-from`.
+    /// 500000, its RoPE scaling as `rope_freqs.weight`, the classifier tied to the embedding
+    /// table): give it the real vocabulary with `--vocab-from`. A preset with a changed shape
+    /// keeps its RoPE scaling and tying.
     pub fn preset(name: &str) -> Option<Self> {
         let (dim, hidden, layers, heads, kv_heads, vocab, rope_base) = match name {
             "stories15m" => (288, 768, 6, 6, 6, 32000, 10000.0),
@@ -64,7 +117,14 @@ impl SynthConfig {
             "llama3-1b" => (2048, 8192, 16, 32, 8, 128256, 500000.0),
             _ => return None,
         };
-        Some(Self { name: name.to_string(), rope_base, ..Self::custom(dim, hidden, layers, heads, kv_heads, vocab) })
+        let llama3 = name == "llama3-1b";
+        Some(Self {
+            name: name.to_string(),
+            rope_base,
+            rope_scaling: llama3.then_some(Llama3Rope::LLAMA_3_2),
+            tied: llama3,
+            ..Self::custom(dim, hidden, layers, heads, kv_heads, vocab)
+        })
     }
 
     /// A custom shape (context 2048, F32, seed 1).
@@ -81,6 +141,8 @@ impl SynthConfig {
             seed: 1,
             name: "custom".to_string(),
             rope_base: 10000.0,
+            rope_scaling: None,
+            tied: false,
         }
     }
 
@@ -143,6 +205,8 @@ pub enum Init {
     Norm,
     /// Approximately normal, with this standard deviation.
     Normal(f32),
+    /// Llama 3's RoPE factors at this base (not random; one row of `head_dim / 2`).
+    RopeFactors(Llama3Rope, f32),
 }
 
 /// One tensor of the file.
@@ -196,7 +260,14 @@ pub fn tensors(c: &SynthConfig) -> Vec<TensorSpec> {
         init: Init::Normal(1.0 / (cols as f32).sqrt()),
     };
     let norm = |name: String| TensorSpec { name, cols: dim, rows: 1, one_d: true, ty: GgmlType::F32, init: Init::Norm };
-    let mut t = vec![mat("token_embd.weight".into(), dim, vocab)];
+    let mut t = Vec::new();
+    // First, as llama.cpp's converter writes its extra tensors first.
+    if let Some(r) = c.rope_scaling {
+        let cols = (c.head_size() / 2) as u64;
+        let init = Init::RopeFactors(r, c.rope_base);
+        t.push(TensorSpec { name: "rope_freqs.weight".into(), cols, rows: 1, one_d: true, ty: GgmlType::F32, init });
+    }
+    t.push(mat("token_embd.weight".into(), dim, vocab));
     for l in 0..c.layers {
         let n = |s: &str| format!("blk.{l}.{s}.weight");
         t.push(norm(n("attn_norm")));
@@ -210,7 +281,9 @@ pub fn tensors(c: &SynthConfig) -> Vec<TensorSpec> {
         t.push(mat(n("ffn_down"), hidden, dim));
     }
     t.push(norm("output_norm.weight".into()));
-    t.push(mat("output.weight".into(), dim, vocab));
+    if !c.tied {
+        t.push(mat("output.weight".into(), dim, vocab));
+    }
     t
 }
 
@@ -250,5 +323,6 @@ pub fn row_values(seed: u64, index: usize, spec: &TensorSpec, row: u64, out: &mu
     match spec.init {
         Init::Norm => out.iter_mut().for_each(|v| *v = 1.0 + 0.2 * (rng.uniform() - 0.5)),
         Init::Normal(std) => out.iter_mut().for_each(|v| *v = rng.normal() * std),
+        Init::RopeFactors(r, base) => out.copy_from_slice(&r.factors(base, 2 * out.len() as u32)),
     }
 }
