@@ -76,8 +76,10 @@ pub fn tokenize(
     let pad = buf.as_ptr().align_offset(64);
     let (t, _) =
         Tokenizer::load(&mut open()?, &header, &mut buf[pad..pad + need]).map_err(|e| format!("{path}: {e}"))?;
-    let mut ids = vec![0u32; text.len() + 3];
-    let mut scratch = vec![0u32; encode_scratch_words(text.len())];
+    // Room for any text: a byte-level BPE reads each malformed UTF-8 byte as U+FFFD's 3 bytes.
+    let room = text.len().saturating_mul(3);
+    let mut ids = vec![0u32; room + 3];
+    let mut scratch = vec![0u32; encode_scratch_words(room)];
     let opts = EncodeOptions { add_special: bos && t.adds_bos(), parse_special };
     let n = t.encode_opts(text, opts, &mut ids, &mut scratch).map_err(|e| e.to_string())?;
     ids.truncate(n);

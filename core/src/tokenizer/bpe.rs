@@ -4,7 +4,8 @@
 //! load), the merge table in the arena (`tokenizer.ggml.merges`, one `u64` per merge: left id,
 //! right id and rank, sorted by pair for binary search) and the encoding of one pre-tokenized
 //! word as llama.cpp does it: one symbol per byte, then the lowest-ranked adjacent pair first,
-//! the leftmost on a tie. It must not split text (the pre-tokenizer does).
+//! the leftmost on a tie; the word's bytes as llama.cpp reads them (a malformed UTF-8 byte is
+//! U+FFFD's three bytes). It must not split text (the pre-tokenizer does).
 
 use core::cmp::Ordering;
 
@@ -12,6 +13,7 @@ use super::bytemap::unmap;
 use super::heap::NONE;
 use super::merge::{merge_heap, merge_rescan, Pairs};
 use super::pretok::PreTokenizer;
+use super::unicode::decode_at;
 use super::vocab::Vocab;
 use crate::error::{Error, Result};
 use crate::gguf::{ArrayRef, Cursor};
@@ -103,24 +105,85 @@ impl Pairs for Bpe<'_, '_> {
     }
 }
 
+/// Longest word whose re-encoded bytes are looked up whole (`ignore_merges`): longer than
+/// any piece of a real vocabulary, so a longer word is never one piece.
+const WHOLE_LOOKUP: usize = 128;
+
+/// Calls `byte` with each byte of `word` as llama.cpp's BPE tokenizer reads it: it decodes the
+/// text to code points (`unicode_cpts_from_utf8`: a byte that does not start a well-formed
+/// sequence is U+FFFD) and encodes them back to UTF-8 for the byte-level pieces. Well-formed
+/// text is unchanged; a malformed byte becomes U+FFFD's three bytes, an overlong sequence
+/// its shortest form.
+fn read_bytes(word: &[u8], mut byte: impl FnMut(u8)) {
+    let mut i = 0;
+    while i < word.len() {
+        let (cp, len) = decode_at(word, i);
+        i += len;
+        // Its shortest UTF-8 form: lead byte, then 6 bits per continuation byte.
+        let (lead, n) = match cp {
+            0..=0x7F => (cp as u8, 0),
+            0x80..=0x7FF => (0xC0 | (cp >> 6) as u8, 1),
+            0x800..=0xFFFF => (0xE0 | (cp >> 12) as u8, 2),
+            _ => (0xF0 | (cp >> 18) as u8 & 0x07, 3),
+        };
+        byte(lead);
+        for k in (0..n).rev() {
+            byte(0x80 | (cp >> (6 * k)) as u8 & 0x3F);
+        }
+    }
+}
+
 impl Bpe<'_, '_> {
-    /// Encodes one pre-tokenized `word` into `out` (at least `word.len()` long); with
-    /// `scratch` in O(n log n), without by rescanning. Returns the ids written. A byte
-    /// without a piece is dropped, as llama.cpp drops it.
-    pub(crate) fn encode_word(&self, word: &[u8], out: &mut [u32], scratch: Option<&mut [u32]>) -> usize {
+    /// Encodes one pre-tokenized `word` into `out`; with `scratch` in O(n log n), without by
+    /// rescanning. Returns the ids written. Each malformed byte is U+FFFD's three bytes, so
+    /// `out` needs `word.len()` entries plus 2 per malformed byte (and `scratch`
+    /// [`super::merge::WORDS_PER_SYMBOL`] words per entry). A byte without a piece is dropped,
+    /// as llama.cpp drops it.
+    pub(crate) fn encode_word(&self, word: &[u8], out: &mut [u32], scratch: Option<&mut [u32]>) -> Result<usize> {
+        let mut n = 0usize;
+        read_bytes(word, |_| n += 1);
+        if out.len() < n {
+            return Err(Error::BufferTooSmall {
+                what: "token (each malformed UTF-8 byte is read as U+FFFD, 3 bytes)",
+                needed: n,
+                got: out.len(),
+            });
+        }
         if self.pre.ignore_merges() {
-            if let Some(id) = self.vocab.lookup(word) {
+            let whole = if n == word.len() {
+                self.vocab.lookup(word)
+            } else if n <= WHOLE_LOOKUP {
+                let (mut buf, mut k) = ([0u8; WHOLE_LOOKUP], 0);
+                read_bytes(word, |b| {
+                    buf[k] = b;
+                    k += 1;
+                });
+                self.vocab.lookup(&buf[..k])
+            } else {
+                None
+            };
+            if let Some(id) = whole {
                 out[0] = id;
-                return 1;
+                return Ok(1);
             }
         }
-        for (o, &b) in out.iter_mut().zip(word) {
-            *o = self.vocab.lookup(&[b]).unwrap_or(NONE);
-        }
-        match scratch {
-            Some(scratch) => merge_heap(self, out, word.len(), scratch),
-            None => merge_rescan(self, out, word.len()),
-        }
+        let mut k = 0;
+        read_bytes(word, |b| {
+            out[k] = self.vocab.lookup(&[b]).unwrap_or(NONE);
+            k += 1;
+        });
+        Ok(match scratch {
+            Some(scratch) => {
+                let (needed, got) = (n.saturating_mul(super::merge::WORDS_PER_SYMBOL), scratch.len());
+                let scratch = scratch.get_mut(..needed).ok_or(Error::BufferTooSmall {
+                    what: "encode scratch (u32 words; each malformed UTF-8 byte is read as U+FFFD, 3 bytes)",
+                    needed,
+                    got,
+                })?;
+                merge_heap(self, out, n, scratch)
+            }
+            None => merge_rescan(self, out, n),
+        })
     }
 
     /// Encodes a run of plain text: its words, split by the pre-tokenizer, one after another.
@@ -128,7 +191,7 @@ impl Bpe<'_, '_> {
         super::room_for(Some(text.len()), out)?;
         let mut n = 0;
         self.pre.split(text, &mut |word| {
-            n += self.encode_word(word, &mut out[n..], scratch.as_deref_mut());
+            n += self.encode_word(word, &mut out[n..], scratch.as_deref_mut())?;
             Ok(())
         })?;
         Ok(n)
