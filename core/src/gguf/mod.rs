@@ -64,6 +64,9 @@ pub struct Header {
     pub tensor_count: u64,
     /// `general.architecture` (cut at its capacity; empty when absent).
     pub architecture: ShortStr,
+    /// `general.name` (cut at its capacity; empty when absent): llama.cpp keys some tokenizer
+    /// rules on it.
+    pub name: ShortStr,
     /// `general.alignment` (defaults to 32).
     pub alignment: u32,
     /// `tokenizer.ggml.tokens`.
@@ -301,6 +304,7 @@ pub fn read_header_with<S: Storage>(
         let t = c.u32("metadata value type")?;
         match key {
             b"general.architecture" if t == vt::STRING => h.architecture = short_str(&mut c, "general.architecture")?,
+            b"general.name" if t == vt::STRING => h.name = short_str(&mut c, "general.name")?,
             b"tokenizer.ggml.model" if t == vt::STRING => {
                 h.tokenizer_model = short_str(&mut c, "tokenizer.ggml.model")?
             }

@@ -3,7 +3,8 @@
 //! Owns the partition of a text into runs of plain text and special pieces, as llama.cpp's
 //! special-token partition: user-defined pieces always, control and unknown pieces only when
 //! the caller parses special tokens (`parse_special`). At each position the longest such
-//! piece wins, scanning left to right. It must not merge or know how runs are encoded.
+//! piece wins, scanning left to right; after a piece that strips (Phi-3's rule) the whitespace
+//! that follows is dropped. It must not merge or know how runs are encoded.
 
 use super::vocab::{Kind, Vocab};
 use crate::error::Result;
@@ -52,6 +53,12 @@ pub(crate) fn partition<'t>(
         }
         part(Part::Special(id))?;
         i += len;
+        if vocab.rstrips(id) {
+            // C's isspace, as llama.cpp's partition strips.
+            while text.get(i).is_some_and(|b| matches!(b, b' ' | b'\t'..=b'\r')) {
+                i += 1;
+            }
+        }
         start = i;
     }
     if start < text.len() {

@@ -136,6 +136,10 @@ pub(crate) struct Vocab<'a> {
     pub(crate) longest_control: usize,
     /// Bit `b` is set when a user-defined, control or unknown piece starts with byte `b`.
     special_first: [u32; 8],
+    /// Whether whitespace after a special piece in the text is dropped (llama.cpp's RSTRIP,
+    /// which it sets on the special pieces of a model named Phi-3), but for `<unk>`, `<s>`
+    /// and `<|endoftext|>`.
+    pub(crate) rstrip_specials: bool,
 }
 
 impl<'a> Vocab<'a> {
@@ -228,7 +232,12 @@ impl<'a> Vocab<'a> {
         let special = |id: u32| offsets[id as usize] & (USER_DEFINED | CONTROL) != 0;
         sorted.sort_unstable_by(|&a, &b| piece(a).cmp(piece(b)).then(special(a).cmp(&special(b))).then(a.cmp(&b)));
         let [longest_user_defined, longest_control] = longest;
-        let v = Vocab { offsets, sorted, pieces, longest_user_defined, longest_control, special_first };
+        // llama.cpp's rule keyed on the lowercased `general.name`.
+        let name = header.name.as_bytes();
+        let named = |s: &[u8]| name.windows(s.len()).any(|w| w.eq_ignore_ascii_case(s));
+        let rstrip_specials = named(b"phi-3") || named(b"phi3");
+        let v =
+            Vocab { offsets, sorted, pieces, longest_user_defined, longest_control, special_first, rstrip_specials };
         Ok((v, rest, bytes_read))
     }
 
@@ -249,6 +258,12 @@ impl<'a> Vocab<'a> {
             (Some(&a), Some(&b)) if i < self.sorted.len() => &self.pieces[(a & OFFSET) as usize..(b & OFFSET) as usize],
             _ => &[],
         }
+    }
+
+    /// Whether whitespace after special piece `id` in the text is dropped (see
+    /// [`Vocab::rstrip_specials`]).
+    pub(crate) fn rstrips(&self, id: u32) -> bool {
+        self.rstrip_specials && !matches!(self.piece(id), b"<unk>" | b"<s>" | b"<|endoftext|>")
     }
 
     /// The kind of `id` ([`Kind::Normal`] outside the vocabulary).
