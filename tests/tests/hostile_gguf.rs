@@ -165,9 +165,23 @@ fn string_value_length_past_eof() {
         |g| {
             let mut body = (1u64 << 40).to_le_bytes().to_vec();
             body.extend_from_slice(b"llama");
-            g.set("general.name", Value::Raw { ty: vt::STRING, body });
+            g.set("general.description", Value::Raw { ty: vt::STRING, body });
         },
         "file is truncated: string ends at byte",
+    );
+}
+
+#[test]
+fn general_name_length_past_eof() {
+    // general.name is read (llama.cpp keys tokenizer rules on it): its message names it.
+    hostile(
+        "general_name_length_past_eof",
+        |g| {
+            let mut body = (1u64 << 40).to_le_bytes().to_vec();
+            body.extend_from_slice(b"llama");
+            g.set("general.name", Value::Raw { ty: vt::STRING, body });
+        },
+        "file is truncated: general.name ends at byte",
     );
 }
 
@@ -178,7 +192,7 @@ fn string_value_length_u64_max() {
         |g| {
             let mut body = u64::MAX.to_le_bytes().to_vec();
             body.extend_from_slice(b"llama");
-            g.set("general.name", Value::Raw { ty: vt::STRING, body });
+            g.set("general.description", Value::Raw { ty: vt::STRING, body });
         },
         "malformed GGUF: string",
     );
