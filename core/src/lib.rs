@@ -46,6 +46,8 @@ pub mod quant;
 pub mod sampler;
 pub mod storage;
 pub mod tokenizer;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 #[cfg(test)]
 mod testutil;
