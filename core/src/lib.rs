@@ -33,6 +33,7 @@
 mod bytes;
 mod engine;
 mod fmt;
+mod mathf;
 mod ops;
 
 // The API, by concept; the items a caller needs most are re-exported below.

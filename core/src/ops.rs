@@ -113,13 +113,13 @@ pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f
 /// it: the angle of pair `i` is `pos` times `theta_scale` `i` times over (`theta_scale =
 /// theta^(-2 / head_size)`, one rounding per step), and the rotation as GCC compiles ggml's
 /// `x0*cos - x1*sin`, `x0*sin + x1*cos` for x86: `fma(x0, cos, -(x1*sin))`, `fma(x0, sin,
-/// x1*cos)`.
+/// x1*cos)`, with glibc's `cosf` and `sinf` ([`crate::mathf`]).
 pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32) {
     let half = head_size / 2;
     let theta_scale = libm::powf(theta, -2.0 / head_size as f32);
     let mut angle = pos as f32;
     for i in 0..half {
-        let (fcr, fci) = (libm::cosf(angle), libm::sinf(angle));
+        let (fcr, fci) = (crate::mathf::cosf(angle), crate::mathf::sinf(angle));
         for v in [&mut *q, &mut *k] {
             for head in v.chunks_exact_mut(head_size.max(1)) {
                 let (v0, v1) = (head[i], head[i + half]);
@@ -300,7 +300,8 @@ pub fn dot_f16(a: &[f32], b: &[f32]) -> f32 {
 /// times `exp(score - max)` (rounded to a half), and the sum of weights is kept in f32; the
 /// output is the accumulator times `1 / sum`.
 ///
-/// `att[h][t]` keeps, per position, the step's weight `exp(score - max)`, or at a new maximum
+/// `exp` is glibc's ([`crate::mathf::expf`]). `att[h][t]` keeps, per position, the step's
+/// weight `exp(score - max)`, or at a new maximum
 /// the accumulator's scale negated (its sign bit says which). Threads as [`attention`]: the
 /// same bits for any split.
 #[allow(clippy::too_many_arguments)]
@@ -354,11 +355,11 @@ pub fn attention_f16(
         for a in &mut att[h * context + first..h * context + seen] {
             let s = *a;
             *a = if s > max {
-                let ms = libm::expf(max - s);
+                let ms = crate::mathf::expf(max - s);
                 max = s;
                 -ms
             } else {
-                libm::expf(s - max)
+                crate::mathf::expf(s - max)
             };
         }
     }
