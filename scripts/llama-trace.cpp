@@ -3,7 +3,7 @@
 // see tests/data/gemma3/README.md). Settings as scripts/llama-logits.cpp (f32 KV cache, no
 // repacking, the prompt decoded as one batch, every position's logits).
 //
-// usage: llama-trace MODEL PROMPT THREADS OUT.bin [BATCH]
+// usage: llama-trace MODEL PROMPT|ids:A,B,... THREADS OUT.bin [BATCH]
 // The first BATCH tokens of the prompt (default: all) are decoded as one batch, then the rest
 // one token at a time (as generation feeds them); each decode's tensors follow the last's.
 // OUT.bin holds, for every contiguous F32 node but views of the graph in evaluation order: u32 name
@@ -64,7 +64,16 @@ int main(int argc, char ** argv) {
     const llama_vocab * vocab = llama_model_get_vocab(model);
     std::string prompt = argv[2];
     std::vector<llama_token> ids(prompt.size() + 8);
-    const int n = llama_tokenize(vocab, prompt.c_str(), prompt.size(), ids.data(), ids.size(), true, true);
+    int n = 0;
+    if (prompt.rfind("ids:", 0) == 0) {
+        // Token ids, comma-separated, fed as given (no BOS added).
+        for (size_t at = 4; at < prompt.size(); at = prompt.find(',', at) + 1) {
+            ids[n++] = atoi(prompt.c_str() + at);
+            if (prompt.find(',', at) == std::string::npos) break;
+        }
+    } else {
+        n = llama_tokenize(vocab, prompt.c_str(), prompt.size(), ids.data(), ids.size(), true, true);
+    }
     ids.resize(n);
     const int first = argc > 5 ? std::min(n, std::max(1, atoi(argv[5]))) : n;
     llama_batch batch = llama_batch_init(n, 0, 1);

@@ -215,16 +215,18 @@ mod tests {
     #[test]
     fn they_agree_with_libm_to_an_ulp_and_match_known_values() {
         let ulps = |a: f32, b: f32| (a.to_bits() as i64 - b.to_bits() as i64).abs();
+        // Coarser under Miri, which runs each call a thousand times slower.
+        let step = if cfg!(miri) { 3.7 } else { 0.013 };
         let mut x = -200.0f32;
         while x < 200.0 {
             assert!(ulps(sinf(x), libm::sinf(x)) <= 1, "sin {x}");
             assert!(ulps(cosf(x), libm::cosf(x)) <= 1, "cos {x}");
-            x += 0.013;
+            x += step;
         }
         let mut x = -100.0f32;
         while x < 80.0 {
             assert!(ulps(expf(x), libm::expf(x)) <= 1, "exp {x}");
-            x += 0.0071;
+            x += step / 2.0;
         }
         // Large arguments (the fixed-point reduction) and the special cases.
         for x in [1.0e4f32, 32767.0, -5.0e5, 1.0e30] {

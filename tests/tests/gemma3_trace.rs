@@ -3,7 +3,7 @@
 //! tensor where Spool parts from llama.cpp (tests/data/gemma3/README.md). Ignored by default:
 //! a tool run on demand, not a check.
 //!
-//! `SPOOL_TRACE_PROMPT="The capital" SPOOL_TRACE_BATCH=N SPOOL_TRACE_KERNEL=auto|exact
+//! `SPOOL_TRACE_PROMPT="The capital"|ids:2,818,... SPOOL_TRACE_BATCH=N SPOOL_TRACE_KERNEL=auto|exact
 //!  SPOOL_TRACE_OUT=spool.bin cargo test -p spool-tests --test gemma3_trace -- --ignored`
 //! feeds the prompt's first N tokens (default: all) as one chunk, then the rest one at a time,
 //! as `llama-trace MODEL PROMPT 1 OUT N` does.
@@ -49,12 +49,11 @@ fn write_a_trace_of_gemma3() {
     let mut storage = spool_std::FileStorage::open(&path).unwrap();
     let model = spool_core::ModelInfo::load(&mut storage).unwrap();
     let opts = spool_sim::plan_options(&RunOptions { kernel, ..Default::default() }, &model);
-    let ctx = 64;
+    let ctx = 256;
     let budget = spool_sim::full_budget_with(&model, ctx, opts).unwrap();
     let mut arena = vec![0u8; budget];
     let loader = spool_core::cache::SyncLoader::new();
     let mut ids = vec![0u32; prompt.len() + 3];
-    let trace;
     {
         let engine = spool_core::Engine::with_loader(
             spool_std::FileStorage::open(&path).unwrap(),
@@ -64,12 +63,17 @@ fn write_a_trace_of_gemma3() {
             opts,
         )
         .unwrap();
-        let n = engine.tokenizer().encode(prompt.as_bytes(), true, &mut ids).unwrap();
-        ids.truncate(n);
+        if let Some(list) = prompt.strip_prefix("ids:") {
+            // Token ids, comma-separated, fed as given (as llama-trace reads them).
+            ids = list.split(',').map(|t| t.trim().parse().unwrap()).collect();
+        } else {
+            let n = engine.tokenizer().encode(prompt.as_bytes(), true, &mut ids).unwrap();
+            ids.truncate(n);
+        }
     }
     let batch = std::env::var("SPOOL_TRACE_BATCH").ok().and_then(|b| b.parse().ok()).unwrap_or(ids.len());
     let batch = batch.clamp(1, ids.len());
-    trace = File(RefCell::new(Vec::new()), std::cell::Cell::new(batch));
+    let trace = File(RefCell::new(Vec::new()), std::cell::Cell::new(batch));
     let mut engine = spool_core::Engine::with_loader(storage, loader, &mut arena, ctx, opts).unwrap();
     engine.set_kernels(kernel.kernels().unwrap());
     engine.set_trace(&trace);
