@@ -33,6 +33,7 @@
 mod bytes;
 mod engine;
 mod fmt;
+mod mathf;
 mod ops;
 
 // The API, by concept; the items a caller needs most are re-exported below.
@@ -46,6 +47,8 @@ pub mod quant;
 pub mod sampler;
 pub mod storage;
 pub mod tokenizer;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 #[cfg(test)]
 mod testutil;

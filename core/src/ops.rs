@@ -39,38 +39,45 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// o = weight * x / rms(x). `weight` is the raw F32 norm tensor.
-pub fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[u8], eps: f32) {
-    let mut ss = 0.0f32;
-    for &v in x {
-        ss += v * v;
+/// The mean square of `x`: summed in f32 left to right (llama2.c), or with `wide` as ggml's
+/// CPU `rms_norm` sums it (each square in f32, the sum in f64, the mean rounded to f32).
+fn mean_square(x: &[f32], wide: bool) -> f32 {
+    if wide {
+        let mut sum = 0.0f64;
+        for &v in x {
+            sum += (v * v) as f64;
+        }
+        (sum / x.len() as f64) as f32
+    } else {
+        let mut ss = 0.0f32;
+        for &v in x {
+            ss += v * v;
+        }
+        ss / x.len() as f32
     }
-    ss /= x.len() as f32;
-    ss += eps;
-    ss = 1.0 / libm::sqrtf(ss);
+}
+
+/// o = weight * x / rms(x). `weight` is the raw F32 norm tensor; `wide` sums as ggml does
+/// ([`mean_square`]).
+pub fn rmsnorm(o: &mut [f32], x: &[f32], weight: &[u8], eps: f32, wide: bool) {
+    let ss = 1.0 / libm::sqrtf(mean_square(x, wide) + eps);
     for ((o, &v), w) in o.iter_mut().zip(x).zip(weight.chunks_exact(4)) {
         *o = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * (ss * v);
     }
 }
 
 /// x = weight * x / rms(x), in place (the arithmetic of [`rmsnorm`]).
-pub fn rmsnorm_in_place(x: &mut [f32], weight: &[u8], eps: f32) {
-    let mut ss = 0.0f32;
-    for &v in x.iter() {
-        ss += v * v;
-    }
-    ss /= x.len() as f32;
-    ss += eps;
-    ss = 1.0 / libm::sqrtf(ss);
+pub fn rmsnorm_in_place(x: &mut [f32], weight: &[u8], eps: f32, wide: bool) {
+    let ss = 1.0 / libm::sqrtf(mean_square(x, wide) + eps);
     for (v, w) in x.iter_mut().zip(weight.chunks_exact(4)) {
         *v = f32::from_le_bytes([w[0], w[1], w[2], w[3]]) * (ss * *v);
     }
 }
 
 /// [`rmsnorm_in_place`] of each `head_size`-wide head of `x` by the same weight.
-pub fn head_rmsnorm(x: &mut [f32], head_size: usize, weight: &[u8], eps: f32) {
+pub fn head_rmsnorm(x: &mut [f32], head_size: usize, weight: &[u8], eps: f32, wide: bool) {
     for head in x.chunks_exact_mut(head_size.max(1)) {
-        rmsnorm_in_place(head, weight, eps);
+        rmsnorm_in_place(head, weight, eps, wide);
     }
 }
 
@@ -117,21 +124,30 @@ pub fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f
 }
 
 /// RoPE in the GPT-NeoX layout: element `i` of a head turns with element `i + head_size / 2`
-/// by the angle of `2 * i` (divided by `factors`, see [`rope_angle`]), for q (all heads) and
-/// k (kv heads).
+/// by the angle of `2 * i`, for q (all heads) and k (kv heads). As ggml's CPU `rope` computes
+/// it: the angle of pair `i` is `pos` times `theta_scale` `i` times over (`theta_scale =
+/// theta^(-2 / head_size)`, one rounding per step), divided by the pair's frequency factor when
+/// there are factors (as `ggml_rope_ext`'s `freq_factors`, see [`rope_angle`]), and the rotation
+/// as GCC compiles ggml's `x0*cos - x1*sin`, `x0*sin + x1*cos` for x86: `fma(x0, cos,
+/// -(x1*sin))`, `fma(x0, sin, x1*cos)`, with glibc's `cosf` and `sinf` ([`crate::mathf`]).
 pub fn rope_neox(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, theta: f32, factors: &[u8]) {
     let half = head_size / 2;
+    let theta_scale = libm::powf(theta, -2.0 / head_size as f32);
+    let mut angle = pos as f32;
     for i in 0..half {
-        let freq = 1.0 / libm::powf(theta, (2 * i) as f32 / head_size as f32);
-        let val = rope_angle(pos, freq, factors, i);
-        let (fcr, fci) = (libm::cosf(val), libm::sinf(val));
+        let val = match factors.get(4 * i..4 * i + 4) {
+            Some(f) => angle / f32::from_le_bytes([f[0], f[1], f[2], f[3]]),
+            None => angle,
+        };
+        let (fcr, fci) = (crate::mathf::cosf(val), crate::mathf::sinf(val));
         for v in [&mut *q, &mut *k] {
             for head in v.chunks_exact_mut(head_size.max(1)) {
                 let (v0, v1) = (head[i], head[i + half]);
-                head[i] = v0 * fcr - v1 * fci;
-                head[i + half] = v0 * fci + v1 * fcr;
+                head[i] = libm::fmaf(v0, fcr, -(v1 * fci));
+                head[i + half] = libm::fmaf(v0, fci, v1 * fcr);
             }
         }
+        angle *= theta_scale;
     }
 }
 
@@ -231,6 +247,186 @@ pub fn attention(
     });
 }
 
+/// `x` rounded to the nearest IEEE half (ties to even), as f32.
+#[inline]
+pub fn round_f16(x: f32) -> f32 {
+    crate::quant::f16_to_f32(crate::quant::f32_to_f16(x))
+}
+
+/// `x` rounded once to the nearest IEEE half (ties to even), as f32: the sum of a half and a
+/// product of two halves, exact in f64, rounds here as a half-precision fused multiply-add
+/// would (rounding through f32 first could land on a tie and round twice).
+#[inline]
+pub fn round_f16_f64(x: f64) -> f32 {
+    // Adding then subtracting 1.5 * 2^(e + 42) rounds to a multiple of 2^(e - 10), the half's
+    // spacing at exponent `e` (2^-24 below the normal range), half to even.
+    let e = (((x.to_bits() >> 52) & 0x7ff) as i32 - 1023).clamp(-14, 15);
+    let c = 1.5 * f64::from_bits(((e + 42 + 1023) as u64) << 52);
+    let r = ((x + c) - c) as f32;
+    if r.abs() > 65504.0 {
+        f32::INFINITY.copysign(r)
+    } else {
+        r
+    }
+}
+
+/// Rounds each element of `x` to the nearest IEEE half.
+pub fn round_f16_slice(x: &mut [f32]) {
+    for v in x {
+        *v = round_f16(*v);
+    }
+}
+
+/// The dot product of two vectors of halves (held as f32) in the order of ggml's x86 AVX-512
+/// `ggml_vec_dot_f16`: 64 lane sums (4 registers of 16 lanes, element `i` of each 64 into
+/// lane `i % 64`; a product of two halves is exact in f32, so each fused multiply-add is one
+/// rounded add), the registers added 0+2, 1+3, then 0+1, then the 16 lanes as a tree (8 + 8,
+/// 4 + 4, 2 + 2, 1 + 1); a tail shorter than 64 is added in f32 after, element by element.
+pub fn dot_f16(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 64];
+    let (ca, ta) = a.as_chunks::<64>();
+    let (cb, tb) = b.as_chunks::<64>();
+    for (xa, xb) in ca.iter().zip(cb) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(xa).zip(xb) {
+            *l += x * y;
+        }
+    }
+    let mut r = [0.0f32; 16];
+    for (i, v) in r.iter_mut().enumerate() {
+        *v = (lanes[i] + lanes[32 + i]) + (lanes[16 + i] + lanes[48 + i]);
+    }
+    let mut width = 8;
+    while width > 0 {
+        for i in 0..width {
+            r[i] += r[i + width];
+        }
+        width /= 2;
+    }
+    let mut sum = r[0];
+    for (&x, &y) in ta.iter().zip(tb) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// [`attention`] as llama.cpp's CPU flash attention computes it for one query row (its
+/// `flash_attn_ext_f16_one_chunk`, which llama.cpp runs for prompt batches under 64 tokens
+/// and for a generated token over fewer than 512 cached positions). Keys and values are
+/// halves there (llama.cpp casts an f32 cache to f16 for flash attention): the caller rounds
+/// the cached keys and values with [`round_f16_slice`]. Here `q` is scaled by
+/// `1 / sqrt(head_size)` and rounded to halves (in place: it is consumed), a score is
+/// [`dot_f16`], and the softmax is online in position order: at a new maximum the half
+/// accumulator is scaled by `exp(old - new)` (rounded to a half), each value row is added
+/// times `exp(score - max)` (rounded to a half), and the sum of weights is kept in f32; the
+/// output is the accumulator times `1 / sum`.
+///
+/// `exp` is glibc's ([`crate::mathf::expf`]). `att[h][t]` keeps, per position, the step's
+/// weight `exp(score - max)`, or at a new maximum
+/// the accumulator's scale negated (its sign bit says which). Threads as [`attention`]: the
+/// same bits for any split.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_f16(
+    q: &mut [f32],
+    out: &mut [f32],
+    att: &mut [f32],
+    keys: &[f32],
+    values: &[f32],
+    heads: Heads,
+    context: usize,
+    ring: usize,
+    first: usize,
+    pos: usize,
+    exec: &dyn Executor,
+) {
+    let first = first.min(pos);
+    let ring = ring.max(1);
+    let hs = heads.head_size;
+    let kv_dim = heads.kv_dim();
+    let kv_mul = heads.n_heads / heads.n_kv_heads;
+    let n_heads = heads.n_heads;
+    let scale = 1.0 / libm::sqrtf(hs as f32);
+    for v in q.iter_mut() {
+        *v = round_f16(*v * scale);
+    }
+    let q: &[f32] = q;
+    let seen = pos + 1;
+    let work = n_heads * seen * hs * 4;
+    let att = &mut att[..n_heads * context];
+    exec.run_rows(att, work, &|row0: usize, chunk: &mut [f32]| {
+        let mut i = row0;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (h, t0) = (i / context, i % context);
+            let len = (context - t0).min(rest.len());
+            let (head, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            let qh = &q[h * hs..(h + 1) * hs];
+            let kv_off = (h / kv_mul) * hs;
+            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen).skip_while(|&(t, _)| t < first) {
+                let row = ring_row(t, ring) * kv_dim + kv_off;
+                *a = dot_f16(qh, &keys[row..row + hs]);
+            }
+            i += len;
+            rest = tail;
+        }
+    });
+    // The online softmax's steps, head by head in position order.
+    for h in 0..n_heads {
+        let mut max = f32::NEG_INFINITY;
+        for a in &mut att[h * context + first..h * context + seen] {
+            let s = *a;
+            *a = if s > max {
+                let ms = crate::mathf::expf(max - s);
+                max = s;
+                -ms
+            } else {
+                crate::mathf::expf(s - max)
+            };
+        }
+    }
+    let att: &[f32] = att;
+    exec.run_rows(&mut out[..n_heads * hs], work, &|row0: usize, chunk: &mut [f32]| {
+        let mut i = row0;
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let (h, d0) = (i / hs, i % hs);
+            let len = (hs - d0).min(rest.len());
+            let (xb, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            let kv_off = (h / kv_mul) * hs + d0;
+            let steps = &att[h * context + first..h * context + seen];
+            let mut sum = 0.0f32;
+            for &a in steps {
+                // llama.cpp's `S = S*ms + vs`, contracted to a fused multiply-add.
+                sum = if a.is_sign_negative() { libm::fmaf(sum, -a, 1.0) } else { sum + a };
+            }
+            xb.fill(0.0);
+            for (t, &a) in (first..).zip(steps) {
+                let row = ring_row(t, ring) * kv_dim + kv_off;
+                let v = &values[row..row + len];
+                // Half arithmetic (ggml's AVX512-FP16 `vec_scale_f16`, `vec_mad_f16`): the
+                // factor is rounded to a half, a product of halves is exact in f32, and the
+                // multiply-add rounds once.
+                if a.is_sign_negative() {
+                    let ms = round_f16(-a);
+                    for (o, &vi) in xb.iter_mut().zip(v) {
+                        *o = round_f16_f64(vi as f64 + round_f16(*o * ms) as f64);
+                    }
+                } else {
+                    let vs = round_f16(a);
+                    for (o, &vi) in xb.iter_mut().zip(v) {
+                        *o = round_f16_f64((vi * vs) as f64 + *o as f64);
+                    }
+                }
+            }
+            let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
+            for o in xb.iter_mut() {
+                *o *= inv;
+            }
+            i += len;
+            rest = tail;
+        }
+    });
+}
+
 /// hb = silu(hb) * hb2, element by element on `exec` (each element's arithmetic is the same
 /// whatever the split).
 pub fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
@@ -267,11 +463,13 @@ pub fn geglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
     });
 }
 
-/// GELU in its tanh form, as llama.cpp writes it in f32.
+/// GELU in its tanh form, as llama.cpp writes it in f32 and GCC compiles it for x86 (the
+/// `1 + a·x·x` term contracted to a fused multiply-add; with it every entry of the f16 table
+/// equals ggml's).
 pub fn gelu(x: f32) -> f32 {
     const GELU_COEF_A: f32 = 0.044715;
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)))
+    0.5 * x * (1.0 + libm::tanhf(SQRT_2_OVER_PI * x * libm::fmaf(GELU_COEF_A * x, x, 1.0)))
 }
 
 /// x = cap * tanh(x / cap), element by element (as llama.cpp: a scale by 1/cap, tanh, a scale
@@ -297,7 +495,8 @@ mod tests {
     #[test]
     fn neox_rope_is_interleaved_rope_on_the_split_halves() {
         // NeoX pairs (i, i + hs/2) as interleaved pairs (2i, 2i + 1): permuting each head's
-        // elements so that the halves interleave gives identical results.
+        // elements so that the halves interleave gives the same results, to rounding (the NeoX
+        // form computes its angles and products as ggml does).
         let (hs, heads) = (8, 2);
         let q: [f32; 16] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
         let k: [f32; 8] = core::array::from_fn(|i| (i as f32 * 0.91).cos());
@@ -315,8 +514,9 @@ mod tests {
         rope_neox(&mut qn, &mut kn, 5, hs, 10000.0, &[]);
         let (mut qi, mut ki) = (interleave(&q), interleave(&k));
         rope(&mut qi, &mut ki[..8], 5, hs, 10000.0, &[]);
-        assert_eq!(interleave(&qn), qi);
-        assert_eq!(interleave(&kn)[..8], ki[..8]);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * (1.0 + y.abs()));
+        assert!(close(&interleave(&qn), &qi), "{qn:?} vs {qi:?}");
+        assert!(close(&interleave(&kn)[..8], &ki[..8]));
         assert_eq!(heads * hs, q.len());
     }
 
@@ -335,12 +535,14 @@ mod tests {
             assert_eq!((q[2 * j], q[2 * j + 1]), (libm::cosf(angle), libm::sinf(angle)), "pair {j}");
             assert_eq!(k[2 * j..2 * j + 2], q[2 * j..2 * j + 2]);
         }
-        // NeoX pairs (i, i + hs/2) take factor i.
+        // NeoX pairs (i, i + hs/2) take factor i. The NeoX angle is ggml's iterated product with
+        // glibc's cosf/sinf, so it agrees with the interleaved form to rounding, not bit for bit.
         let neox_unit: [f32; 8] = core::array::from_fn(|i| if i < hs / 2 { 1.0 } else { 0.0 });
         let (mut qn, mut kn) = (neox_unit, neox_unit);
         rope_neox(&mut qn, &mut kn, pos, hs, theta, &bytes);
         for j in 0..hs / 2 {
-            assert_eq!((qn[j], qn[j + hs / 2]), (q[2 * j], q[2 * j + 1]), "neox pair {j}");
+            let (dc, ds) = ((qn[j] - q[2 * j]).abs(), (qn[j + hs / 2] - q[2 * j + 1]).abs());
+            assert!(dc <= 1e-6 && ds <= 1e-6, "neox pair {j}: {dc} {ds}");
         }
         // Factors of 1 and no factors: the same bits.
         let x: [f32; 16] = core::array::from_fn(|i| (i as f32 * 0.37).sin());
@@ -407,6 +609,21 @@ mod tests {
             attention(&q, &mut out2, &mut att2, &rk, &rv, heads, context, ring, first, pos, &crate::exec::Inline);
             assert_eq!(out, out2, "window from {first}");
         }
+    }
+
+    #[test]
+    fn round_f16_f64_rounds_once_to_the_nearest_half() {
+        for x in
+            [0.0f64, 1.0, -1.0, 1.0 + 1.0 / 2048.0, 1.0 + 3.0 / 2048.0, 3.0e-6, -7.5e-8, 65504.0, 1.0e5, 0.1, -2.5e-3]
+        {
+            let want = round_f16(x as f32);
+            // Exact f32 inputs round as the f32 path does.
+            assert_eq!(round_f16_f64(x as f32 as f64), want, "{x}");
+        }
+        // A tie in f32 that is not a tie in f64: 1 + 2^-11 + 2^-40 rounds up, not to even.
+        let x = 1.0 + 2f64.powi(-11) + 2f64.powi(-40);
+        assert_eq!(round_f16(x as f32), 1.0);
+        assert_eq!(round_f16_f64(x), 1.0 + 2f32.powi(-10));
     }
 
     #[test]

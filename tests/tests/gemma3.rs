@@ -120,11 +120,14 @@ fn llama_cpp_rounding() -> KernelChoice {
 
 #[test]
 fn greedy_ids_equal_llama_cpp_on_every_prompt_with_the_whole_file_resident() {
+    // The default kernels' logits equal llama.cpp's at every dumped position of every prompt
+    // (the logits test) and their greedy runs are checked below and in the budget tests; here
+    // the strict f32-activation kernels, which round differently, agree over the robust prefix.
     for case in cases(12) {
-        check(&case, None, Backend::File, 1, llama_cpp_rounding());
-        // The strict f32-activation kernels agree over the robust prefix too.
         check(&case, None, Backend::Mmap, 2, KernelChoice::Exact);
     }
+    // And one prompt greedily on the default kernels, file storage, one thread.
+    check(&cases(12)[1], None, Backend::File, 1, llama_cpp_rounding());
 }
 
 #[test]
@@ -154,6 +157,30 @@ fn a_prompt_whose_64_greedy_steps_are_all_clear_calls_gives_llama_cpp_s_64_ids()
     let all = cases(64);
     let case = all.iter().find(|c| c.new_ids.len() == 64).expect("a prompt robust over 64 ids");
     check(case, None, Backend::Mmap, 2, KernelChoice::Auto);
+}
+
+#[test]
+fn the_issue_s_run_at_64_mib_prints_llama_completion_s_32_tokens() {
+    // `spool-sim run -m MODEL -p "The capital of France is" -n 32 --temp 0 --ram 64M` against
+    // llama-completion's stdout (tests/data/gemma3/README.md) and llama.cpp's greedy ids.
+    let opts = RunOptions {
+        model: gemma_path(),
+        prompt: "The capital of France is".into(),
+        new_tokens: Some(32),
+        temperature: 0.0,
+        ram: Some(64 << 20),
+        ..Default::default()
+    };
+    let r = spool_sim::run(&opts).unwrap();
+    let want = std::fs::read_to_string(repo().join("tests/data/gemma3/france-32.txt")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&r.text), want.trim_end_matches('\n'));
+    let france = logit_cases().into_iter().find(|c| c.name == "france").unwrap();
+    let text = std::fs::read_to_string(repo().join("tests/data/gemma3/logits.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let new = ids(&json["cases"].as_array().unwrap().iter().find(|c| c["name"] == "france").unwrap()["new_ids"]);
+    assert_eq!(new.len(), 32);
+    assert_eq!(r.token_ids[..france.prompt_len], france.ids[..france.prompt_len]);
+    assert_eq!(r.token_ids[france.prompt_len..], new[..], "the 32 new ids");
 }
 
 /// One position of llama.cpp's logits (tests/data/gemma3/logits.json, make-logits.py).
@@ -256,14 +283,19 @@ struct Gap {
     argmax_flips: Vec<usize>,
 }
 
-/// llama.cpp's top-2 margin above which Spool must pick the same id (closer calls go either
-/// way: the two engines round and sum differently, see `LOGIT_MAX` and `LOGIT_RMS`).
+/// llama.cpp's top-2 margin above which Spool must pick the same id where the logits may differ
+/// (on the "long" case; elsewhere they are equal).
 const ARGMAX_MARGIN: f32 = 0.25;
-/// Largest |Spool - llama.cpp| logit allowed over the sampled and top ids, and their rms. Gemma 3
-/// amplifies rounding differences (each product's input is rounded to 8 bits, so one ulp can
-/// move a quant); measured on the default path: rms 0.06 to 0.3, max under 1.1.
-const LOGIT_MAX: f32 = 1.5;
-const LOGIT_RMS: f64 = 0.4;
+/// Largest |Spool - llama.cpp| logit allowed over the sampled and top ids, and their rms, on the
+/// "long" case: its 512-token prompt batches run llama.cpp's tiled flash attention (f32
+/// accumulation, where Spool follows its half-precision per-row path), and Gemma 3 amplifies a
+/// rounding difference (each product's input is rounded to 8 bits, so one ulp can move a
+/// quant). Measured: max 0.85, rms 0.26. Every other case is equal bit for bit on the default
+/// path (tests/data/gemma3/README.md), which is what `assert_close` asserts there.
+const LOGIT_MAX: f32 = 1.0;
+const LOGIT_RMS: f64 = 0.3;
+/// The largest difference between an f32 logit and the six decimals logits.json keeps of it.
+const LOGIT_PRINTED: f32 = 5e-7 + 2e-6;
 
 fn gap(case: &LogitCase, logits: &[Vec<f32>]) -> Gap {
     let mut g = Gap::default();
@@ -284,11 +316,22 @@ fn gap(case: &LogitCase, logits: &[Vec<f32>]) -> Gap {
     g
 }
 
+/// Whether the default kernels round activations as llama.cpp does (AVX2 or AVX-512): then
+/// Spool computes as llama.cpp's CPU backend, bit for bit.
+fn llama_cpp_numerics() -> bool {
+    KernelChoice::Auto.kernels().unwrap().activation_type(spool_core::quant::GgmlType::Q5_0).is_some()
+}
+
 fn assert_close(case: &LogitCase, logits: &[Vec<f32>]) {
     let g = gap(case, logits);
     let rms = (g.sum_sq / g.n.max(1) as f64).sqrt();
     eprintln!("{:<8} {} positions: max |spool - llama.cpp| {:.3}, rms {:.3}", case.name, logits.len(), g.max, rms);
     assert!(g.argmax_flips.is_empty(), "{}: argmax differs at {:?}", case.name, g.argmax_flips);
+    if case.name != "long" && llama_cpp_numerics() {
+        // Equal: the file keeps six decimals (logits under 32 in magnitude, whose f32 spacing
+        // is at most 2^-19).
+        assert!(g.max <= LOGIT_PRINTED, "{}: llama.cpp's logits, bit for bit; max difference {}", case.name, g.max);
+    }
     assert!(g.max <= LOGIT_MAX && rms <= LOGIT_RMS, "{}: max {} rms {rms}", case.name, g.max);
 }
 

@@ -11,9 +11,11 @@ use crate::error::{Error, Result};
 use crate::model::arch::{Block, Buf, RopeLayout};
 use crate::model::{LayerKind, LayerTensor, TensorName};
 use crate::ops::{
-    add, attention, geglu, head_rmsnorm, rmsnorm, rmsnorm_in_place, rope, rope_neox, softcap, swiglu, Heads,
+    add, attention, attention_f16, geglu, head_rmsnorm, rmsnorm, rmsnorm_in_place, rope, rope_neox, round_f16_slice,
+    softcap, swiglu, Heads,
 };
 use crate::plan::kv_rows;
+use crate::quant::GgmlType;
 use crate::storage::Storage;
 
 impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
@@ -48,6 +50,10 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 *v *= scale;
             }
         }
+        #[cfg(feature = "trace")]
+        if let Some(t) = self.trace {
+            t.tensor("inp_scaled", None, &self.work.x[..n * c.dim as usize]);
+        }
         let block = self.weights.model.arch.block;
         let (kv_dim, chunk) = (c.kv_dim as usize, self.weights.plan.prefill_chunk() as usize);
         // Each layer's rows follow the previous layer's (a ring on sliding-window layers).
@@ -68,6 +74,8 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
                 n,
                 pos: pos as usize,
                 rounded: None,
+                #[cfg(feature = "trace")]
+                trace: self.trace,
             };
             block(&mut step)?;
         }
@@ -76,10 +84,16 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let (w, work) = (&mut self.weights, &mut self.work);
         let dim = c.dim as usize;
         let (at, len) = w.model.output_norm_span();
-        rmsnorm(&mut work.xb[..dim], &work.x[(n - 1) * dim..n * dim], &self.norms[at..at + len], c.rms_eps);
+        let wide = w.kernels.activation_type(GgmlType::Q8_0).is_some();
+        rmsnorm(&mut work.xb[..dim], &work.x[(n - 1) * dim..n * dim], &self.norms[at..at + len], c.rms_eps, wide);
         w.matvec(TensorName::Output, 1, &work.xb[..dim], work.logits)?;
         if let Some(cap) = c.logit_softcap {
             softcap(work.logits, cap);
+        }
+        #[cfg(feature = "trace")]
+        if let Some(t) = self.trace {
+            t.tensor("result_norm", None, &work.xb[..dim]);
+            t.tensor("result_output", None, work.logits);
         }
         Ok(self.work.logits)
     }
@@ -104,11 +118,65 @@ pub(crate) struct Step<'s, 'a, S: Storage, L: Loader<'a>> {
     pos: usize,
     /// The buffer whose rounded copy the quantized-input buffer holds, while it is unchanged.
     rounded: Option<Buf>,
+    /// The observer of the steps (the `trace` feature).
+    #[cfg(feature = "trace")]
+    trace: Option<&'a dyn crate::trace::Trace>,
+}
+
+/// What a trace point shows: `width` values of a buffer per position, or the chunk's new keys
+/// or values in the cache.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "trace"), allow(dead_code))]
+enum Shown {
+    Buf(Buf, usize),
+    Keys,
+    Values,
+}
+
+/// llama.cpp's name for the output of a product or a norm by `role` (its eval callback's).
+#[cfg_attr(not(feature = "trace"), allow(dead_code))]
+fn traced_name(role: LayerTensor) -> &'static str {
+    match role {
+        LayerTensor::Q => "Qcur",
+        LayerTensor::AttnOut => "attn_out",
+        LayerTensor::Gate => "ffn_gate",
+        LayerTensor::Up => "ffn_up",
+        LayerTensor::Down => "ffn_out",
+        LayerTensor::AttnNorm => "attn_norm",
+        LayerTensor::PostAttnNorm => "attn_post_norm",
+        LayerTensor::FfnNorm => "ffn_norm",
+        LayerTensor::PostFfnNorm => "ffn_post_norm",
+        _ => "other",
+    }
 }
 
 impl<'a, S: Storage, L: Loader<'a>> Step<'_, 'a, S, L> {
     fn name(&self, role: LayerTensor) -> TensorName {
         TensorName::Layer(self.layer as u16, role)
+    }
+
+    /// Shows `what` to the trace under `name` (nothing without the `trace` feature).
+    #[cfg(feature = "trace")]
+    fn show(&mut self, name: &str, what: Shown) {
+        let Some(t) = self.trace else { return };
+        let (n, kv_dim, first) = (self.n, self.w.model.config.kv_dim as usize, self.pos % self.ring);
+        let rows = first * kv_dim..(first + n) * kv_dim;
+        let values: &[f32] = match what {
+            Shown::Buf(b, width) => &self.work.buf(b)[..n * width],
+            Shown::Keys => self.keys.get(rows).unwrap_or(&[]),
+            Shown::Values => self.values.get(rows).unwrap_or(&[]),
+        };
+        t.tensor(name, Some(self.layer), values);
+    }
+
+    #[cfg(not(feature = "trace"))]
+    #[inline(always)]
+    fn show(&mut self, _: &str, _: Shown) {}
+
+    /// Whether the kernels round activations as llama.cpp's CPU backend does: then the norms
+    /// sum as ggml does and [`Block::attention_f16`] rounds as llama.cpp's flash attention.
+    fn ggml(&self) -> bool {
+        self.w.kernels.activation_type(GgmlType::Q8_0).is_some()
     }
 
     /// `b` is about to change: a rounded copy of it is stale.
@@ -145,21 +213,23 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         self.writes(to);
         let (at, len) = self.w.model.norm_span(self.layer, role).ok_or(Error::MissingTensor(self.name(role)))?;
         let weight = &self.norms[at..at + len];
-        let (width, eps) = (len / 4, self.w.model.config.rms_eps);
+        let (width, eps, wide) = (len / 4, self.w.model.config.rms_eps, self.ggml());
         if from == to {
             let x = core::mem::take(self.work.buf(to));
             for p in 0..self.n {
-                rmsnorm_in_place(&mut x[p * width..][..width], weight, eps);
+                rmsnorm_in_place(&mut x[p * width..][..width], weight, eps, wide);
             }
             *self.work.buf(to) = x;
+            self.show(traced_name(role), Shown::Buf(to, width));
             return Ok(());
         }
         let out = core::mem::take(self.work.buf(to));
         let x: &[f32] = self.work.buf(from);
         for p in 0..self.n {
-            rmsnorm(&mut out[p * width..][..width], &x[p * width..][..width], weight, eps);
+            rmsnorm(&mut out[p * width..][..width], &x[p * width..][..width], weight, eps, wide);
         }
         *self.work.buf(to) = out;
+        self.show(traced_name(role), Shown::Buf(to, width));
         Ok(())
     }
 
@@ -168,7 +238,10 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let out = core::mem::take(self.work.buf(to));
         let r = self.product(self.name(role), from, out);
         *self.work.buf(to) = out;
-        r
+        r?;
+        let rows = self.w.model.tensor(self.name(role)).rows as usize;
+        self.show(traced_name(role), Shown::Buf(to, rows));
+        Ok(())
     }
 
     fn keys_values(&mut self, from: Buf) -> Result<()> {
@@ -184,7 +257,10 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
             let values = core::mem::take(&mut self.values);
             let r = self.product(self.name(LayerTensor::V), from, &mut values[new_rows]);
             self.values = values;
-            return r;
+            r?;
+            self.show("Kcur", Shown::Keys);
+            self.show("Vcur", Shown::Values);
+            return Ok(());
         }
         // The chunk wraps around the ring: each product goes through `hb` (free until the
         // feed-forward), then its rows are copied to theirs. The same values either way.
@@ -224,6 +300,8 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
                 RopeLayout::Neox => rope_neox(q, k, self.pos + p, hs, self.kind.rope_base, factors),
             }
         }
+        self.show("Qcur_roped", Shown::Buf(Buf::Q, q_dim));
+        self.show("Kcur_roped", Shown::Keys);
     }
 
     fn attention(&mut self, to: Buf) {
@@ -242,6 +320,36 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
             attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec);
         }
         *self.work.buf(to) = out;
+        self.show("kqv_out", Shown::Buf(to, q_dim));
+    }
+
+    fn attention_f16(&mut self, to: Buf) {
+        if !self.ggml() {
+            return self.attention(to);
+        }
+        self.writes(to);
+        self.writes(Buf::Q);
+        let (heads, context) = (self.heads(), self.w.plan.context as usize);
+        let (q_dim, kv_dim) = (self.w.model.config.q_dim as usize, self.w.model.config.kv_dim as usize);
+        // The chunk's keys and values as llama.cpp's flash attention reads them: halves.
+        for p in 0..self.n {
+            let row = (self.pos + p) % self.ring * kv_dim..((self.pos + p) % self.ring + 1) * kv_dim;
+            round_f16_slice(&mut self.keys[row.clone()]);
+            round_f16_slice(&mut self.values[row]);
+        }
+        let out = core::mem::take(self.work.buf(to));
+        let q = core::mem::take(&mut self.work.q);
+        for p in 0..self.n {
+            let at = self.pos + p;
+            let first = self.kind.window.map_or(0, |w| (at + 1).saturating_sub(w as usize));
+            let first = first.max((at + 1).saturating_sub(self.ring));
+            let (keys, values) = (&*self.keys, &*self.values);
+            let (qp, o) = (&mut q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
+            attention_f16(qp, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec);
+        }
+        self.work.q = q;
+        *self.work.buf(to) = out;
+        self.show("kqv_out", Shown::Buf(to, q_dim));
     }
 
     fn head_norms(&mut self, q: LayerTensor, k: LayerTensor) -> Result<()> {
@@ -251,10 +359,13 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let span = |role| self.w.model.norm_span(self.layer, role).ok_or(Error::MissingTensor(self.name(role)));
         let ((qa, ql), (ka, kl)) = (span(q)?, span(k)?);
         let (qw, kw) = (&self.norms[qa..qa + ql], &self.norms[ka..ka + kl]);
+        let wide = self.ggml();
         for p in 0..self.n {
-            head_rmsnorm(&mut self.work.q[p * q_dim..][..q_dim], hs, qw, eps);
-            head_rmsnorm(&mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim], hs, kw, eps);
+            head_rmsnorm(&mut self.work.q[p * q_dim..][..q_dim], hs, qw, eps, wide);
+            head_rmsnorm(&mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim], hs, kw, eps, wide);
         }
+        self.show("Qcur_normed", Shown::Buf(Buf::Q, q_dim));
+        self.show("Kcur_normed", Shown::Keys);
         Ok(())
     }
 
@@ -262,6 +373,7 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         self.writes(Buf::Hb);
         let hidden = self.n * self.w.model.config.hidden_dim as usize;
         geglu(&mut self.work.hb[..hidden], &self.work.hb2[..hidden], self.w.exec);
+        self.show("ffn_geglu", Shown::Buf(Buf::Hb, hidden / self.n));
     }
 
     fn swiglu(&mut self) {
@@ -276,5 +388,7 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let x = core::mem::take(self.work.buf(Buf::X));
         add(&mut x[..dim], &self.work.buf(from)[..dim]);
         *self.work.buf(Buf::X) = x;
+        let name = if from == Buf::Xb2 { "sa_out" } else { "l_out" };
+        self.show(name, Shown::Buf(Buf::X, dim / self.n));
     }
 }

@@ -81,6 +81,9 @@ pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     /// Norm weights, in [`ModelInfo::norms`] order.
     norms: &'a [u8],
     load_bytes: u64,
+    /// The observer of the forward pass (the `trace` feature).
+    #[cfg(feature = "trace")]
+    trace: Option<&'a dyn crate::trace::Trace>,
 }
 
 impl<'a, S: Storage> Engine<'a, S> {
@@ -139,6 +142,8 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             tokenizer,
             key_cache,
             value_cache,
+            #[cfg(feature = "trace")]
+            trace: None,
         })
     }
 
@@ -153,6 +158,12 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         opts: PlanOptions,
     ) -> Result<&'s mut Self> {
         Ok(slot.write(Self::with_loader(storage, loader, arena, context, opts)?))
+    }
+
+    /// Shows every intermediate tensor of the following forward passes to `trace`.
+    #[cfg(feature = "trace")]
+    pub fn set_trace(&mut self, trace: &'a dyn crate::trace::Trace) {
+        self.trace = Some(trace);
     }
 
     /// Selects the kernels of the matrix-vector products (default: [`Kernels::SCALAR`]).

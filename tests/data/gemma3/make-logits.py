@@ -18,6 +18,12 @@ Cases:
   continuation.
 For each dumped position: llama.cpp's argmax, its top 8 (id, logit) and the logits of every
 2039th id (129 ids), so the file stays small.
+
+GGML_CPU_TILED_MM=0 turns off llama.cpp's tiled K-quant product for prompt batches of 8 or more
+tokens (ggml-cpu/tiled), whose float summation differs from its per-row `vec_dot` (which it
+still runs for generated tokens and shorter prompts, and which Spool follows bit for bit). With
+it off, Spool's logits equal these on every case but "long" (whose 512-token prompt batches take
+llama.cpp's tiled flash-attention path, f32 accumulation). Everything else is llama.cpp's default.
 """
 import json, os, subprocess, sys
 
@@ -26,8 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def run(bindir, model, prompt, new, frm, every):
     cmd = [f"{bindir}/llama-logits", model, prompt, str(new), "1", str(frm), str(every), "4096"]
-    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-    show = " ".join("MODEL" if a == model else a.replace(bindir + "/", "") for a in cmd)
+    env = dict(os.environ, GGML_CPU_TILED_MM="0")
+    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout)
+    show = "GGML_CPU_TILED_MM=0 " + " ".join("MODEL" if a == model else a.replace(bindir + "/", "") for a in cmd)
     return out, show
 
 

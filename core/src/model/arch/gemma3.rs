@@ -138,13 +138,14 @@ fn block(b: &mut dyn Block) -> Result<()> {
     use LayerTensor::{AttnKNorm, AttnNorm, AttnOut, AttnQNorm, Down, FfnNorm, Gate, PostAttnNorm, PostFfnNorm, Up};
     // Attention: x -> rmsnorm -> q, k, v -> per-head rmsnorm of q and k -> NeoX RoPE ->
     // scores (q . k / sqrt(head_size): llama.cpp's 1/sqrt(key_length) on Q) over the cache,
-    // windowed on local layers -> wo -> rmsnorm -> +x.
+    // windowed on local layers (in halves, as llama.cpp's flash attention, on the path that
+    // rounds activations as llama.cpp) -> wo -> rmsnorm -> +x.
     b.norm(AttnNorm, X, Xb)?;
     b.matvec(LayerTensor::Q, Xb, Buf::Q)?;
     b.keys_values(Xb)?;
     b.head_norms(AttnQNorm, AttnKNorm)?;
     b.rope(RopeLayout::Neox);
-    b.attention(Xb);
+    b.attention_f16(Xb);
     b.matvec(AttnOut, Xb, Xb2)?;
     b.norm(PostAttnNorm, Xb2, Xb2)?;
     b.add(Xb2);

@@ -92,6 +92,12 @@ pub trait Block {
     fn rope(&mut self, layout: RopeLayout);
     /// Attention of the queries over the cached keys and values, into `to`.
     fn attention(&mut self, to: Buf);
+    /// [`Block::attention`] as llama.cpp's CPU flash attention computes it (queries, keys and
+    /// values rounded to halves, the weighted sum kept in halves) when the kernels round
+    /// activations as llama.cpp does; [`Block::attention`] otherwise.
+    fn attention_f16(&mut self, to: Buf) {
+        self.attention(to);
+    }
     /// RMSNorm of each query head (in `Q`) by `weight(q)` and of each new key head (in the
     /// cache) by `weight(k)`.
     fn head_norms(&mut self, q: LayerTensor, k: LayerTensor) -> Result<()>;

@@ -42,9 +42,10 @@ fn dot_i8_i8(a: __m256i, b: __m256i) -> __m256i {
 /// `R` rows of `B`-byte blocks against Q8_0 activation blocks, one pass over the input: each
 /// activation block is loaded once for all `R` rows, and so is `shared(y)`, a per-block value
 /// that does not depend on the row (`Σ y` terms). Per row and block `dot(block, y, shared)` is
-/// the exact integer `Σ qx qy` as eight i32 lanes, and the row keeps two accumulators of eight
-/// f32 lanes, one for even and one for odd blocks: `acc[j % 2] += (dx * dy) * Σ qx qy`, summed
-/// as `hsum(acc[0] + acc[1])` at the end. A row's operations are the same whatever `R` is and
+/// the exact integer `Σ qx qy` as eight i32 lanes, and the row keeps one accumulator of eight
+/// f32 lanes: `acc = fma(dx * dy, Σ qx qy, acc)` block after block, summed as `hsum(acc)` at
+/// the end, which is ggml's x86 `ggml_vec_dot_q{4,5,8}_0_q8_0` and llamafile's `tinyBLAS_Q0_AVX`
+/// (llama.cpp's generation and prompt products) bit for bit. A row's operations are the same whatever `R` is and
 /// whichever rows run beside it, so its result depends only on the row. (The AVX-512 Q4_0
 /// kernel, two blocks per 512-bit vector, does the same arithmetic lane for lane.)
 #[inline]
@@ -62,7 +63,7 @@ fn q8_0_rows<const B: usize, const R: usize>(
     for r in &mut rows {
         *r = &r[..n];
     }
-    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    let mut acc = [_mm256_setzero_ps(); R];
     for (j, y) in ys[..n].iter().enumerate() {
         let (yv, dy) = (load256(arr(y, q8_0_x::QS)), f32_le(arr(y, q8_0_x::D)));
         let s = shared(yv);
@@ -71,10 +72,10 @@ fn q8_0_rows<const B: usize, const R: usize>(
             prefetch(b.as_ptr().wrapping_add(ahead));
             let p = dot(b, yv, s);
             let d = _mm256_set1_ps(half_of(b, WEIGHT_D) * dy);
-            acc[r][j & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[r][j & 1]);
+            acc[r] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc[r]);
         }
     }
-    acc.map(|[a, b]| hsum(_mm256_add_ps(a, b)))
+    acc.map(|a| hsum(a))
 }
 
 /// Every row of `w` (blocks of `B` bytes, `row_bytes` per row) against the Q8_0 blocks `xq`:
@@ -188,14 +189,26 @@ fn mins_dot_bsums(y: &q8_k_x::Block, mn: &[u8; 8]) -> i32 {
     hsum_i32(_mm256_mullo_epi32(pairs, mins))
 }
 
-/// Q4_K × Q8_K: per super-block `dy * (d * Σ_j sc_j Σ q x - dmin * Σ_j m_j bsum_j)`, both sums
-/// exact integers.
+/// Σ_j m_j (bsums[2j] + bsums[2j + 1]) as four i32 lanes, lane `k` the terms `j = 2k, 2k + 1`
+/// (ggml's `_mm_madd_epi16` of the mins by the `_mm_hadd_epi16` pair sums).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mins_dot_bsums_x4(y: &q8_k_x::Block, mn: &[u8; 8]) -> __m128i {
+    let b = bsums(y);
+    let pairs = _mm_hadd_epi16(_mm256_castsi256_si128(b), _mm256_extracti128_si256::<1>(b));
+    _mm_madd_epi16(_mm_cvtepu8_epi16(load64(mn)), pairs)
+}
+
+/// Q4_K × Q8_K as ggml's x86 `ggml_vec_dot_q4_K_q8_K` (AVX2) sums it: per super-block the
+/// exact integers `Σ_j sc_j Σ q x` as eight i32 lanes go into eight f32 lanes by one FMA with
+/// `d = dy * dx`, and `Σ_j m_j bsum_j` as four lanes into four more with `-dy * dmin`; at the
+/// end `hsum(acc) + ((m0 + m2) + (m1 + m3))`.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     let bs = blocks::<{ q4_k::BYTES }>(row);
     let ys = blocks::<{ q8_k_x::BYTES }>(xq);
     let m4 = _mm256_set1_epi8(0x0f);
-    let mut sum = 0.0f32;
+    let (mut acc, mut acc_m) = (_mm256_setzero_ps(), _mm_setzero_ps());
     for (b, y) in bs.iter().zip(ys) {
         prefetch_block(b);
         let (d, dmin, scales) = k4_header(b);
@@ -209,10 +222,14 @@ fn dot_q4_k_q8(row: &[u8], xq: &[u8]) -> f32 {
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(lo, _mm256_set1_epi16(sc[2 * g] as i16)));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(hi, _mm256_set1_epi16(sc[2 * g + 1] as i16)));
         }
-        let m = mins_dot_bsums(y, &mn);
-        sum += f32_le(arr(y, q8_k_x::D)) * (d * hsum_i32(sumi) as f32 - dmin * m as f32);
+        let dy = f32_le(arr(y, q8_k_x::D));
+        let m = _mm_cvtepi32_ps(mins_dot_bsums_x4(y, &mn));
+        acc_m = _mm_fmadd_ps(_mm_set1_ps(-dy * dmin), m, acc_m);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    sum
+    let acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
+    let acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
+    hsum(acc) + _mm_cvtss_f32(acc_m)
 }
 
 /// Q5_K × Q8_K: as Q4_K with the 5-bit quants (`|q y| + |q' y'| ≤ 7874` inside i16).
@@ -240,13 +257,15 @@ fn dot_q5_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     sum
 }
 
-/// Q6_K × Q8_K: per super-block `(d * dy) * (Σ_g sc_g Σ q x - 32 Σ_g sc_g bsum_g)` with the
-/// unsigned 6-bit quants `q`, an exact integer.
+/// Q6_K × Q8_K: per super-block `Σ_g sc_g Σ q x - 32 Σ_g sc_g bsum_g` with the unsigned 6-bit
+/// quants `q`, exact integers in eight i32 lanes, go into eight f32 lanes by one FMA with
+/// `dy * dx`, summed by `hsum` at the end: ggml's x86 `ggml_vec_dot_q6_K_q8_K` (AVX2) bit for
+/// bit.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q6_k_q8(row: &[u8], xq: &[u8]) -> f32 {
     let bs = blocks::<{ q6_k::BYTES }>(row);
     let ys = blocks::<{ q8_k_x::BYTES }>(xq);
-    let mut sum = 0.0f32;
+    let mut acc = _mm256_setzero_ps();
     for (b, y) in bs.iter().zip(ys) {
         prefetch_block(b);
         let sc: &[u8; 16] = arr(b, q6_k::SCALES);
@@ -264,9 +283,10 @@ fn dot_q6_k_q8(row: &[u8], xq: &[u8]) -> f32 {
                 sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scales));
             }
         }
-        sum += half_of(b, q6_k::D) * f32_le(arr(y, q8_k_x::D)) * hsum_i32(sumi) as f32;
+        let d = f32_le(arr(y, q8_k_x::D)) * half_of(b, q6_k::D);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    sum
+    hsum(acc)
 }
 
 /// Each row of `w` against `xq` with `dot`.

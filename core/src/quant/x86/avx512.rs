@@ -51,7 +51,7 @@ fn dx_pair(b0: &[u8], b1: &[u8]) -> __m512 {
     _mm512_permutexvar_ps(pick, _mm512_castps128_ps512(_mm_cvtph_ps(h)))
 }
 
-/// The even-block and odd-block halves of a pair accumulator.
+/// The even-block and odd-block halves of a pair vector.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn halves(acc: __m512) -> (__m256, __m256) {
@@ -59,10 +59,10 @@ fn halves(acc: __m512) -> (__m256, __m256) {
 }
 
 /// `R` rows of Q4_0 × Q8_0 with AVX-512: two blocks per 512-bit vector (lanes 0..8 the even
-/// block, 8..16 the odd one), `Σ (q - 8) y` as `vpdpbusd` from the shared lanes `-8 Σ y`. Each
-/// row's zmm accumulator is the AVX2 kernel's two accumulators side by side, with the same
-/// product in every lane (`d = f32(dx) * dy` then one FMA per block), so the results are
-/// bit-identical with `avx2_q8::matvec_q4_0_q8`. An odd last block runs on the low half alone.
+/// block, 8..16 the odd one), `Σ (q - 8) y` as `vpdpbusd` from the shared lanes `-8 Σ y`. The
+/// pair's scales and sums go into the row's one accumulator of eight f32 lanes as the AVX2
+/// kernel's (`d = f32(dx) * dy`, one FMA per block, the even block first), so the results are
+/// bit-identical with `avx2_q8::matvec_q4_0_q8`. An odd last block runs alone.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q4_0_rows_512<const R: usize>(rows: [&[q4_0::Block]; R], ys: &[q8_0_x::Block], ahead: usize) -> [f32; R] {
@@ -77,7 +77,7 @@ fn q4_0_rows_512<const R: usize>(rows: [&[q4_0::Block]; R], ys: &[q8_0_x::Block]
     let shifts = _mm512_set_epi64(F4, F4, 0, 0, F4, F4, 0, 0);
     const F4: i64 = 0x0004_0004_0004_0004;
     let eight = _mm512_set1_epi8(8);
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
     for (p, yp) in ys[..n].chunks_exact(2).enumerate() {
         let (y, dy) = y_pair(yp);
         let s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, y));
@@ -89,12 +89,14 @@ fn q4_0_rows_512<const R: usize>(rows: [&[q4_0::Block]; R], ys: &[q8_0_x::Block]
             let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
             let q = _mm512_and_si512(_mm512_srlv_epi16(q, shifts), m4);
             let sums = _mm512_dpbusd_epi32(s, q, y);
-            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx_pair(b0, b1), dy), _mm512_cvtepi32_ps(sums), acc[r]);
+            let (d0, d1) = halves(_mm512_mul_ps(dx_pair(b0, b1), dy));
+            let (p0, p1) = halves(_mm512_cvtepi32_ps(sums));
+            acc[r] = _mm256_fmadd_ps(d1, p1, _mm256_fmadd_ps(d0, p0, acc[r]));
         }
     }
     let mut out = [0.0f32; R];
     for r in 0..R {
-        let (mut even, odd) = halves(acc[r]);
+        let mut acc = acc[r];
         if n % 2 == 1 {
             let (b, yb) = (&rows[r][n - 1], &ys[n - 1]);
             let y = load256(arr(yb, q8_0_x::QS));
@@ -106,9 +108,9 @@ fn q4_0_rows_512<const R: usize>(rows: [&[q4_0::Block]; R], ys: &[q8_0_x::Block]
             let m4 = _mm_set1_epi8(0x0f);
             let q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), _mm_and_si128(v, m4));
             let d = _mm256_set1_ps(half_of(b, q4_0::D) * f32_le(arr(yb, q8_0_x::D)));
-            even = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, q, y)), even);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, q, y)), acc);
         }
-        out[r] = hsum(_mm256_add_ps(even, odd));
+        out[r] = hsum(acc);
     }
     out
 }
@@ -124,9 +126,9 @@ fn matvec_q4_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
 /// `R` rows of Q8_0 × Q8_0 with AVX-512 VNNI, two blocks per 512-bit vector as in
 /// [`q4_0_rows_512`]: `Σ w y = Σ (w + 128) y - 128 Σ y` (`w + 128` as unsigned bytes) with
 /// `vpdpbusd` from the shared lanes `-128 Σ y`. The lanes hold the AVX2 kernel's exact
-/// integers and the same `d = f32(dx) * dy` and FMA per block in the same accumulator lanes, so
-/// the results are bit-identical with `avx2_q8::matvec_q8_0_q8`. An odd last block runs on the low
-/// half alone.
+/// integers and the same `d = f32(dx) * dy` and FMA per block, block after block, in the same
+/// accumulator lanes, so the results are bit-identical with `avx2_q8::matvec_q8_0_q8`. An odd
+/// last block runs alone.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn q8_0_rows_512<const R: usize>(rows: [&[q8_0::Block]; R], ys: &[q8_0_x::Block], ahead: usize) -> [f32; R] {
@@ -137,7 +139,7 @@ fn q8_0_rows_512<const R: usize>(rows: [&[q8_0::Block]; R], ys: &[q8_0_x::Block]
         *r = &r[..n];
     }
     let bias = _mm512_set1_epi8(-128);
-    let mut acc = [_mm512_setzero_ps(); R];
+    let mut acc = [_mm256_setzero_ps(); R];
     for (p, yp) in ys[..n].chunks_exact(2).enumerate() {
         let (y, dy) = y_pair(yp);
         let s = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, y));
@@ -148,12 +150,14 @@ fn q8_0_rows_512<const R: usize>(rows: [&[q8_0::Block]; R], ys: &[q8_0_x::Block]
             let (w0, w1) = (load256(arr(b0, q8_0::QS)), load256(arr(b1, q8_0::QS)));
             let w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(w0), w1);
             let sums = _mm512_dpbusd_epi32(s, _mm512_xor_si512(w, bias), y);
-            acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dx_pair(b0, b1), dy), _mm512_cvtepi32_ps(sums), acc[r]);
+            let (d0, d1) = halves(_mm512_mul_ps(dx_pair(b0, b1), dy));
+            let (p0, p1) = halves(_mm512_cvtepi32_ps(sums));
+            acc[r] = _mm256_fmadd_ps(d1, p1, _mm256_fmadd_ps(d0, p0, acc[r]));
         }
     }
     let mut out = [0.0f32; R];
     for r in 0..R {
-        let (mut even, odd) = halves(acc[r]);
+        let mut acc = acc[r];
         if n % 2 == 1 {
             let (b, yb) = (&rows[r][n - 1], &ys[n - 1]);
             let y = load256(arr(yb, q8_0_x::QS));
@@ -161,9 +165,9 @@ fn q8_0_rows_512<const R: usize>(rows: [&[q8_0::Block]; R], ys: &[q8_0_x::Block]
             let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), bias, y));
             let sums = _mm256_dpbusd_epi32(s, _mm256_xor_si256(load256(arr(b, q8_0::QS)), bias), y);
             let d = _mm256_set1_ps(half_of(b, q8_0::D) * f32_le(arr(yb, q8_0_x::D)));
-            even = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), even);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sums), acc);
         }
-        out[r] = hsum(_mm256_add_ps(even, odd));
+        out[r] = hsum(acc);
     }
     out
 }
