@@ -157,7 +157,7 @@ impl Default for RunOptions {
             seed: 0,
             ram: None,
             ctx: None,
-            backend: Backend::File,
+            backend: Backend::Direct,
             flash: FlashSpec::default(),
             policy: Policy::Pin,
             prefetch: 0,

@@ -166,11 +166,15 @@ pub fn plan_text(p: &Plan) -> String {
         "slots",
         p.slots.bytes,
         format!(
-            "{} x {} B, policy {}, prefetch {}",
+            "{} x {} B, policy {}, prefetch {}{}",
             p.slot_count,
             p.slot_bytes,
             p.options.policy.name(),
-            p.options.prefetch
+            p.options.prefetch,
+            match p.io_slack {
+                0 => String::new(),
+                n => format!(", {n} B of each for {}-byte aligned direct reads", p.options.io_align),
+            }
         ),
     );
     s += &format!(

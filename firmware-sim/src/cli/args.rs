@@ -112,8 +112,9 @@ pub struct RunArgs {
     /// RAM budget (600K, 1.5M, 2G, 50% of the model file); default: everything fits.
     #[arg(long, value_name = "SIZE")]
     pub ram: Option<String>,
-    /// Storage backend.
-    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "mmap", "flash", "direct"])]
+    /// Storage backend: direct (O_DIRECT, no page cache; file where the file system refuses
+    /// it or off Linux), file (pread through the page cache), mmap, flash (simulated).
+    #[arg(long, value_name = "KIND", default_value = "direct", value_parser = ["file", "mmap", "flash", "direct"])]
     pub storage: String,
     /// Simulated flash bandwidth in MB/s (implies --storage flash).
     #[arg(long, value_name = "MB/S", value_parser = positive_f64, allow_negative_numbers = true)]
