@@ -157,7 +157,7 @@ impl Default for RunOptions {
             seed: 0,
             ram: None,
             ctx: None,
-            backend: Backend::Direct,
+            backend: Backend::File,
             flash: FlashSpec::default(),
             policy: Policy::Pin,
             prefetch: 0,

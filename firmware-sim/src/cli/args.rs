@@ -179,6 +179,11 @@ pub(crate) fn positive_u32(s: &str) -> Result<u32, String> {
     whole_u32(s).and_then(|v| if v >= 1 { Ok(v) } else { Err(format!("`{s}` is out of range: expected 1 or more")) })
 }
 
+/// A thread count for a bench (1 to 256).
+pub(crate) fn threads_one(s: &str) -> Result<usize, String> {
+    threads(s)
+}
+
 fn threads(s: &str) -> Result<usize, String> {
     let v: usize = whole(s, "1..=256")?;
     if (1..=256).contains(&v) {
