@@ -46,6 +46,9 @@ pub struct Timing {
     pub decode_s: f64,
     /// Decode positions per second over `decode_s`.
     pub decode_tokens_per_s: Option<f64>,
+    /// Of `decode_s`, the wall time the core spent blocked waiting for weight reads (the rest
+    /// is compute and what overlapped it).
+    pub decode_read_wait_s: f64,
 }
 
 /// What a run produced, for the CLI and for tests.

@@ -162,10 +162,12 @@ pub fn run_on_readers<S: Storage, R: Storage + Send>(
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
             let loader = TimedLoader::new(PrefetchLoader::spawn_readers(scope, readers), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
+            let waited = loader.waited();
+            run_engine(storage, loader, arena, &model, ctx, steps, (clock, waited), compute, opts, began, on_token)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
+            let waited = loader.waited();
+            run_engine(storage, loader, arena, &model, ctx, steps, (clock, waited), compute, opts, began, on_token)
         }
     })
 }
@@ -186,7 +188,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     model: &ModelInfo,
     ctx: u32,
     steps: u32,
-    clock: Option<Rc<RefCell<FlashClock>>>,
+    (clock, waited): (Option<Rc<RefCell<FlashClock>>>, Rc<std::cell::Cell<f64>>),
     compute: Compute<'a>,
     opts: &RunOptions,
     began: Instant,
@@ -243,6 +245,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     let (mut last_prefill, mut last) = (start, start);
     // Virtual time and compute at the end of the prompt.
     let mut sim_mark = None;
+    // Read-wait seconds at the end of the prompt.
+    let mut wait_mark = 0.0;
     if let Some(c) = &clock {
         c.borrow_mut().tick();
         let mut c = c.borrow_mut();
@@ -261,6 +265,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         last = Instant::now();
         if ev.phase == Phase::Prefill {
             last_prefill = last;
+            wait_mark = waited.get();
             if let Some(c) = &clock {
                 let mut c = c.borrow_mut();
                 c.tick();
@@ -318,6 +323,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         time_to_first_token_s: (outcome.positions >= n as u32).then_some(load_s + prefill_s),
         decode_s,
         decode_tokens_per_s: rate(decode, decode_s),
+        decode_read_wait_s: if decode > 0 { waited.get() - wait_mark } else { 0.0 },
     };
     let sampling = Sampling {
         seed,

@@ -2,9 +2,11 @@
 //! hard limit counts the page cache, `bench/peer/memcg-run.sh`, root), at fractions of the
 //! model file, caches dropped before each run. Prints tok/s of both, the bytes each read from
 //! the device (the memcg line's `dev_read_mib`), the bound `max(compute, bytes per token /
-//! bandwidth)` (bandwidth measured with `dd iflag=direct` on the same file, compute from a
-//! resident Spool run) and the ratios; writes JSON and an SVG plot. Owns no other sweep and no
-//! inference: both engines run as child processes.
+//! bandwidth)` and the ratios; writes JSON and an SVG plot. The bandwidth is measured with
+//! `dd iflag=direct` on the same file. The compute is measured in the same run (its decode time
+//! less the time the core waited for reads), so that on a shared machine the bound and the
+//! run see the same load; a resident run's compute is recorded beside it. Owns no other sweep
+//! and no inference: both engines run as child processes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -83,9 +85,15 @@ pub struct LimitRow {
     pub spool_bytes_counted: u64,
     /// llama.cpp (`None` without `--peer`).
     pub llama: Option<EngineRun>,
-    /// Resident compute, seconds per token (Spool with the whole model in RAM).
+    /// Compute per decode token in the limited run: its decode time less the time the core
+    /// waited for reads, per token.
     pub compute_s_per_token: f64,
-    /// `dd iflag=direct` bandwidth of the file, bytes per second.
+    /// Time the core waited for reads, per decode token, in the limited run.
+    pub read_wait_s_per_token: f64,
+    /// Compute per token of a resident Spool run (whole model in RAM, no limit), for reference.
+    pub resident_compute_s_per_token: f64,
+    /// `dd iflag=direct bs=4M` bandwidth of the file, bytes per second: the better of one dd
+    /// and four at once on its quarters (Spool reads with four threads).
     pub bandwidth_bytes_per_s: f64,
     /// `1 / max(compute, bytes per token / bandwidth)`.
     pub bound_tokens_per_s: f64,
@@ -172,18 +180,30 @@ fn drop_caches() -> Result<(), String> {
     }
 }
 
-/// Bytes per second of `dd iflag=direct bs=4M` over the whole file (caches dropped first).
-fn direct_bandwidth(model: &str) -> Result<f64, String> {
+/// Bytes per second of `dd iflag=direct bs=4M` over the whole file (caches dropped first),
+/// with `jobs` dd processes each reading its own 1/jobs of the file at once (queue depth
+/// `jobs`, as Spool's reader threads read).
+fn direct_bandwidth(model: &str, jobs: u64) -> Result<f64, String> {
     drop_caches()?;
     let bytes = std::fs::metadata(model).map_err(|e| format!("{model}: {e}"))?.len();
+    let blocks = bytes.div_ceil(4 << 20);
+    let share = blocks.div_ceil(jobs.max(1));
     let t = Instant::now();
-    let status = Command::new("dd")
-        .args([format!("if={model}"), "of=/dev/null".into(), "bs=4M".into(), "iflag=direct".into()])
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| format!("dd: {e}"))?;
-    if !status.success() {
-        return Err(format!("dd iflag=direct on {model} failed ({status})"));
+    let children: Vec<_> = (0..jobs.max(1))
+        .map(|k| {
+            Command::new("dd")
+                .args([format!("if={model}"), "of=/dev/null".into(), "bs=4M".into(), "iflag=direct".into()])
+                .args([format!("skip={}", k * share), format!("count={share}")])
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("dd: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    for mut c in children {
+        let status = c.wait().map_err(|e| format!("dd: {e}"))?;
+        if !status.success() {
+            return Err(format!("dd iflag=direct on {model} failed ({status})"));
+        }
     }
     Ok(bytes as f64 / t.elapsed().as_secs_f64())
 }
@@ -214,7 +234,21 @@ fn under_limit(o: &LimitOptions, limit: u64, cmd: &mut Command) -> Result<(Strin
     Ok((out, err, parse_memcg(line.trim())))
 }
 
-fn spool_under_limit(o: &LimitOptions, model: &str, limit: u64, arena: u64) -> Result<(EngineRun, f64, u64), String> {
+/// Spool's figures beside the memcg line: bytes per token, bytes counted, compute and read wait
+/// per decode token.
+struct SpoolFigures {
+    per_token: f64,
+    counted: u64,
+    compute: f64,
+    wait: f64,
+}
+
+fn spool_under_limit(
+    o: &LimitOptions,
+    model: &str,
+    limit: u64,
+    arena: u64,
+) -> Result<(EngineRun, SpoolFigures), String> {
     let exe = std::env::current_exe().map_err(|e| format!("the spool-sim binary: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.args(["run", "-m", model, "-p", PROMPT, "--temp", "0", "--json", "--quiet"])
@@ -223,7 +257,9 @@ fn spool_under_limit(o: &LimitOptions, model: &str, limit: u64, arena: u64) -> R
     let (out, err, mut r) = under_limit(o, limit, &mut cmd)?;
     let doc: serde_json::Value = match serde_json::from_str(out.trim()) {
         Ok(v) => v,
-        Err(_) if r.rc != 0 || r.oom_kill > 0 => return Ok((r, 0.0, 0)),
+        Err(_) if r.rc != 0 || r.oom_kill > 0 => {
+            return Ok((r, SpoolFigures { per_token: 0.0, counted: 0, compute: f64::NAN, wait: f64::NAN }))
+        }
         Err(e) => return Err(format!("spool-sim run --json: {e}: {out}{err}")),
     };
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
@@ -231,7 +267,16 @@ fn spool_under_limit(o: &LimitOptions, model: &str, limit: u64, arena: u64) -> R
     let positions = num(&doc["stats"]["positions"]).max(1.0);
     r.dev_read_mib_per_position = r.dev_read_mib / positions;
     let per_token = num(&doc["stats"]["bytes_read_per_token"]);
-    Ok((r, per_token, doc["stats"]["bytes_read"].as_u64().unwrap_or(0)))
+    let decoded = num(&doc["stats"]["decode_positions"]).max(1.0);
+    let decode_s = num(&doc["timing"]["decode_s"]);
+    let wait = num(&doc["timing"]["decode_read_wait_s"]);
+    let figures = SpoolFigures {
+        per_token,
+        counted: doc["stats"]["bytes_read"].as_u64().unwrap_or(0),
+        compute: (decode_s - wait).max(0.0) / decoded,
+        wait: wait / decoded,
+    };
+    Ok((r, figures))
 }
 
 fn llama_under_limit(o: &LimitOptions, bin: &Path, model: &str, limit: u64) -> Result<EngineRun, String> {
@@ -272,7 +317,7 @@ fn resident_compute(o: &LimitOptions, model: &str) -> Result<f64, String> {
 fn header(out: &mut dyn Write) {
     let _ = writeln!(
         out,
-        "{:<22} {:>4} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>9} {:>9} {:>11} {:>11}",
+        "{:<22} {:>4} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>11} {:>11}",
         "model",
         "L%",
         "limit_MiB",
@@ -282,6 +327,9 @@ fn header(out: &mut dyn Write) {
         "spool_MiB/t",
         "spool_devMiB",
         "llama_devMiB",
+        "comp_ms",
+        "wait_ms",
+        "io_ms",
         "bound_t/s",
         "sp/bound",
         "sp/llama",
@@ -294,7 +342,7 @@ fn row_line(out: &mut dyn Write, r: &LimitRow) {
     let l = r.llama.clone().unwrap_or_default();
     let _ = writeln!(
         out,
-        "{:<22} {:>4} {:>9.0} {:>9.0} {:>9.2} {:>9.2} {:>11.1} {:>12.0} {:>12.0} {:>9.2} {:>9.2} {:>11.2} {:>5.0}/{:<5.0}",
+        "{:<22} {:>4} {:>9.0} {:>9.0} {:>9.2} {:>9.2} {:>11.1} {:>12.0} {:>12.0} {:>8.0} {:>8.0} {:>8.0} {:>9.2} {:>9.2} {:>11.2} {:>5.0}/{:<5.0}",
         name,
         r.percent,
         r.limit_bytes as f64 / 1048576.0,
@@ -304,6 +352,9 @@ fn row_line(out: &mut dyn Write, r: &LimitRow) {
         r.spool_bytes_per_token / 1048576.0,
         r.spool.dev_read_mib,
         l.dev_read_mib,
+        r.compute_s_per_token * 1e3,
+        r.read_wait_s_per_token * 1e3,
+        r.spool_bytes_per_token / r.bandwidth_bytes_per_s.max(1.0) * 1e3,
         r.bound_tokens_per_s,
         r.spool_over_bound,
         r.spool_over_llama.unwrap_or(f64::NAN),
@@ -321,14 +372,21 @@ pub fn limit(o: &LimitOptions, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     for model in &o.models {
         let bytes = std::fs::metadata(model).map_err(|e| format!("{model}: {e}"))?.len();
         let _ = writeln!(err, "[{model}] dd iflag=direct bandwidth");
-        let bandwidth = direct_bandwidth(model)?;
-        let _ = writeln!(err, "[{model}] {:.0} MB/s; resident compute", bandwidth / 1e6);
+        let dd1 = direct_bandwidth(model, 1)?;
+        let dd4 = direct_bandwidth(model, 4)?;
+        let bandwidth = dd1.max(dd4);
+        let _ = writeln!(
+            err,
+            "[{model}] dd iflag=direct: {:.0} MB/s, 4 at once {:.0} MB/s; resident compute",
+            dd1 / 1e6,
+            dd4 / 1e6
+        );
         let compute = resident_compute(o, model)?;
         for &percent in &o.percents {
             let limit = bytes * u64::from(percent) / 100;
             let arena = limit.saturating_sub(o.margin as u64);
             let _ = writeln!(err, "[{model}, {percent}%] spool");
-            let (spool, per_token, counted) = spool_under_limit(o, model, limit, arena)?;
+            let (spool, f) = spool_under_limit(o, model, limit, arena)?;
             let llama = match &o.peer_bin {
                 Some(bin) => {
                     let _ = writeln!(err, "[{model}, {percent}%] llama.cpp");
@@ -343,10 +401,12 @@ pub fn limit(o: &LimitOptions, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 limit_bytes: limit,
                 arena_bytes: arena,
                 spool,
-                spool_bytes_per_token: per_token,
-                spool_bytes_counted: counted,
+                spool_bytes_per_token: f.per_token,
+                spool_bytes_counted: f.counted,
                 llama,
-                compute_s_per_token: compute,
+                compute_s_per_token: f.compute,
+                read_wait_s_per_token: f.wait,
+                resident_compute_s_per_token: compute,
                 bandwidth_bytes_per_s: bandwidth,
                 bound_tokens_per_s: 0.0,
                 spool_over_bound: 0.0,
@@ -425,6 +485,8 @@ mod tests {
             spool_bytes_counted: 0,
             llama: Some(EngineRun { tokens_per_s: 1.5, ..EngineRun::default() }),
             compute_s_per_token: 0.2,
+            read_wait_s_per_token: 0.02,
+            resident_compute_s_per_token: 0.19,
             bandwidth_bytes_per_s: 1e9,
             bound_tokens_per_s: 0.0,
             spool_over_bound: 0.0,
@@ -449,6 +511,8 @@ mod tests {
             "spool_over_llama",
             "bandwidth_bytes_per_s",
             "compute_s_per_token",
+            "read_wait_s_per_token",
+            "resident_compute_s_per_token",
         ] {
             assert!(!run[key].is_null(), "{key} missing: {run}");
         }
