@@ -9,7 +9,7 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode qemu \
+.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode bench-limit qemu \
 	matrix check-aarch64 msrv clippy-firmware fuzz-check gemma
 
 run: build
@@ -173,6 +173,17 @@ bench-decode: build
 	@test -f $(TINY)-Q8_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q8_0 -o $(TINY)-Q8_0.gguf
 	@test -x .peer/llama.cpp/bin/llama-bench || bash bench/peer/install.sh
 	./target/release/spool-sim bench decode -m $(TINY)-Q8_0.gguf -m $(TINY)-Q4_0.gguf --threads 1,2 -n 32 --reps 3 --peer bench/peer/bench.sh
+
+# Spool and llama.cpp under one real memory limit (a memcg whose hard limit counts the page
+# cache; bench/peer/memcg-run.sh, root) at 90%, 50% and 25% of each file, caches dropped before
+# every run; the bound uses `dd iflag=direct` on the same file. Long (about 15 minutes): not in
+# `make test`. PEER_BIN: llama.cpp's bin directory (llama-completion).
+PEER_BIN ?= $(if $(wildcard /work/peer/llama.cpp/bin/llama-completion),/work/peer/llama.cpp/bin,.peer/llama.cpp/bin)
+bench-limit: build
+	@mkdir -p $(dir $(TINY)); test -f $(TINY)-Q4_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q4_0 -o $(TINY)-Q4_0.gguf
+	@test -f $(TINY)-Q8_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q8_0 -o $(TINY)-Q8_0.gguf
+	./target/release/spool-sim bench limit -m $(TINY)-Q8_0.gguf -m $(TINY)-Q4_0.gguf --limits 90,50,25 \
+		--margin 8M -n 16 -t 2 --prefetch 8 --peer-bin $(PEER_BIN) --out docs/bench --name limit-tinyllama
 
 # Matrix-vector GB/s per weight type: scalar vs SIMD, 1 vs 2 threads, in one process.
 bench-kernels: build

@@ -56,7 +56,13 @@ pub fn full_budget_with(model: &ModelInfo, ctx: u32, opts: PlanOptions) -> Resul
 
 /// The smallest budget the planner accepts for this model and context.
 pub fn minimum_budget(model: &ModelInfo, ctx: u32) -> usize {
-    match spool_core::plan(model, ctx, 0) {
+    minimum_budget_with(model, ctx, PlanOptions::default())
+}
+
+/// As [`minimum_budget`], for plans made with `opts` (with `io_align` 4096: enough for
+/// `--storage direct` on any device).
+pub fn minimum_budget_with(model: &ModelInfo, ctx: u32, opts: PlanOptions) -> usize {
+    match spool_core::plan_with(model, ctx, 0, opts) {
         Err(spool_core::PlanError::BudgetTooSmall { minimum, .. }) => minimum,
         _ => 0,
     }

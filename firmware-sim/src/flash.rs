@@ -6,7 +6,7 @@
 //! ahead (prefetch) runs on the device while the core computes, so the clock shows overlap,
 //! not the sum of the two; the core only stalls when it waits for a read not yet done.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
@@ -114,15 +114,23 @@ impl FlashClock {
 }
 
 /// A loader wrapper that runs the virtual clock when there is one, and passes through otherwise.
+/// Either way it sums the wall time the core spends waiting for reads ([`TimedLoader::waited`]).
 pub struct TimedLoader<L> {
     inner: L,
     clock: Option<Rc<RefCell<FlashClock>>>,
+    waited: Rc<Cell<f64>>,
 }
 
 impl<L> TimedLoader<L> {
     /// Wraps `inner`, timing it on `clock` if given.
     pub fn new(inner: L, clock: Option<Rc<RefCell<FlashClock>>>) -> Self {
-        Self { inner, clock }
+        Self { inner, clock, waited: Rc::new(Cell::new(0.0)) }
+    }
+
+    /// Seconds of wall time the core has spent blocked in `wait` and `read_now` so far (a
+    /// shared counter: it keeps counting after the loader moves into the engine).
+    pub fn waited(&self) -> Rc<Cell<f64>> {
+        Rc::clone(&self.waited)
     }
 }
 
@@ -144,7 +152,9 @@ impl<'a, L: Loader<'a>> Loader<'a> for TimedLoader<L> {
         if let Some(c) = &self.clock {
             c.borrow_mut().tick();
         }
+        let t = Instant::now();
         let done = self.inner.wait(storage, slot);
+        self.waited.set(self.waited.get() + t.elapsed().as_secs_f64());
         if let Some(c) = &self.clock {
             let mut c = c.borrow_mut();
             if let Some(t) = c.inflight.remove(&slot) {
@@ -162,7 +172,9 @@ impl<'a, L: Loader<'a>> Loader<'a> for TimedLoader<L> {
             let t = c.issue(offset, buf.len());
             c.wait_until(t);
         }
+        let t = Instant::now();
         let r = self.inner.read_now(storage, offset, buf);
+        self.waited.set(self.waited.get() + t.elapsed().as_secs_f64());
         if let Some(c) = &self.clock {
             c.borrow_mut().resume();
         }

@@ -37,7 +37,7 @@ pub mod synth;
 pub mod tokenize;
 pub mod verify;
 
-pub use budget::{full_budget, full_budget_with, minimum_budget, parse_budget, parse_size};
+pub use budget::{full_budget, full_budget_with, minimum_budget, minimum_budget_with, parse_budget, parse_size};
 pub use cli::{main_with, utf8_args};
 pub use inspect::inspect;
 pub use options::{Backend, KernelChoice, RunOptions};

@@ -46,6 +46,9 @@ pub struct Timing {
     pub decode_s: f64,
     /// Decode positions per second over `decode_s`.
     pub decode_tokens_per_s: Option<f64>,
+    /// Of `decode_s`, the wall time the core spent blocked waiting for weight reads (the rest
+    /// is compute and what overlapped it).
+    pub decode_read_wait_s: f64,
 }
 
 /// What a run produced, for the CLI and for tests.
@@ -166,11 +169,15 @@ pub fn plan_text(p: &Plan) -> String {
         "slots",
         p.slots.bytes,
         format!(
-            "{} x {} B, policy {}, prefetch {}",
+            "{} x {} B, policy {}, prefetch {}{}",
             p.slot_count,
             p.slot_bytes,
             p.options.policy.name(),
-            p.options.prefetch
+            p.options.prefetch,
+            match p.io_slack {
+                0 => String::new(),
+                n => format!(", {n} B of each for {}-byte aligned direct reads", p.options.io_align),
+            }
         ),
     );
     s += &format!(

@@ -27,8 +27,7 @@ pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, Strin
 /// chosen kernels round the input of one of its matrices (so an F32 file plans as before).
 pub fn plan_options(opts: &RunOptions, model: &ModelInfo) -> PlanOptions {
     let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
-    let base =
-        PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, quantized_activations: false };
+    let base = PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, ..PlanOptions::default() };
     match opts.kernel.kernels() {
         Ok(k) => spool_std::engine::plan_options(k, model, base),
         Err(_) => base,
@@ -66,15 +65,19 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
     let faults = FaultInjector::new(opts.faults.unwrap_or_default(), opts.model.as_ref()).map_err(err)?;
     if opts.backend == Backend::Direct {
         if let Some(direct) = open_direct(faults.path()).map_err(err)? {
-            let reader = direct.try_clone().map_err(err)?;
-            return run_on_with(faults.wrap(direct), faults.wrap(reader), opts, on_token);
+            let readers = (0..READERS).map(|_| direct.try_clone().map(|r| faults.wrap(r)));
+            let readers = readers.collect::<std::io::Result<Vec<_>>>().map_err(err)?;
+            return run_on_readers(faults.wrap(direct), readers, opts, on_token);
         }
     }
     match opts.backend {
         Backend::File | Backend::Flash | Backend::Direct => {
             let file = FileStorage::open(faults.path()).map_err(err)?;
-            let reader = file.try_clone().map_err(err)?;
-            run_on_with(faults.wrap(file), faults.wrap(reader), opts, on_token)
+            // The simulated flash is one device with one read at a time.
+            let n = if opts.backend == Backend::Flash { 1 } else { READERS };
+            let readers = (0..n).map(|_| file.try_clone().map(|r| faults.wrap(r)));
+            let readers = readers.collect::<std::io::Result<Vec<_>>>().map_err(err)?;
+            run_on_readers(faults.wrap(file), readers, opts, on_token)
         }
         Backend::Mmap => {
             let map = MmapStorage::open(faults.path()).map_err(err)?;
@@ -83,15 +86,19 @@ pub fn run_with(opts: &RunOptions, on_token: OnToken<'_>) -> Result<RunReport, S
     }
 }
 
-/// The model opened for `--storage direct`, or `None` (with a note on stderr) when the file
-/// system refuses `O_DIRECT`, so that the run falls back to `file`.
+/// Prefetch reader threads of a file-backed run (each its own handle): reads in flight, so
+/// that an SSD's queue depth is used.
+pub const READERS: usize = 4;
+
+/// The model opened for `--storage direct` (the default on Linux), or `None` (with a log line
+/// saying why) when the file system refuses `O_DIRECT`, so that the run falls back to `file`.
 #[cfg(target_os = "linux")]
 fn open_direct(path: &std::path::Path) -> std::io::Result<Option<spool_std::DirectStorage>> {
     match spool_std::DirectStorage::open(path) {
         Ok(direct) => Ok(Some(direct)),
         Err(spool_std::DirectError::Open(e)) => Err(e),
         Err(e) => {
-            eprintln!("spool-sim: --storage direct: {e}; falling back to --storage file");
+            log::warn!("--storage direct: {e}; falling back to --storage file");
             Ok(None)
         }
     }
@@ -100,7 +107,7 @@ fn open_direct(path: &std::path::Path) -> std::io::Result<Option<spool_std::Dire
 /// Direct I/O is Linux-only here: elsewhere `direct` is `file`.
 #[cfg(not(target_os = "linux"))]
 fn open_direct(_: &std::path::Path) -> std::io::Result<Option<FileStorage>> {
-    eprintln!("spool-sim: --storage direct is Linux-only; falling back to --storage file");
+    log::info!("--storage direct is Linux-only; falling back to --storage file");
     Ok(None)
 }
 
@@ -111,8 +118,18 @@ pub fn run_on<S: Storage, R: Storage + Send>(storage: S, reader: R, opts: &RunOp
 
 /// As [`run_on`], and `on_token` sees every token as it is produced.
 pub fn run_on_with<S: Storage, R: Storage + Send>(
-    mut storage: S,
+    storage: S,
     reader: R,
+    opts: &RunOptions,
+    on_token: OnToken<'_>,
+) -> Result<RunReport, String> {
+    run_on_readers(storage, vec![reader], opts, on_token)
+}
+
+/// As [`run_on_with`], with one prefetch reader thread per handle in `readers`.
+pub fn run_on_readers<S: Storage, R: Storage + Send>(
+    mut storage: S,
+    readers: Vec<R>,
     opts: &RunOptions,
     on_token: OnToken<'_>,
 ) -> Result<RunReport, String> {
@@ -144,11 +161,13 @@ pub fn run_on_with<S: Storage, R: Storage + Send>(
     let clock = (opts.backend == Backend::Flash).then(|| Rc::new(RefCell::new(FlashClock::new(opts.flash))));
     std::thread::scope(|scope| {
         if opts.prefetch > 0 {
-            let loader = TimedLoader::new(PrefetchLoader::spawn(scope, reader), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
+            let loader = TimedLoader::new(PrefetchLoader::spawn_readers(scope, readers), clock.clone());
+            let waited = loader.waited();
+            run_engine(storage, loader, arena, &model, ctx, steps, (clock, waited), compute, opts, began, on_token)
         } else {
             let loader = TimedLoader::new(SyncLoader::new(), clock.clone());
-            run_engine(storage, loader, arena, &model, ctx, steps, clock, compute, opts, began, on_token)
+            let waited = loader.waited();
+            run_engine(storage, loader, arena, &model, ctx, steps, (clock, waited), compute, opts, began, on_token)
         }
     })
 }
@@ -169,7 +188,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     model: &ModelInfo,
     ctx: u32,
     steps: u32,
-    clock: Option<Rc<RefCell<FlashClock>>>,
+    (clock, waited): (Option<Rc<RefCell<FlashClock>>>, Rc<std::cell::Cell<f64>>),
     compute: Compute<'a>,
     opts: &RunOptions,
     began: Instant,
@@ -226,6 +245,8 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
     let (mut last_prefill, mut last) = (start, start);
     // Virtual time and compute at the end of the prompt.
     let mut sim_mark = None;
+    // Read-wait seconds at the end of the prompt.
+    let mut wait_mark = 0.0;
     if let Some(c) = &clock {
         c.borrow_mut().tick();
         let mut c = c.borrow_mut();
@@ -244,6 +265,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         last = Instant::now();
         if ev.phase == Phase::Prefill {
             last_prefill = last;
+            wait_mark = waited.get();
             if let Some(c) = &clock {
                 let mut c = c.borrow_mut();
                 c.tick();
@@ -301,6 +323,7 @@ fn run_engine<'a, S: Storage, L: Loader<'a>>(
         time_to_first_token_s: (outcome.positions >= n as u32).then_some(load_s + prefill_s),
         decode_s,
         decode_tokens_per_s: rate(decode, decode_s),
+        decode_read_wait_s: if decode > 0 { waited.get() - wait_mark } else { 0.0 },
     };
     let sampling = Sampling {
         seed,

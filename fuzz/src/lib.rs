@@ -343,6 +343,7 @@ impl Opts {
             prefetch: self.prefetch as u32 % 12,
             prefill_chunk: self.prefill_chunk as u32,
             quantized_activations: self.quantized_activations,
+            ..PlanOptions::default()
         }
     }
 }

@@ -1,24 +1,26 @@
 //! `--storage direct`: positioned reads that bypass the page cache (`O_DIRECT`, Linux). Owns
 //! [`DirectStorage`]: the file's direct-I/O alignment (the device's logical block size from
-//! sysfs, else the file system's block size), and the read of the aligned superset of each
-//! request into a page-aligned bounce buffer, from which the requested bytes are copied. Must
-//! not touch the plan or the cache: the core sees an ordinary [`Storage`].
-//!
-//! Not yet done (issue 10, item 1): reading straight into aligned slot buffers planned in the
-//! arena (the bounce buffer is this handle's own memory, 4 MiB plus two blocks), and several
-//! reads in flight.
+//! sysfs, else the file system's block size), [`Storage::read_span`], which reads the aligned
+//! superset of a unit straight into its slot (the plan gave every slot
+//! [`spool_core::storage::io_slack`] bytes for it), and plain [`Storage::read_at`] for the
+//! rest (the header, embedding rows, pinned units when no slot exists), through a small
+//! page-aligned bounce buffer of [`BOUNCE_BYTES`] per handle: the only I/O memory outside the
+//! arena. Must not touch the plan or the cache.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
 
 use embedded_io::ErrorType;
+use spool_core::storage::span_layout;
 use spool_core::Storage;
 
 use crate::{open_regular, IoError};
 
 /// The largest aligned read one `read_at` issues at a time.
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 256 << 10;
+/// Bytes of each handle's bounce buffer (outside the arena): one chunk and two blocks.
+pub const BOUNCE_BYTES: usize = CHUNK + 2 * PAGE;
 /// The largest alignment the page-aligned bounce buffer can honour.
 const PAGE: usize = 4096;
 
@@ -82,7 +84,7 @@ impl DirectStorage {
         }
         let file = reopen_direct(&checked).map_err(|error| DirectError::Refused { align, error })?;
         let len = file.metadata().map_err(DirectError::Open)?.len();
-        let bounce = memmap2::MmapMut::map_anon(CHUNK + 2 * PAGE).map_err(DirectError::Open)?;
+        let bounce = memmap2::MmapMut::map_anon(BOUNCE_BYTES).map_err(DirectError::Open)?;
         let mut s = DirectStorage { file, len, align, bounce };
         let probe = s.len.min(align as u64) as usize;
         if probe > 0 {
@@ -99,7 +101,7 @@ impl DirectStorage {
 
     /// Another handle on the same file (for a reader thread), with its own bounce buffer.
     pub fn try_clone(&self) -> io::Result<Self> {
-        let bounce = memmap2::MmapMut::map_anon(CHUNK + 2 * PAGE)?;
+        let bounce = memmap2::MmapMut::map_anon(BOUNCE_BYTES)?;
         Ok(DirectStorage { file: self.file.try_clone()?, len: self.len, align: self.align, bounce })
     }
 
@@ -187,5 +189,29 @@ impl Storage for DirectStorage {
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoError> {
         self.read_into(offset, buf).map_err(IoError)
+    }
+
+    fn io_align(&self) -> usize {
+        self.align
+    }
+
+    /// One `O_DIRECT` read of the aligned superset of `offset..offset + len` into an aligned
+    /// place of `buf` (no copy); a buffer without the slack is read through the bounce buffer.
+    fn read_span(&mut self, offset: u64, len: usize, buf: &mut [u8]) -> Result<usize, IoError> {
+        let (at, start, span) = span_layout(self.align, buf.as_ptr() as usize, offset, len);
+        let skip = (offset - start) as usize;
+        let first = at - skip;
+        let Some(dst) = buf.get_mut(first..first + span) else {
+            self.read_into(offset, &mut buf[..len]).map_err(IoError)?;
+            return Ok(0);
+        };
+        let got = read_full(&self.file, start, dst).map_err(IoError)?;
+        if got < skip + len {
+            return Err(IoError(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("direct read at {offset}: the file ends at {} of {} bytes", start + got as u64, self.len),
+            )));
+        }
+        Ok(at)
     }
 }

@@ -282,6 +282,22 @@ impl<S: Storage> Storage for Faulty<S> {
         }
         result
     }
+
+    fn io_align(&self) -> usize {
+        self.inner.io_align()
+    }
+
+    /// Counted as a read; with no fault configured it is the inner storage's span read (a
+    /// direct handle's read straight into the slot), else the faults of `read_at`.
+    fn read_span(&mut self, offset: u64, len: usize, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        if self.shared.spec.is_empty() {
+            let k = self.shared.reads.fetch_add(1, Ordering::SeqCst) + 1;
+            self.inner.set_reads(k - 1);
+            return self.inner.read_span(offset, len, buf);
+        }
+        self.read_at(offset, &mut buf[..len])?;
+        Ok(0)
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,24 @@
-//! A loader whose reads run on a background thread while the core computes.
+//! A loader whose reads run on background threads while the core computes.
 //!
-//! The core lends a slot's buffer with `start`; the request goes to the reader thread, which
-//! fills the buffer from its own storage handle and sends it back. `wait` receives completions
-//! in order until the slot it wants arrives. A failed read comes back as an error with its
-//! buffer; a reader thread that died turns every later wait into [`Error::LoaderLost`], never
-//! a hang: the channels disconnect when it ends. A read that panics (a storage backend's bug)
-//! is caught on the reader thread: that slot gets `LoaderLost` and the thread ends, so the
-//! panic never reaches the `thread::scope` that joins it.
+//! The core lends a slot's buffer with `start`; the request goes to a queue that N reader
+//! threads share (one storage handle each, so N reads are in flight and the device's queue
+//! depth is used), and the thread that takes it fills the buffer with [`Storage::read_span`]
+//! (a direct-I/O handle reads straight into the slot's aligned place) and sends it back.
+//! `wait` receives completions, in any order, until the slot it wants arrives. A failed read
+//! comes back as an error with its buffer; when every reader thread has died, every later wait
+//! is [`Error::LoaderLost`], never a hang: the channels disconnect when they end. A read that
+//! panics (a storage backend's bug) is caught on its reader thread: that slot gets
+//! `LoaderLost` and the thread ends, so the panic never reaches the `thread::scope` that joins
+//! it. Each reader thread has a [`READER_STACK`]-byte stack (outside the arena, as the OS's
+//! threads are).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
 use spool_core::cache::{Completion, Loader};
-use spool_core::storage::read_exact_at;
+use spool_core::storage::read_span_exact;
 use spool_core::{Error, Storage};
 
 struct Request<'a> {
@@ -26,8 +31,12 @@ struct Request<'a> {
 struct Done<'a> {
     slot: usize,
     buf: &'a mut [u8],
+    at: usize,
     result: Result<(), Error>,
 }
+
+/// Stack of each reader thread: it only runs a read and a channel send.
+pub const READER_STACK: usize = 128 << 10;
 
 /// A prefetching [`Loader`] backed by a scoped reader thread.
 pub struct PrefetchLoader<'a> {
@@ -40,30 +49,54 @@ pub struct PrefetchLoader<'a> {
 }
 
 impl<'a> PrefetchLoader<'a> {
-    /// Starts the reader thread in `scope`; it reads from `storage`, its own handle on the model.
-    pub fn spawn<'scope, 'env, S>(scope: &'scope Scope<'scope, 'env>, mut storage: S) -> Self
+    /// Starts one reader thread in `scope`; it reads from `storage`, its own handle on the model.
+    pub fn spawn<'scope, 'env, S>(scope: &'scope Scope<'scope, 'env>, storage: S) -> Self
     where
         S: Storage + Send + 'scope,
         'a: 'scope,
     {
-        log::debug!("prefetch: reader thread started");
+        Self::spawn_readers(scope, [storage])
+    }
+
+    /// Starts one reader thread per handle in `readers` (each its own handle on the model),
+    /// sharing one queue of requests: as many reads in flight as handles.
+    pub fn spawn_readers<'scope, 'env, S, I>(scope: &'scope Scope<'scope, 'env>, readers: I) -> Self
+    where
+        S: Storage + Send + 'scope,
+        I: IntoIterator<Item = S>,
+        'a: 'scope,
+    {
         let (req_tx, req_rx) = channel::<Request<'a>>();
         let (done_tx, done_rx) = channel::<Done<'a>>();
-        scope.spawn(move || {
-            for r in req_rx {
+        let queue = Arc::new(Mutex::new(req_rx));
+        let mut started = 0;
+        for (i, mut storage) in readers.into_iter().enumerate() {
+            let (queue, done_tx) = (Arc::clone(&queue), done_tx.clone());
+            let thread = std::thread::Builder::new().name(format!("spool-reader-{i}")).stack_size(READER_STACK);
+            let spawned = thread.spawn_scoped(scope, move || loop {
+                // The lock is held only to take a request; a poisoned lock still holds the queue.
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok(r) = next else { break };
                 let len = r.len.min(r.buf.len());
-                let read = catch_unwind(AssertUnwindSafe(|| read_exact_at(&mut storage, r.offset, &mut r.buf[..len])));
+                let read = catch_unwind(AssertUnwindSafe(|| read_span_exact(&mut storage, r.offset, len, r.buf)));
                 // After a panic the storage may be half-updated: no further read uses it.
-                let (result, lost) = match read {
-                    Ok(result) => (result, false),
-                    Err(_) => (Err(Error::LoaderLost { slot: r.slot as u32 }), true),
+                let (at, result, lost) = match read {
+                    Ok(Ok(at)) => (at, Ok(()), false),
+                    Ok(Err(e)) => (0, Err(e), false),
+                    Err(_) => (0, Err(Error::LoaderLost { slot: r.slot as u32 }), true),
                 };
-                if done_tx.send(Done { slot: r.slot, buf: r.buf, result }).is_err() || lost {
+                if done_tx.send(Done { slot: r.slot, buf: r.buf, at, result }).is_err() || lost {
                     break;
                 }
+            });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => log::warn!("prefetch: cannot start reader thread {i}: {e}"),
             }
-        });
-        Self { requests: Some(req_tx), done: done_rx, early: Vec::new(), unsent: Vec::new() }
+        }
+        log::debug!("prefetch: {started} reader thread(s) started");
+        let requests = (started > 0).then_some(req_tx);
+        Self { requests, done: done_rx, early: Vec::new(), unsent: Vec::new() }
     }
 }
 
@@ -83,17 +116,17 @@ impl<'a> Loader<'a> for PrefetchLoader<'a> {
     fn wait<S: Storage>(&mut self, _storage: &mut S, slot: usize) -> Completion<'a> {
         if let Some(i) = self.unsent.iter().position(|r| r.slot == slot) {
             let r = self.unsent.swap_remove(i);
-            return Completion { buf: Some(r.buf), result: Err(Error::LoaderLost { slot: slot as u32 }) };
+            return Completion { buf: Some(r.buf), at: 0, result: Err(Error::LoaderLost { slot: slot as u32 }) };
         }
         if let Some(i) = self.early.iter().position(|d| d.slot == slot) {
             let d = self.early.swap_remove(i);
-            return Completion { buf: Some(d.buf), result: d.result };
+            return Completion { buf: Some(d.buf), at: d.at, result: d.result };
         }
         loop {
             match self.done.recv() {
-                Ok(d) if d.slot == slot => return Completion { buf: Some(d.buf), result: d.result },
+                Ok(d) if d.slot == slot => return Completion { buf: Some(d.buf), at: d.at, result: d.result },
                 Ok(d) => self.early.push(d),
-                Err(_) => return Completion { buf: None, result: Err(Error::LoaderLost { slot: slot as u32 }) },
+                Err(_) => return Completion { buf: None, at: 0, result: Err(Error::LoaderLost { slot: slot as u32 }) },
             }
         }
     }

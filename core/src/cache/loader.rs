@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::plan::MAX_PREFETCH;
-use crate::storage::{read_exact_at, Storage};
+use crate::storage::{read_exact_at, read_span_exact, Storage};
 
 /// Most reads a [`SyncLoader`] holds between start and wait.
 const MAX_PENDING: usize = MAX_PREFETCH as usize + 1;
@@ -13,6 +13,9 @@ const MAX_PENDING: usize = MAX_PREFETCH as usize + 1;
 pub struct Completion<'a> {
     /// The slot's buffer; `None` only if the loader lost it (its thread died).
     pub buf: Option<&'a mut [u8]>,
+    /// Where the bytes start in `buf` (0 unless the storage reads aligned spans: see
+    /// [`Storage::read_span`]).
+    pub at: usize,
     /// Whether the bytes arrived.
     pub result: Result<()>,
 }
@@ -22,7 +25,8 @@ pub struct Completion<'a> {
 /// The `no_std` default, [`SyncLoader`], reads inside `wait`. A prefetching loader (a thread
 /// in `spool-std`, DMA on a board) reads after `start` while the core computes.
 pub trait Loader<'a> {
-    /// Starts reading `len` bytes at `offset` into `buf[..len]` for slot `slot`. Errors are
+    /// Starts reading `len` bytes at `offset` into `buf` for slot `slot` (with
+    /// [`Storage::read_span`]: anywhere in `buf`, [`Completion::at`] says where). Errors are
     /// reported by [`Loader::wait`].
     fn start(&mut self, slot: usize, offset: u64, len: usize, buf: &'a mut [u8]);
 
@@ -68,8 +72,11 @@ impl<'a> Loader<'a> for SyncLoader<'a> {
         if let Some(i) = self.pending.iter().position(|p| p.slot == slot) {
             let p = self.pending.swap_remove(i);
             let len = p.len.min(p.buf.len());
-            let result = read_exact_at(storage, p.offset, &mut p.buf[..len]);
-            return Completion { buf: Some(p.buf), result };
+            let (at, result) = match read_span_exact(storage, p.offset, len, p.buf) {
+                Ok(at) => (at, Ok(())),
+                Err(e) => (0, Err(e)),
+            };
+            return Completion { buf: Some(p.buf), at, result };
         }
         let buf = match self.overflow.take() {
             Some((s, buf)) if s == slot => Some(buf),
@@ -78,6 +85,6 @@ impl<'a> Loader<'a> for SyncLoader<'a> {
                 None
             }
         };
-        Completion { buf, result: Err(Error::LoaderLost { slot: slot as u32 }) }
+        Completion { buf, at: 0, result: Err(Error::LoaderLost { slot: slot as u32 }) }
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use core::ops::Deref;
 
 use crate::plan::{Plan, Policy, Unit, SLOT_META_BYTES};
-use crate::storage::{read_exact_at, Storage};
+use crate::storage::{io_slack, read_exact_at, read_span_exact, Storage};
 pub use loader::{Completion, Loader, SyncLoader};
 
 /// Counters of the cache.
@@ -68,6 +68,8 @@ struct Slot<'a> {
     mem: Option<&'a mut [u8]>,
     /// The unit it holds or is loading.
     unit: Option<u16>,
+    /// Where the unit's bytes start in `mem` (a direct-I/O read lands at an aligned place).
+    at: u16,
     /// A read is in flight.
     loading: bool,
     /// Read ahead and not used yet (protected under `lru-protect`).
@@ -121,17 +123,23 @@ impl<'a> Cache<'a> {
         storage: &mut S,
     ) -> Result<u64> {
         let mut bytes = 0u64;
+        // A storage that reads aligned spans (direct I/O) reads through the first slot, which
+        // the plan gave room for them; the resident region's units are not aligned for it.
+        let mut bounce = match storage.io_align() {
+            1 => None,
+            a => self.slots.first_mut().and_then(|s| s.mem.as_deref_mut()).filter(|m| m.len() > io_slack(a)),
+        };
         for u in plan.units.iter() {
             if let Some(at) = u.pinned_at {
                 let dst = &mut self.resident[at..at + u.bytes as usize];
-                read_exact_at(storage, u.offset, dst)?;
+                read_pinned(storage, u.offset, dst, bounce.as_deref_mut())?;
                 bytes += u.bytes as u64;
             }
         }
         if let Some(at) = plan.embd_pinned_at {
             let (offset, len) = embd;
             let len_usize = usize::try_from(len).map_err(|_| Error::Malformed("embedding table larger than memory"))?;
-            read_exact_at(storage, offset, &mut self.resident[at..at + len_usize])?;
+            read_pinned(storage, offset, &mut self.resident[at..at + len_usize], bounce)?;
             bytes += len;
         }
         Ok(bytes)
@@ -205,8 +213,9 @@ impl<'a> Cache<'a> {
         st.last_used = self.tick;
         st.ahead = false;
         self.read_ahead(units, index, slot, loader);
-        let bytes = u.bytes as usize;
-        self.slots[slot].mem.as_deref().map(|m| &m[..bytes]).ok_or(Error::LoaderLost { slot: slot as u32 })
+        let (at, bytes) = (self.slots[slot].at as usize, u.bytes as usize);
+        let mem = self.slots[slot].mem.as_deref().ok_or(Error::LoaderLost { slot: slot as u32 })?;
+        mem.get(at..at + bytes).ok_or(Error::Malformed("a loader placed a unit outside its slot"))
     }
 
     /// Starts reading unit `index` into slot `s` (evicting what it held).
@@ -232,6 +241,8 @@ impl<'a> Cache<'a> {
         let st = &mut self.slots[s];
         st.mem = c.buf;
         st.loading = false;
+        // A place past u16 is refused by `fetch` (no slot has that much slack).
+        st.at = u16::try_from(c.at).unwrap_or(u16::MAX);
         if c.result.is_err() || st.mem.is_none() {
             st.unit = None;
             st.ahead = false;
@@ -310,4 +321,18 @@ impl<'a> Cache<'a> {
             self.stats.prefetched += 1;
         }
     }
+}
+
+/// Reads `dst.len()` bytes at `offset` into `dst`: straight, or (with `bounce`, a slot's memory)
+/// as aligned spans into `bounce`, each copied out.
+fn read_pinned<S: Storage>(storage: &mut S, offset: u64, dst: &mut [u8], bounce: Option<&mut [u8]>) -> Result<()> {
+    let Some(bounce) = bounce else { return read_exact_at(storage, offset, dst) };
+    let chunk = bounce.len() - io_slack(storage.io_align());
+    let mut done = 0usize;
+    for piece in dst.chunks_mut(chunk) {
+        let at = read_span_exact(storage, offset + done as u64, piece.len(), bounce)?;
+        piece.copy_from_slice(&bounce[at..at + piece.len()]);
+        done += piece.len();
+    }
+    Ok(())
 }

@@ -106,6 +106,10 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         // Built in place: every table goes into the arena as soon as its size is known, so no
         // large value is made on the stack or moved (the engine itself is small).
         let budget = arena.len();
+        // Slots get room for the storage's aligned reads (direct I/O), so they need no buffer
+        // outside the arena.
+        let io_align = u32::try_from(storage.io_align()).unwrap_or(u32::MAX);
+        let opts = PlanOptions { io_align: opts.io_align.max(io_align), ..opts };
         let (model, plan, rest) = tables(&mut storage, arena, context, opts)?;
         // 3. The regions after the tables (the slot metadata is laid by the cache).
         let regions = plan::carve(&plan, rest, plan.working.offset)?;

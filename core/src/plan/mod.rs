@@ -83,8 +83,11 @@ pub struct Plan<U = OwnedUnits> {
     pub slot_meta: Region,
     /// Number of streaming slots.
     pub slot_count: u32,
-    /// Bytes of each slot (the largest streamed unit).
+    /// Bytes of each slot (the largest streamed unit, and `io_slack` beside it).
     pub slot_bytes: u32,
+    /// Bytes of each slot beyond its largest unit, for aligned (direct I/O) reads straight
+    /// into it ([`crate::storage::io_slack`] of the options' `io_align`; 0 without).
+    pub io_slack: u32,
     /// The units, in access order.
     pub units: U,
     /// Offset of the embedding table in the resident region, when it is pinned.
@@ -125,6 +128,7 @@ impl<U> Plan<U> {
             slot_meta: self.slot_meta,
             slot_count: self.slot_count,
             slot_bytes: self.slot_bytes,
+            io_slack: self.io_slack,
             embd_pinned_at: self.embd_pinned_at,
             embd_row_bytes: self.embd_row_bytes,
             touched_bytes_per_token: self.touched_bytes_per_token,
@@ -233,8 +237,10 @@ pub fn plan_into<'u, L: LayerTable>(
     let opts = PlanOptions {
         prefetch: opts.prefetch.min(MAX_PREFETCH),
         prefill_chunk: opts.prefill_chunk.clamp(1, context),
+        io_align: opts.io_align.clamp(1, crate::storage::MAX_IO_ALIGN as u32).next_power_of_two(),
         ..opts
     };
+    let slack = crate::storage::io_slack(opts.io_align as usize) as u64;
     let q8 = opts.quantized_activations;
     build_units(model, unit_cap(model), units)?;
     let units_len = units.len() as u64;
@@ -253,7 +259,7 @@ pub fn plan_into<'u, L: LayerTable>(
     let touched = touched.ok_or(too_large("weights"))?;
     let min_slots = 1 + opts.prefetch as usize;
     // Each slot costs its bytes and its metadata; the metadata region is rounded up to ALIGN.
-    let slot_cost = largest + SLOT_META_BYTES as u64;
+    let slot_cost = largest + slack + SLOT_META_BYTES as u64;
     let slots_min = slot_cost * min_slots as u64 + ALIGN as u64;
     let need = |end: u64| end.checked_add(ALIGN as u64).and_then(|n| n.checked_add(slots_min));
 
@@ -289,7 +295,7 @@ pub fn plan_into<'u, L: LayerTable>(
     // alignment, one for rounding the slot metadata).
     let cache_budget = budget - fixed.end as usize - 2 * ALIGN;
     let embd = (!model.tied_output).then_some(embd_bytes);
-    let packed = pack(units, cache_budget, embd, opts.policy, min_slots);
+    let packed = pack(units, cache_budget, embd, opts.policy, min_slots, slack);
 
     let pinned_units: u64 = units.iter().filter(|u| u.pinned_at.is_some()).map(Unit::aligned_bytes).sum();
     let resident_bytes = pinned_units + if packed.embd_pinned_at.is_some() { embd_bytes } else { 0 };
@@ -321,6 +327,7 @@ pub fn plan_into<'u, L: LayerTable>(
         slot_meta,
         slot_count: packed.slot_count,
         slot_bytes: packed.slot_bytes,
+        io_slack: if packed.slot_count > 0 { slack as u32 } else { 0 },
         units,
         embd_pinned_at: packed.embd_pinned_at,
         embd_row_bytes: embd_row,

@@ -55,11 +55,16 @@ pub struct PlanOptions {
     /// (`positions * 292/256` bytes per element of the longest input row). Off by default: the
     /// other paths never use it.
     pub quantized_activations: bool,
+    /// The alignment of the storage's reads straight into slots ([`crate::Storage::io_align`]:
+    /// 1 for none, up to 4096 for direct I/O): each slot gets
+    /// [`crate::storage::io_slack`] bytes beyond its largest unit, so the reads need no buffer
+    /// outside the arena. The engine raises it to its storage's.
+    pub io_align: u32,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16, quantized_activations: false }
+        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16, quantized_activations: false, io_align: 1 }
     }
 }
 

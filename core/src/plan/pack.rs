@@ -31,6 +31,7 @@ pub(crate) fn pack(
     embd_bytes: Option<u64>,
     policy: Policy,
     min_slots: usize,
+    slack: u64,
 ) -> Packed {
     let budget = cache_budget as u64;
     let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
@@ -45,10 +46,15 @@ pub(crate) fn pack(
         let embd_pinned_at = embd_bytes.map(|_| off as usize);
         return Packed { slot_count: 0, slot_bytes: 0, embd_pinned_at };
     }
-    let meta = SLOT_META_BYTES as u64;
+    // Each slot costs its metadata and the slack of aligned reads beside its unit's bytes.
+    let meta = SLOT_META_BYTES as u64 + slack;
     if policy != Policy::Pin {
         let slot_count = (budget / (largest + meta)).min(MAX_SLOTS as u64) as u32;
-        return Packed { slot_count, slot_bytes: largest as u32, embd_pinned_at: None };
+        return Packed {
+            slot_count,
+            slot_bytes: u32::try_from(largest + slack).unwrap_or(u32::MAX),
+            embd_pinned_at: None,
+        };
     }
     // First-fit decreasing (largest first, ties in unit order) into what the slots leave. A
     // unit left streaming is never larger than the current slot, so shrinking the slot to it
@@ -72,22 +78,28 @@ pub(crate) fn pack(
     let streams = units.iter().any(|u| u.pinned_at.is_none());
     Packed {
         slot_count: if streams { min_slots as u32 } else { 0 },
-        slot_bytes: if streams { slot as u32 } else { 0 },
+        slot_bytes: if streams { u32::try_from(slot + slack).unwrap_or(u32::MAX) } else { 0 },
         embd_pinned_at: None,
     }
 }
 
 /// Marks (`pinned_at = Some(0)`) the units first-fit decreasing takes into `avail` bytes and
-/// returns the largest aligned size left streaming (0: none). Sizes are visited largest first,
-/// each size's units in order: the order of a sort by size, then index, without its table.
+/// returns the largest aligned size left streaming (0: none). Sizes are visited largest first.
+/// Of a size of which only some fit, the ones pinned are spread evenly over the schedule (the
+/// i-th of n is pinned when `(i + 1) * fit / n` steps up), so the streamed units are spread too
+/// and their reads overlap the compute of the pinned ones between them, instead of queueing
+/// at the end of the pass.
 fn fill(units: &mut [Unit], avail: u64) -> u64 {
     let (mut used, mut max_streamed) = (0u64, 0u64);
     let mut below = u64::MAX;
     units.iter_mut().for_each(|u| u.pinned_at = None);
     while let Some(size) = units.iter().map(|u| u.bytes as u64).filter(|&b| b < below).max() {
-        for u in units.iter_mut().filter(|u| u.bytes as u64 == size) {
-            let b = u.aligned_bytes();
-            if used + b <= avail {
+        let n = units.iter().filter(|u| u.bytes as u64 == size).count() as u64;
+        let b = units.iter().find(|u| u.bytes as u64 == size).map_or(0, Unit::aligned_bytes);
+        let fit = (avail - used).checked_div(b).unwrap_or(n).min(n);
+        for (i, u) in units.iter_mut().filter(|u| u.bytes as u64 == size).enumerate() {
+            let i = i as u64;
+            if (i + 1) * fit / n > i * fit / n {
                 used += b;
                 u.pinned_at = Some(0);
             } else {

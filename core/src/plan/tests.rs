@@ -85,21 +85,28 @@ fn sums_past_64_bits_are_refused() {
     assert!(matches!(err, PlanError::TooLarge { .. }), "{err:?}");
 }
 
-/// First-fit decreasing as it was written with a sorted index and a mask: the packer without
-/// tables must pin exactly the same units.
+/// First-fit decreasing written with a sorted index and a mask, a size's units spread: of n
+/// units of one size of which `fit` fit, the i-th is pinned when `(i + 1) * fit / n` steps up.
+/// The packer without tables must pin exactly the same units.
 fn reference_pins(units: &[Unit], budget: u64, min_slots: u64) -> Vec<bool> {
     let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
-    let mut order: Vec<usize> = (0..units.len()).collect();
-    order.sort_by(|&a, &b| units[b].bytes.cmp(&units[a].bytes).then(a.cmp(&b)));
+    let mut sizes: Vec<u32> = units.iter().map(|u| u.bytes).collect();
+    sizes.sort_unstable_by(|a, b| b.cmp(a));
+    sizes.dedup();
     let fill = |avail: u64| {
         let (mut used, mut max_streamed, mut pinned) = (0, 0, vec![false; units.len()]);
-        for &i in &order {
-            let b = units[i].aligned_bytes();
-            if used + b <= avail {
-                used += b;
-                pinned[i] = true;
-            } else {
-                max_streamed = max_streamed.max(b);
+        for &size in &sizes {
+            let class: Vec<usize> = (0..units.len()).filter(|&i| units[i].bytes == size).collect();
+            let (n, b) = (class.len() as u64, units[class[0]].aligned_bytes());
+            let fit = (avail - used).checked_div(b).unwrap_or(n).min(n);
+            for (i, &u) in class.iter().enumerate() {
+                let i = i as u64;
+                if (i + 1) * fit / n > i * fit / n {
+                    used += b;
+                    pinned[u] = true;
+                } else {
+                    max_streamed = max_streamed.max(b);
+                }
             }
         }
         (pinned, max_streamed)
@@ -115,7 +122,7 @@ fn reference_pins(units: &[Unit], budget: u64, min_slots: u64) -> Vec<bool> {
 }
 
 #[test]
-fn the_packer_pins_what_a_sorted_first_fit_decreasing_pins() {
+fn the_packer_pins_what_a_sorted_first_fit_decreasing_pins_with_each_size_spread() {
     let model = fake_model(config(256, 688, 6, 8, 1000, 64), GgmlType::Q8_0, false);
     let whole: u64 = plan(&model, 64, usize::MAX / 4).unwrap().units.iter().map(Unit::aligned_bytes).sum();
     let mut compared = 0;
@@ -150,4 +157,41 @@ fn the_tables_are_regions_of_the_plan_sized_for_the_model() {
     assert_eq!(p.table_bytes(), p.layers.bytes + p.unit_table.bytes + p.slot_meta.bytes);
     assert!(p.used_bytes() <= p.budget);
     assert_eq!(p.units.len(), unit_count(&model).unwrap());
+}
+
+#[test]
+fn streamed_units_of_one_size_are_spread_over_the_pass_not_left_at_its_end() {
+    let model = fake_model(config(256, 688, 6, 8, 1000, 64), GgmlType::Q8_0, false);
+    let whole: u64 = plan(&model, 64, usize::MAX / 4).unwrap().units.iter().map(Unit::aligned_bytes).sum();
+    let p = plan(&model, 64, (whole * 80 / 100) as usize).unwrap();
+    let size = p.units.iter().map(|u| u.bytes).max().unwrap();
+    let class: Vec<bool> = p.units.iter().filter(|u| u.bytes == size).map(|u| u.pinned_at.is_some()).collect();
+    let streamed = class.iter().filter(|&&p| !p).count();
+    assert!(streamed > 0 && streamed < class.len() / 2, "{streamed} of {} streamed", class.len());
+    // No two streamed units of the largest size are neighbours in the class, and some are in
+    // its first half.
+    assert!(class.windows(2).all(|w| w[0] || w[1]), "{class:?}");
+    assert!(class[..class.len() / 2].iter().any(|&p| !p), "{class:?}");
+}
+
+#[test]
+fn slots_get_the_slack_of_aligned_reads_when_the_storage_needs_it() {
+    let model = fake_model(config(256, 688, 6, 8, 1000, 64), GgmlType::Q8_0, false);
+    let whole: u64 = plan(&model, 64, usize::MAX / 4).unwrap().units.iter().map(Unit::aligned_bytes).sum();
+    let budget = (whole / 2) as usize;
+    let plain = plan_with(&model, 64, budget, PlanOptions { prefetch: 2, ..PlanOptions::default() }).unwrap();
+    let direct =
+        plan_with(&model, 64, budget, PlanOptions { prefetch: 2, io_align: 512, ..PlanOptions::default() }).unwrap();
+    assert_eq!(plain.io_slack, 0);
+    assert_eq!(direct.io_slack as usize, crate::storage::io_slack(512));
+    let largest_streamed = |p: &Plan| p.units.iter().filter(|u| u.pinned_at.is_none()).map(Unit::aligned_bytes).max();
+    assert_eq!(direct.slot_bytes as u64, largest_streamed(&direct).unwrap() + direct.io_slack as u64);
+    assert!(
+        direct.used_bytes() <= budget && direct.slots.bytes == direct.slot_count as usize * direct.slot_bytes as usize
+    );
+    // An alignment that is not a power of two is rounded up, one above a page is capped.
+    let odd = plan_with(&model, 64, budget, PlanOptions { io_align: 600, ..PlanOptions::default() }).unwrap();
+    assert_eq!(odd.options.io_align, 1024);
+    let big = plan_with(&model, 64, budget, PlanOptions { io_align: 1 << 20, ..PlanOptions::default() }).unwrap();
+    assert_eq!(big.options.io_align, 4096);
 }

@@ -117,6 +117,21 @@ impl<S: Storage> Storage for FaultyStorage<S> {
         }
         Ok(())
     }
+
+    fn io_align(&self) -> usize {
+        self.inner.io_align()
+    }
+
+    /// With no fault configured, the inner storage's own span read (counted); otherwise the
+    /// faults of [`Storage::read_at`] into `buf[..len]`.
+    fn read_span(&mut self, offset: u64, len: usize, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        if self.faults == (Faults { seed: self.faults.seed, ..Faults::default() }) {
+            self.reads += 1;
+            return self.inner.read_span(offset, len, buf).map_err(|e| e.kind());
+        }
+        self.read_at(offset, &mut buf[..len])?;
+        Ok(0)
+    }
 }
 
 /// A storage that counts the reads of `S` and their bytes.
@@ -169,6 +184,17 @@ impl<S: Storage> Storage for CountingStorage<S> {
         self.bytes += buf.len() as u64;
         self.last = Some((offset, buf.len()));
         self.inner.read_at(offset, buf)
+    }
+
+    fn io_align(&self) -> usize {
+        self.inner.io_align()
+    }
+
+    fn read_span(&mut self, offset: u64, len: usize, buf: &mut [u8]) -> Result<usize, S::Error> {
+        self.reads += 1;
+        self.bytes += len as u64;
+        self.last = Some((offset, len));
+        self.inner.read_span(offset, len, buf)
     }
 }
 

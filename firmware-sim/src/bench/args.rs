@@ -23,6 +23,73 @@ pub enum BenchCommand {
     Decode(DecodeArgs),
     /// Matrix-vector GB/s per weight type, scalar against SIMD, one thread against two.
     Matvec(MatvecArgs),
+    /// Spool and llama.cpp under one memcg limit at fractions of the file (root).
+    Limit(LimitArgs),
+}
+
+/// Options of `bench limit`.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// A model file (repeatable).
+    #[arg(short, long = "model", required = true)]
+    pub models: Vec<String>,
+    /// Limits in percent of the file, comma-separated.
+    #[arg(long, value_name = "P,P", default_value = "90,50,25", value_parser = percent_list)]
+    pub limits: std::vec::Vec<u32>,
+    /// Part of the limit not given to Spool's arena (8M, 16M, ...).
+    #[arg(long, value_name = "SIZE", default_value = "8M")]
+    pub margin: String,
+    /// Tokens generated per run.
+    #[arg(short = 'n', long, value_name = "N", default_value = "16", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub tokens: u32,
+    /// Compute threads of both engines.
+    #[arg(short, long, value_name = "N", default_value = "2", value_parser = crate::cli::args::threads_one, allow_negative_numbers = true)]
+    pub threads: usize,
+    /// Spool's prefetch distance in units.
+    #[arg(long, value_name = "N", default_value = "8", value_parser = prefetch, allow_negative_numbers = true)]
+    pub prefetch: u32,
+    /// The memcg runner.
+    #[arg(long, value_name = "SCRIPT", default_value = "bench/peer/memcg-run.sh")]
+    pub memcg: PathBuf,
+    /// llama.cpp's bin directory (llama-completion) [default: Spool alone].
+    #[arg(long = "peer-bin", value_name = "DIR")]
+    pub peer_bin: Option<PathBuf>,
+    /// Where the JSON and SVG files go.
+    #[arg(long, value_name = "DIR", default_value = "docs/bench")]
+    pub out: PathBuf,
+    /// File stem.
+    #[arg(long, default_value = "limit")]
+    pub name: String,
+}
+
+impl LimitArgs {
+    /// The bench's options.
+    pub fn options(&self) -> Result<super::limit::LimitOptions, String> {
+        let margin =
+            crate::budget::parse_budget(&self.margin, &self.models[0]).map_err(|e| format!("--margin: {e}"))?;
+        Ok(super::limit::LimitOptions {
+            models: self.models.clone(),
+            percents: self.limits.clone(),
+            margin,
+            tokens: self.tokens,
+            threads: self.threads,
+            prefetch: self.prefetch,
+            memcg: self.memcg.clone(),
+            peer_bin: self.peer_bin.clone(),
+            out: self.out.clone(),
+            name: self.name.clone(),
+        })
+    }
+}
+
+/// Percentages 1..=100, comma-separated.
+fn percent_list(s: &str) -> Result<Vec<u32>, String> {
+    s.split(',')
+        .map(|p| match p.trim().parse::<u32>() {
+            Ok(v) if (1..=100).contains(&v) => Ok(v),
+            _ => Err(format!("`{p}` is not a percentage from 1 to 100")),
+        })
+        .collect()
 }
 
 /// Options of the budget, prefetch and policies sweeps.

@@ -7,6 +7,7 @@
 mod args;
 mod budget;
 mod decode;
+pub mod limit;
 mod policies;
 mod prefetch;
 
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use spool_core::Policy;
 
-pub use args::{BenchCommand, DecodeArgs, MatvecArgs, SweepArgs};
+pub use args::{BenchCommand, DecodeArgs, LimitArgs, MatvecArgs, SweepArgs};
 pub use budget::budget;
 pub use decode::{decode, DecodeOptions};
 pub use policies::policies;
@@ -182,6 +183,7 @@ pub fn cli(cmd: &BenchCommand, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         BenchCommand::Policies(a) => policies(&a.options()?, out)?,
         BenchCommand::Decode(a) => return decode(&a.options(), out, err),
         BenchCommand::Matvec(a) => return crate::kernel_bench::matvec(&a.options()?, out),
+        BenchCommand::Limit(a) => limit::limit(&a.options()?, out, err)?,
     };
     for f in files {
         let _ = writeln!(err, "wrote {}", f.display());

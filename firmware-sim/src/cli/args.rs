@@ -112,8 +112,9 @@ pub struct RunArgs {
     /// RAM budget (600K, 1.5M, 2G, 50% of the model file); default: everything fits.
     #[arg(long, value_name = "SIZE")]
     pub ram: Option<String>,
-    /// Storage backend.
-    #[arg(long, value_name = "KIND", default_value = "file", value_parser = ["file", "mmap", "flash", "direct"])]
+    /// Storage backend: direct (O_DIRECT, no page cache; file where the file system refuses
+    /// it or off Linux), file (pread through the page cache), mmap, flash (simulated).
+    #[arg(long, value_name = "KIND", default_value = "direct", value_parser = ["file", "mmap", "flash", "direct"])]
     pub storage: String,
     /// Simulated flash bandwidth in MB/s (implies --storage flash).
     #[arg(long, value_name = "MB/S", value_parser = positive_f64, allow_negative_numbers = true)]
@@ -176,6 +177,11 @@ fn whole_u64(s: &str) -> Result<u64, String> {
 
 pub(crate) fn positive_u32(s: &str) -> Result<u32, String> {
     whole_u32(s).and_then(|v| if v >= 1 { Ok(v) } else { Err(format!("`{s}` is out of range: expected 1 or more")) })
+}
+
+/// A thread count for a bench (1 to 256).
+pub(crate) fn threads_one(s: &str) -> Result<usize, String> {
+    threads(s)
 }
 
 fn threads(s: &str) -> Result<usize, String> {
