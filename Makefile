@@ -97,10 +97,12 @@ miri-e2e: miri-setup
 miri-setup:
 	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
 
-# The core must build for a Cortex-M4F with no heap, with and without defmt, and for RV32IMAC.
+# The core must build for a Cortex-M4F with no heap, with and without defmt, with the SMLAD
+# kernel (arm-dsp), and for RV32IMAC.
 check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
+	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features arm-dsp
 	@rustup target list --installed | grep -qx $(RISCV_TARGET) || rustup target add $(RISCV_TARGET)
 	$(CARGO) build -p spool-core --target $(RISCV_TARGET) --no-default-features --features embedded-storage
 

@@ -4,6 +4,11 @@
 //! arena and the engine live in `.bss` (the engine's tables inside the arena), everything else
 //! on the stack, whose peak is measured by painting it.
 //!
+//! Then the same case on stories260K-Q8_0.gguf through the integer path (activations rounded
+//! to Q8_0): the portable `scalar-q8` kernels and, on Arm, the SMLAD kernel; both must give the
+//! golden ids and logits bit-identical with the desktop's `scalar-q8` path (an FNV-1a hash of
+//! every logit).
+//!
 //! Exits QEMU with status 0 when the token ids equal the reference (llama2.c `run.c`), 1 otherwise,
 //! on any error or panic, or when the engine or a stack peak exceeds issue 11's bounds.
 #![no_std]
@@ -20,7 +25,7 @@ use riscv as _; // links the critical-section implementation
 use semihosting::fs::File;
 use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use semihosting::{print, println};
-use spool_core::{generate, Engine, Sampler, Storage};
+use spool_core::{generate_with_logits, Engine, Kernels, Sampler, Storage};
 
 /// The model, relative to the directory QEMU starts in (the repository root under `make qemu`).
 const MODEL: &core::ffi::CStr = c"models/stories260K.gguf";
@@ -143,32 +148,108 @@ fn fail(what: &str, err: impl core::fmt::Display) -> ! {
     semihosting::process::exit(1)
 }
 
-/// The arena and the engine, in `.bss`; borrowed once, by `main`.
+/// The arena and the engine, in `.bss`; each run borrows them, and drops its engine before
+/// the next run borrows them again.
 static mut ARENA: Arena = Arena([0; ARENA_BYTES]);
 static mut ENGINE: MaybeUninit<Engine<'static, HostFile>> = MaybeUninit::uninit();
+
+/// The Q8_0 file (stories260K quantized by llama.cpp: Q8_0 matrices, F16 `ffn_down`).
+const MODEL_Q8_0: &core::ffi::CStr = c"tests/data/quant/stories260K-Q8_0.gguf";
+
+/// FNV-1a (32-bit) of the bits of every logit of the Q8_0 run, per context, from the desktop's
+/// portable integer path (`STORIES_Q8_0_LOGITS_FNV` in tests/tests/scalar_q8.rs): the firmware's
+/// integer paths must give these exact bits.
+const Q8_0_LOGITS_FNV: [(u32, u32); 2] = [(64, 0xb35c_54f7), (32, 0x4dbc_ae95)];
+
+/// What one run measured.
+struct Run {
+    ids: [u32; STEPS as usize + 1],
+    count: usize,
+    logits_fnv: u32,
+    load_stack: (usize, usize),
+    gen_stack: (usize, usize),
+}
 
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
-    // SAFETY: `main` runs once and never returns, and these statics are named nowhere else,
-    // so these are the only references to them.
+    println!("spool on QEMU {BOARD}, arena {} KiB (static), context {STEPS}", ARENA_BYTES / 1024);
+    let f32_run = run(MODEL, Kernels::SCALAR, true);
+    // The portable integer path, and on the Cortex-M4 the SMLAD kernel: the same logits bits.
+    #[cfg(target_arch = "arm")]
+    let q8_runs: &[(&str, Kernels)] = &[("scalar-q8", Kernels::SCALAR_Q8), ("arm-dsp-q8 (SMLAD)", Kernels::DSP_Q8)];
+    #[cfg(not(target_arch = "arm"))]
+    let q8_runs: &[(&str, Kernels)] = &[("scalar-q8", Kernels::SCALAR_Q8)];
+    let mut stack = f32_run.load_stack.1.max(f32_run.gen_stack.1);
+    let mut fails = 0;
+    let want = &GOLDEN[..(STEPS as usize + 1).min(GOLDEN.len())];
+    fails += check("F32, scalar", &f32_run, want, None);
+    let want_fnv = Q8_0_LOGITS_FNV.iter().find(|(c, _)| *c == STEPS).map(|&(_, h)| h);
+    for &(name, kernels) in q8_runs {
+        println!("\n== stories260K-Q8_0.gguf, kernels {name}");
+        let r = run(MODEL_Q8_0, kernels, false);
+        stack = stack.max(r.load_stack.1).max(r.gen_stack.1);
+        fails += check(name, &r, want, want_fnv);
+    }
+    println!("SIZE stack_peak {stack}");
+    semihosting::process::exit(if fails == 0 { 0 } else { 1 })
+}
+
+/// Prints a run's ids and checks them against `want` (and its logits hash against
+/// `want_fnv`); returns 1 on a mismatch.
+fn check(name: &str, r: &Run, want: &[u32], want_fnv: Option<u32>) -> u32 {
+    let ids = &r.ids[..r.count.min(r.ids.len())];
+    print!("token ids ({}):", r.count);
+    for id in ids {
+        print!(" {id}");
+    }
+    println!("\nlogits FNV-1a {:#010x}", r.logits_fnv);
+    if let Some(h) = want_fnv.filter(|&h| h != r.logits_fnv) {
+        println!("FAIL: {name}: logits hash {:#010x}, the desktop's scalar-q8 path gives {h:#010x}", r.logits_fnv);
+        return 1;
+    }
+    if ids == want && r.count == want.len() {
+        let bits = if want_fnv.is_some() { ", logits bit-identical with the desktop's scalar-q8" } else { "" };
+        println!(
+            "PASS: {name}: {} token ids equal the llama2.c reference (greedy_once_64, its first {}){bits}",
+            ids.len(),
+            want.len()
+        );
+        return 0;
+    }
+    let first = ids.iter().zip(want.iter()).position(|(a, b)| a != b).unwrap_or(ids.len().min(want.len()));
+    println!(
+        "FAIL: {name}: token ids differ from the reference at index {first} (got {}, expected {})",
+        r.count,
+        want.len()
+    );
+    1
+}
+
+/// One greedy run of `model` with `kernels` (the integer path plans the Q8 activation region):
+/// loads the engine into the static slot, generates, prints the plan (if `report`), the story
+/// and the statistics, measures both stack peaks, and drops the engine.
+fn run(model: &core::ffi::CStr, kernels: Kernels, report: bool) -> Run {
+    // SAFETY: runs are sequential and each drops its engine (the only holder of these borrows)
+    // before returning, so these are the only live references to the two statics.
     let (arena, slot) = unsafe { (&mut *core::ptr::addr_of_mut!(ARENA), &mut *core::ptr::addr_of_mut!(ENGINE)) };
-    println!("spool on QEMU {BOARD}, scalar kernels, arena {} KiB (static), context {STEPS}", ARENA_BYTES / 1024);
-    let file =
-        File::open(MODEL).unwrap_or_else(|e| fail("open models/stories260K.gguf (start QEMU from the repo root)", e));
+    let file = File::open(model).unwrap_or_else(|e| fail("open the model (start QEMU from the repo root)", e));
     let len = file.metadata().unwrap_or_else(|e| fail("file length", e)).len();
     let storage = HostFile { file, len };
 
     let t0 = now_ns();
     let from = paint_stack();
-    let engine = init(slot, storage, &mut arena.0);
+    let q8 = kernels.path().quantizes_activations();
+    let engine = init(slot, storage, &mut arena.0, q8);
     let load_stack = (stack_peak(from), stack_peak(stack_top()));
+    engine.set_kernels(kernels);
     let t1 = now_ns();
     let plan = engine.plan();
     println!(
-        "model: {} bytes; engine: {} bytes (static)\nplan: budget {} B, used {} B, context {}, prefill chunk {}",
+        "model: {} bytes; engine: {} bytes (static); kernels {}\nplan: budget {} B, used {} B, context {}, prefill chunk {}",
         len,
         core::mem::size_of::<Engine<'static, HostFile>>(),
+        kernels.path().name(),
         plan.budget,
         plan.used_bytes(),
         plan.context,
@@ -184,14 +265,16 @@ fn main() -> ! {
         plan.working.bytes,
         plan.tokenizer.bytes
     );
-    println!(
-        "plan: tables in the arena: layers {} B ({} layers), units {} B ({} units), slot metadata {} B",
-        plan.layers.bytes,
-        engine.model().layers.len(),
-        plan.unit_table.bytes,
-        plan.units.len(),
-        plan.slot_meta.bytes
-    );
+    if report {
+        println!(
+            "plan: tables in the arena: layers {} B ({} layers), units {} B ({} units), slot metadata {} B",
+            plan.layers.bytes,
+            engine.model().layers.len(),
+            plan.unit_table.bytes,
+            plan.units.len(),
+            plan.slot_meta.bytes
+        );
+    }
     println!(
         "plan: touched {} B per token, streamed {} B in {} reads per decode token; load read {} B",
         plan.touched_bytes_per_token,
@@ -206,35 +289,36 @@ fn main() -> ! {
     let n =
         engine.tokenizer().encode_with(PROMPT, true, &mut prompt, &mut scratch).unwrap_or_else(|e| fail("encode", e));
     let mut sampler = Sampler::new(0.0, 0.9, 42);
-    let mut ids = [0u32; STEPS as usize + 1];
-    let mut count = 0usize;
-    let mut push = |id: u32| {
-        if let Some(slot) = ids.get_mut(count) {
-            *slot = id;
-        }
-        count += 1;
-    };
+    let mut r = Run { ids: [0; STEPS as usize + 1], count: 0, logits_fnv: 0x811c_9dc5, load_stack, gen_stack: (0, 0) };
     println!("---");
     let t2 = now_ns();
     let from = paint_stack();
-    let outcome = generate(engine, &mut sampler, &prompt[..n], STEPS, |ev| {
-        if ev.pos == 0 {
-            push(ev.token);
+    let (ids, count, h) = (&mut r.ids, &mut r.count, &mut r.logits_fnv);
+    let on_logits = |_, logits: &[f32]| {
+        for l in logits {
+            for b in l.to_le_bytes() {
+                *h = (*h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+            }
         }
-        push(ev.next);
+    };
+    let outcome = generate_with_logits(engine, &mut sampler, &prompt[..n], STEPS, on_logits, |ev| {
+        if ev.pos == 0 {
+            if let Some(slot) = ids.get_mut(*count) {
+                *slot = ev.token;
+            }
+            *count += 1;
+        }
+        if let Some(slot) = ids.get_mut(*count) {
+            *slot = ev.next;
+        }
+        *count += 1;
         let _ = semihosting::io::stdout().and_then(|mut out| out.write_all(ev.text));
     })
     .unwrap_or_else(|e| fail("generate", e));
-    let gen_stack = (stack_peak(from), stack_peak(stack_top()));
+    r.gen_stack = (stack_peak(from), stack_peak(stack_top()));
     let t3 = now_ns();
     println!("\n---");
 
-    let ids = &ids[..count.min(ids.len())];
-    print!("token ids ({count}):");
-    for id in ids {
-        print!(" {id}");
-    }
-    println!();
     let stats = engine.stats();
     println!(
         "positions {} ({} prefill), stop {:?}; weights read: prefill {} B, decode {} B ({} B/token over {} decode tokens)",
@@ -250,8 +334,8 @@ fn main() -> ! {
         "cache: hits {}, misses {}; host file: {} B in {} reads in all (load included)",
         stats.hits,
         stats.misses,
-        HOST_BYTES.load(Ordering::Relaxed),
-        HOST_READS.load(Ordering::Relaxed)
+        HOST_BYTES.swap(0, Ordering::Relaxed),
+        HOST_READS.swap(0, Ordering::Relaxed)
     );
     if let (Some(t0), Some(t1), Some(t2), Some(t3)) = (t0, t1, t2, t3) {
         let gen_ms = (t3 - t2) / 1_000_000;
@@ -269,46 +353,45 @@ fn main() -> ! {
     // stack's (from its top, `main` and the reset handler included: what the RAM must hold).
     println!(
         "stack peak: Engine::new {} B (call) / {} B (whole stack); generate {} B (call) / {} B (whole stack)",
-        load_stack.0, load_stack.1, gen_stack.0, gen_stack.1
+        r.load_stack.0, r.load_stack.1, r.gen_stack.0, r.gen_stack.1
     );
     println!("ram: arena {} B, engine {} B", ARENA_BYTES, core::mem::size_of::<Engine<'static, HostFile>>());
-    println!("SIZE stack_peak {}", load_stack.1.max(gen_stack.1));
 
     // Issue 11's bounds, checked on the device: the engine at most 2 KiB, the stack of
     // Engine::new and of generation at most 8 KiB each (measured from the call).
     let engine_bytes = core::mem::size_of::<Engine<'static, HostFile>>();
-    if engine_bytes > 2048 || load_stack.0 > 8192 || gen_stack.0 > 8192 {
+    if engine_bytes > 2048 || r.load_stack.0 > 8192 || r.gen_stack.0 > 8192 {
         println!(
             "FAIL: engine {engine_bytes} B (at most 2048), stack peaks {} B and {} B (at most 8192 each)",
-            load_stack.0, gen_stack.0
+            r.load_stack.0, r.gen_stack.0
         );
         semihosting::process::exit(1)
     }
+    // SAFETY: `init` wrote the engine into the slot, and `engine`, its only reference, is not
+    // used after this: dropping it closes the host file and ends its borrow of the arena.
+    unsafe { slot_drop() };
+    r
+}
 
-    // The golden prefix this context holds: the token at position 0, then one per position.
-    let want = &GOLDEN[..(STEPS as usize + 1).min(GOLDEN.len())];
-    if ids == want && count == want.len() {
-        println!(
-            "PASS: {} token ids equal the llama2.c reference (greedy_once_64, its first {})",
-            ids.len(),
-            want.len()
-        );
-        semihosting::process::exit(0)
-    }
-    let first = ids.iter().zip(want.iter()).position(|(a, b)| a != b).unwrap_or(ids.len().min(want.len()));
-    println!("FAIL: token ids differ from the reference at index {first} (got {count} ids, expected {})", want.len());
-    semihosting::process::exit(1)
+/// Drops the engine in the static slot.
+///
+/// # Safety
+/// The slot holds an engine (`init` wrote one) and nothing references it.
+unsafe fn slot_drop() {
+    // SAFETY: our caller's contract.
+    unsafe { (*core::ptr::addr_of_mut!(ENGINE)).assume_init_drop() }
 }
 
 /// Builds the engine into its static. Not inlined, so that the temporaries of the construction
-/// (the plan is built on the stack and moved) leave the stack before generation starts.
+/// leave the stack before generation starts.
 #[inline(never)]
-fn init(
-    slot: &'static mut MaybeUninit<Engine<'static, HostFile>>,
+fn init<'a>(
+    slot: &'a mut MaybeUninit<Engine<'static, HostFile>>,
     storage: HostFile,
     arena: &'static mut [u8],
-) -> &'static mut Engine<'static, HostFile> {
-    let opts = spool_core::PlanOptions::default();
+    quantized_activations: bool,
+) -> &'a mut Engine<'static, HostFile> {
+    let opts = spool_core::PlanOptions { quantized_activations, ..spool_core::PlanOptions::default() };
     Engine::new_in(slot, storage, spool_core::SyncLoader::new(), arena, STEPS, opts)
         .unwrap_or_else(|e| fail("Engine::new", e))
 }
