@@ -10,7 +10,7 @@ pub(crate) mod work;
 
 use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
-use crate::error::{Error, Result};
+use crate::error::{Error, PlanError, Result};
 use crate::exec::Executor;
 use crate::model::{Layer, ModelInfo, TensorRef};
 use crate::plan::{self, Plan, PlanOptions, Unit, ALIGN};
@@ -39,14 +39,9 @@ fn tables<'a, S: Storage>(storage: &mut S, arena: &'a mut [u8], context: u32, op
     let (_, rest) = arena.split_at_mut(pad);
     let parsed = crate::model::parse_header(storage)?;
     let first = crate::gguf::first_pass(storage, &parsed.0)?;
-    let (model, rest) = load_model(storage, parsed, first, rest)?;
+    let (model, rest) = load_model(storage, parsed, first, rest, budget)?;
     let (plan, rest) = plan_units(&model, rest, context, budget, opts)?;
     Ok((model, plan, rest))
-}
-
-/// The tables' error when the arena is too small for them.
-fn no_room(what: &'static str, needed: usize, got: usize) -> Error {
-    Error::BufferTooSmall { what, needed, got }
 }
 
 /// The model parsed, its per-layer tensor table at the head of `rest`. Not inlined: the
@@ -57,15 +52,16 @@ fn load_model<'a, S: Storage>(
     parsed: crate::model::ParsedHeader,
     first: (u64, u64),
     mut rest: &'a mut [u8],
+    budget: usize,
 ) -> Result<(ModelInfo<&'a [Layer]>, &'a mut [u8])> {
     let model = ModelInfo::load_tensors(storage, parsed, first, |n| {
-        let got = rest.len();
         let empty: Layer = [TensorRef::EMPTY; crate::model::ROLES];
-        let (table, tail) = plan::table(core::mem::take(&mut rest), n, |_| empty).ok_or(no_room(
-            "layer table (the arena)",
-            n * core::mem::size_of::<Layer>(),
-            got,
-        ))?;
+        let (table, tail) =
+            plan::table(core::mem::take(&mut rest), n, |_| empty).ok_or(PlanError::LayerTableTooLarge {
+                budget,
+                layers: n,
+                table_bytes: n * core::mem::size_of::<Layer>(),
+            })?;
         rest = tail;
         Ok(table)
     })?
@@ -83,12 +79,10 @@ fn plan_units<'a>(
     opts: PlanOptions,
 ) -> Result<(Plan<&'a [Unit]>, &'a mut [u8])> {
     let count = plan::unit_count(model)?;
-    let got = rest.len();
-    let (units, rest) = plan::unit_table(count, rest).ok_or(no_room(
-        "unit table (the arena)",
-        count * core::mem::size_of::<Unit>(),
-        got,
-    ))?;
+    // An arena too small for the unit table is below the planner's minimum: say which.
+    let Some((units, rest)) = plan::unit_table(count, rest) else {
+        return Err(plan::budget_error(model, context, budget, opts).into());
+    };
     let plan = plan::plan_into(model, context, budget, opts, usize::MAX as u64, units)?;
     let (plan, units) = plan.with_units(());
     Ok((plan.with_units(&*units).0, rest))
