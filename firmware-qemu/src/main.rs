@@ -173,6 +173,15 @@ struct Run {
 #[cfg_attr(target_arch = "arm", cortex_m_rt::entry)]
 #[cfg_attr(target_arch = "riscv32", riscv_rt::entry)]
 fn main() -> ! {
+    #[cfg(feature = "stack-overflow")]
+    overflow::run();
+    #[cfg(not(feature = "stack-overflow"))]
+    story()
+}
+
+/// The golden runs (F32, then Q8_0 on each integer path); exits with 0 when all pass.
+#[cfg_attr(feature = "stack-overflow", allow(dead_code))]
+fn story() -> ! {
     println!("spool on QEMU {BOARD}, arena {} KiB (static), context {STEPS}", ARENA_BYTES / 1024);
     let f32_run = run(MODEL, Kernels::SCALAR, true);
     // The portable integer path, and on the Cortex-M4 the SMLAD kernel: the same logits bits.
@@ -193,6 +202,80 @@ fn main() -> ! {
     }
     println!("SIZE stack_peak {stack}");
     semihosting::process::exit(if fails == 0 { 0 } else { 1 })
+}
+
+/// The stack-overflow check (feature `stack-overflow`, `make firmware-overflow`): recurses until
+/// the stack is gone. With flip-link the stack sits below `.bss`, so the overflow runs off the
+/// bottom of RAM and the core faults (QEMU reports the lockup and stops); without it, the stack
+/// would grow into the arena and the engine, silently. Reaching the end is a failure.
+#[cfg(feature = "stack-overflow")]
+mod overflow {
+    use super::*;
+
+    /// A sentinel at the start of `.bss`, right above the stack without flip-link.
+    static mut SENTINEL: [u32; 4] = [0; 4];
+
+    /// Recursion with a 1 KiB frame that the optimizer must keep.
+    #[inline(never)]
+    fn deep(n: u32) -> u32 {
+        let mut frame = [n; 256];
+        core::hint::black_box(&mut frame);
+        if n == 0 {
+            return frame[0];
+        }
+        deep(n - 1).wrapping_add(frame[(n % 256) as usize])
+    }
+
+    /// The fault the overflow raises. The stack pointer is below RAM, so it is first put back
+    /// at the top of the stack (the overflowed stack is dead anyway), then the check reports
+    /// and exits with 0.
+    #[cfg(target_arch = "arm")]
+    #[cortex_m_rt::exception(trampoline = false)]
+    unsafe fn HardFault() -> ! {
+        // SAFETY: resets the main stack pointer to the top of the stack and calls a function
+        // that never returns; nothing on the old stack is used again.
+        unsafe {
+            core::arch::asm!(
+                "ldr r0, ={top}",
+                "msr msp, r0",
+                "b {caught}",
+                top = sym _stack_start,
+                caught = sym caught,
+                options(noreturn),
+            )
+        }
+    }
+
+    extern "C" {
+        static _stack_start: u32;
+    }
+
+    extern "C" fn caught() -> ! {
+        // SAFETY: single-threaded, no other reference to the sentinel.
+        let sentinel = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(SENTINEL)) };
+        if sentinel == [0xA5A5_A5A5; 4] {
+            println!("PASS: the stack overflow faulted (HardFault) before touching .bss (sentinel intact)");
+            semihosting::process::exit(0)
+        }
+        println!(
+            "FAIL: the overflow faulted only after overwriting .bss (sentinel {sentinel:x?}): is flip-link the linker?"
+        );
+        semihosting::process::exit(1)
+    }
+
+    pub(super) fn run() -> ! {
+        // SAFETY: single-threaded, no other reference to the sentinel.
+        unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(SENTINEL), [0xA5A5_A5A5; 4]) };
+        let room = stack_top() - core::ptr::addr_of!(STACK_BOTTOM) as usize;
+        // 16 KiB past the stack: into .bss without flip-link, off the RAM with it.
+        println!("stack overflow check: {room} B of stack, recursing 16 KiB past it in 1 KiB frames");
+        let depth = (room / 1024 + 16) as u32;
+        let r = deep(core::hint::black_box(depth));
+        // SAFETY: as above.
+        let sentinel = unsafe { core::ptr::read_volatile(core::ptr::addr_of!(SENTINEL)) };
+        println!("FAIL: the stack overflowed without a fault ({r:#x}; .bss sentinel {sentinel:#x?})");
+        semihosting::process::exit(1)
+    }
 }
 
 /// Prints a run's ids and checks them against `want` (and its logits hash against
