@@ -71,6 +71,7 @@ msrv:
 clippy-firmware: targets qemu-tools
 	cd firmware-qemu && $(CARGO) clippy --release -- -D warnings
 	cd firmware-qemu && $(CARGO) clippy --release --features netduinoplus2 -- -D warnings
+	cd firmware-qemu && $(CARGO) clippy --release --features netduinoplus2,kv-f16 -- -D warnings
 	cd firmware-qemu && $(CARGO) clippy --release --target $(RISCV_TARGET) -- -D warnings
 
 # The unsafe code under Miri, on x86-64, on i686 (32-bit, the firmware's word size) and on
@@ -110,6 +111,8 @@ check-nostd: targets
 # over semihosting through a static arena; each run fails unless the token ids match.
 # - mps2-an386 (Cortex-M4F, 4 MiB RAM): 600 KiB arena, context 64, all 65 golden ids;
 # - netduinoplus2 (STM32F405, 192 KiB SRAM, 1 MiB flash): 120 KiB arena, context 32, the first 33;
+# - netduinoplus2-f16: the same board and arena with the f16 KV cache, context 128 (129 ids, the
+#   desktop's with the f16 cache);
 # - riscv32-virt (QEMU virt, RV32IMAC, soft float): 256 KiB arena, context 64, all 65.
 # QEMU runs from the repository root, where the firmware finds the model. `firmware-size` prints
 # each board's RAM account (ELF sections, arena, painted stack peak) and fails when the total
@@ -117,20 +120,24 @@ check-nostd: targets
 RISCV_TARGET := riscv32imac-unknown-none-elf
 FW_DIR := firmware-qemu
 FW_OUT := $(FW_DIR)/target
-FW_BOARDS := mps2-an386 netduinoplus2 riscv32-virt
+FW_BOARDS := mps2-an386 netduinoplus2 netduinoplus2-f16 riscv32-virt
 # Per board: cargo arguments, target, QEMU machine; RAM bytes, arena limit, stack + other RAM
 # limit (0: none).
 FW_CARGO_mps2-an386 :=
 FW_CARGO_netduinoplus2 := --features netduinoplus2
+FW_CARGO_netduinoplus2-f16 := --features netduinoplus2,kv-f16
 FW_CARGO_riscv32-virt := --target $(RISCV_TARGET)
 FW_TARGET_mps2-an386 := $(EMBEDDED_TARGET)
 FW_TARGET_netduinoplus2 := $(EMBEDDED_TARGET)
+FW_TARGET_netduinoplus2-f16 := $(EMBEDDED_TARGET)
 FW_TARGET_riscv32-virt := $(RISCV_TARGET)
 FW_QEMU_mps2-an386 := qemu-system-arm -cpu cortex-m4 -machine mps2-an386
 FW_QEMU_netduinoplus2 := qemu-system-arm -cpu cortex-m4 -machine netduinoplus2
+FW_QEMU_netduinoplus2-f16 := qemu-system-arm -cpu cortex-m4 -machine netduinoplus2
 FW_QEMU_riscv32-virt := qemu-system-riscv32 -machine virt -bios none
 FW_LIMITS_mps2-an386 := 4194304 0 0
 FW_LIMITS_netduinoplus2 := 196608 131072 65536
+FW_LIMITS_netduinoplus2-f16 := 196608 131072 65536
 FW_LIMITS_riscv32-virt := 4194304 0 0
 QEMU_TIMEOUT ?= 120
 .PHONY: qemu-tools firmware-build firmware-run firmware-size firmware-overflow

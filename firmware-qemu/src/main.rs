@@ -37,6 +37,7 @@ mod board {
     pub const ARENA_BYTES: usize = 600 * 1024;
     /// Positions planned and run: the golden case's `steps`.
     pub const STEPS: u32 = 64;
+    pub const KV_F16: bool = false;
 }
 
 #[cfg(all(target_arch = "riscv32", not(feature = "netduinoplus2")))]
@@ -46,9 +47,10 @@ mod board {
     pub const ARENA_BYTES: usize = 256 * 1024;
     /// Positions planned and run: the golden case's `steps`.
     pub const STEPS: u32 = 64;
+    pub const KV_F16: bool = false;
 }
 
-#[cfg(feature = "netduinoplus2")]
+#[cfg(all(feature = "netduinoplus2", not(feature = "kv-f16")))]
 mod board {
     pub const BOARD: &str = "netduinoplus2 (STM32F405, Cortex-M4F, 192 KiB SRAM)";
     /// Within the chip's 128 KiB of main SRAM (the other 64 KiB, CCM on the real chip, are
@@ -56,8 +58,21 @@ mod board {
     pub const ARENA_BYTES: usize = 120 * 1024;
     /// Positions planned and run: a prefix of the golden case.
     pub const STEPS: u32 = 32;
+    pub const KV_F16: bool = false;
 }
-use board::{ARENA_BYTES, BOARD, STEPS};
+
+/// netduinoplus2 with the f16 KV cache (feature `kv-f16`): context 128 in the same 120 KiB arena
+/// (the f32 cache alone would take 160 KiB).
+#[cfg(all(feature = "netduinoplus2", feature = "kv-f16"))]
+mod board {
+    pub const BOARD: &str = "netduinoplus2 (STM32F405, Cortex-M4F, 192 KiB SRAM)";
+    pub const ARENA_BYTES: usize = 120 * 1024;
+    /// Positions planned and run: twice the golden case, against the desktop's f16-cache ids.
+    pub const STEPS: u32 = 128;
+    /// The KV cache in f16 (`PlanOptions::kv_f16`).
+    pub const KV_F16: bool = true;
+}
+use board::{ARENA_BYTES, BOARD, KV_F16, STEPS};
 const PROMPT: &[u8] = b"Once upon a time";
 
 /// `token_ids` of case `greedy_once_64` in tests/data/stories260K.golden.json (llama2.c run.c,
@@ -67,6 +82,38 @@ const GOLDEN: [u32; 65] = [
     419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338,
     391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13, 438, 310,
 ];
+
+/// The greedy ids at context 128 with the f16 KV cache, from the desktop (`F16_128` in
+/// tests/tests/kv_f16.rs; the f32 cache gives the same; the first 65 are `GOLDEN`).
+const GOLDEN_F16_128: [u32; 129] = [
+    1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+    419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338,
+    391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13, 438, 310, 439, 419, 357, 336,
+    432, 313, 438, 310, 432, 278, 316, 439, 419, 298, 414, 267, 265, 282, 295, 433, 426, 436, 317, 286, 296, 418, 269,
+    279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338, 336, 432, 313, 442, 391, 267, 337, 335,
+    364, 420, 268, 388, 432, 398, 359, 280, 303, 439, 413, 272, 417, 264,
+];
+
+/// The same on stories260K-Q8_0.gguf with the portable integer path (`STORIES_Q8_0_F16_128` in
+/// tests/tests/scalar_q8.rs; it parts from the F32 file's at index 115).
+const GOLDEN_Q8_0_F16_128: [u32; 129] = [
+    1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+    419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338,
+    391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13, 438, 310, 439, 419, 357, 336,
+    432, 313, 438, 310, 432, 278, 316, 439, 419, 298, 414, 267, 265, 282, 295, 433, 426, 436, 317, 286, 296, 418, 269,
+    279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338, 336, 432, 313, 442, 391, 267, 337, 335,
+    284, 422, 268, 388, 426, 436, 320, 285, 357, 336, 432, 313, 442, 391,
+];
+
+/// The ids a run must give: the llama2.c golden's prefix up to context 64 (the F32 and the
+/// Q8_0 file agree there), else the desktop's f16-cache ids at context 128.
+fn golden(q8: bool) -> &'static [u32] {
+    match (STEPS > 64, q8) {
+        (false, _) => &GOLDEN[..(STEPS as usize + 1).min(GOLDEN.len())],
+        (true, false) => &GOLDEN_F16_128,
+        (true, true) => &GOLDEN_Q8_0_F16_128,
+    }
+}
 
 /// The arena, aligned like the planner's regions.
 #[repr(C, align(64))]
@@ -159,7 +206,8 @@ const MODEL_Q8_0: &core::ffi::CStr = c"tests/data/quant/stories260K-Q8_0.gguf";
 /// FNV-1a (32-bit) of the bits of every logit of the Q8_0 run, per context, from the desktop's
 /// portable integer path (`STORIES_Q8_0_LOGITS_FNV` in tests/tests/scalar_q8.rs): the firmware's
 /// integer paths must give these exact bits.
-const Q8_0_LOGITS_FNV: [(u32, u32); 2] = [(64, 0xb35c_54f7), (32, 0x4dbc_ae95)];
+const Q8_0_LOGITS_FNV: [(u32, bool, u32); 3] =
+    [(64, false, 0xb35c_54f7), (32, false, 0x4dbc_ae95), (128, true, 0x7de1_be45)];
 
 /// What one run measured.
 struct Run {
@@ -182,7 +230,8 @@ fn main() -> ! {
 /// The golden runs (F32, then Q8_0 on each integer path); exits with 0 when all pass.
 #[cfg_attr(feature = "stack-overflow", allow(dead_code))]
 fn story() -> ! {
-    println!("spool on QEMU {BOARD}, arena {} KiB (static), context {STEPS}", ARENA_BYTES / 1024);
+    let kv = if KV_F16 { "f16" } else { "f32" };
+    println!("spool on QEMU {BOARD}, arena {} KiB (static), context {STEPS}, {kv} KV cache", ARENA_BYTES / 1024);
     let f32_run = run(MODEL, Kernels::SCALAR, true);
     // The portable integer path, and on the Cortex-M4 the SMLAD kernel: the same logits bits.
     #[cfg(target_arch = "arm")]
@@ -191,14 +240,13 @@ fn story() -> ! {
     let q8_runs: &[(&str, Kernels)] = &[("scalar-q8", Kernels::SCALAR_Q8)];
     let mut stack = f32_run.load_stack.1.max(f32_run.gen_stack.1);
     let mut fails = 0;
-    let want = &GOLDEN[..(STEPS as usize + 1).min(GOLDEN.len())];
-    fails += check("F32, scalar", &f32_run, want, None);
-    let want_fnv = Q8_0_LOGITS_FNV.iter().find(|(c, _)| *c == STEPS).map(|&(_, h)| h);
+    fails += check("F32, scalar", &f32_run, golden(false), None);
+    let want_fnv = Q8_0_LOGITS_FNV.iter().find(|&&(c, f16, _)| c == STEPS && f16 == KV_F16).map(|&(_, _, h)| h);
     for &(name, kernels) in q8_runs {
         println!("\n== stories260K-Q8_0.gguf, kernels {name}");
         let r = run(MODEL_Q8_0, kernels, false);
         stack = stack.max(r.load_stack.1).max(r.gen_stack.1);
-        fails += check(name, &r, want, want_fnv);
+        fails += check(name, &r, golden(true), want_fnv);
     }
     println!("SIZE stack_peak {stack}");
     semihosting::process::exit(if fails == 0 { 0 } else { 1 })
@@ -294,9 +342,9 @@ fn check(name: &str, r: &Run, want: &[u32], want_fnv: Option<u32>) -> u32 {
     if ids == want && r.count == want.len() {
         let bits = if want_fnv.is_some() { ", logits bit-identical with the desktop's scalar-q8" } else { "" };
         println!(
-            "PASS: {name}: {} token ids equal the llama2.c reference (greedy_once_64, its first {}){bits}",
+            "PASS: {name}: {} token ids equal the reference ({}){bits}",
             ids.len(),
-            want.len()
+            if STEPS > 64 { "the desktop's, f16 KV cache" } else { "llama2.c's greedy_once_64" }
         );
         return 0;
     }
@@ -377,7 +425,12 @@ fn run(model: &core::ffi::CStr, kernels: Kernels, report: bool) -> Run {
     let t2 = now_ns();
     let from = paint_stack();
     let (ids, count, h) = (&mut r.ids, &mut r.count, &mut r.logits_fnv);
-    let on_logits = |_, logits: &[f32]| {
+    // The logits from the prompt's last position on: the same rows whatever the prefill chunk.
+    let last_prompt = n as u32 - 1;
+    let on_logits = |pos: u32, logits: &[f32]| {
+        if pos < last_prompt {
+            return;
+        }
         for l in logits {
             for b in l.to_le_bytes() {
                 *h = (*h ^ u32::from(b)).wrapping_mul(0x0100_0193);
@@ -474,7 +527,7 @@ fn init<'a>(
     arena: &'static mut [u8],
     quantized_activations: bool,
 ) -> &'a mut Engine<'static, HostFile> {
-    let opts = spool_core::PlanOptions { quantized_activations, ..spool_core::PlanOptions::default() };
+    let opts = spool_core::PlanOptions { quantized_activations, kv_f16: KV_F16, ..spool_core::PlanOptions::default() };
     Engine::new_in(slot, storage, spool_core::SyncLoader::new(), arena, STEPS, opts)
         .unwrap_or_else(|e| fail("Engine::new", e))
 }

@@ -135,6 +135,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Which kernels compute.
     pub kernel: KernelChoice,
+    /// Keep the KV cache in f16 (`--kv f16`): half its bytes, logits within a tolerance.
+    pub kv_f16: bool,
     /// Compute threads for the matrix-vector products (1: the caller alone).
     pub threads: usize,
     /// Write the logits of every position here, little-endian f32 `[positions][vocab]`
@@ -169,6 +171,7 @@ impl Default for RunOptions {
             prefill_chunk: PlanOptions::default().prefill_chunk,
             json: false,
             kernel: KernelChoice::Auto,
+            kv_f16: false,
             threads: 1,
             dump_logits: None,
             verify: None,

@@ -22,10 +22,24 @@ const STORIES_Q8_0_GOLDEN: [u32; 65] = [
     391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13, 438, 310,
 ];
 
-/// FNV-1a (32-bit) over the little-endian bits of every logit that run produces (each forward
-/// pass's, prefill chunks included), at context 64 and at context 32 (the firmware's two
-/// boards): the firmware computes the same hash and must get these numbers.
-const STORIES_Q8_0_LOGITS_FNV: [(u32, u32); 2] = [(64, 0xb35c_54f7), (32, 0x4dbc_ae95)];
+/// FNV-1a (32-bit) over the little-endian bits of the logits that run produces from the
+/// prompt's last position on (the same rows whatever the prefill chunk), per (context, f16 KV
+/// cache): the firmware's boards run
+/// these, compute the same hash and must get these numbers.
+const STORIES_Q8_0_LOGITS_FNV: [(u32, bool, u32); 3] =
+    [(64, false, 0xb35c_54f7), (32, false, 0x4dbc_ae95), (128, true, 0x7de1_be45)];
+
+/// The ids of that run at context 128 with the f16 KV cache (netduinoplus2 with `kv-f16`); its
+/// first 65 are the golden's, then they part from the F32 file's at index 115. The same array
+/// is in firmware-qemu/src/main.rs.
+const STORIES_Q8_0_F16_128: [u32; 129] = [
+    1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337, 410, 408,
+    419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261, 370, 432, 352, 266, 268, 388, 426, 338,
+    391, 266, 267, 337, 335, 312, 432, 398, 312, 286, 267, 414, 270, 333, 415, 426, 13, 438, 310, 439, 419, 357, 336,
+    432, 313, 438, 310, 432, 278, 316, 439, 419, 298, 414, 267, 265, 282, 295, 433, 426, 436, 317, 286, 296, 418, 269,
+    279, 292, 416, 439, 413, 409, 416, 327, 263, 415, 294, 267, 400, 426, 338, 336, 432, 313, 442, 391, 267, 337, 335,
+    284, 422, 268, 388, 426, 436, 320, 285, 357, 336, 432, 313, 442, 391,
+];
 
 fn q8_opts() -> PlanOptions {
     PlanOptions { quantized_activations: true, ..PlanOptions::default() }
@@ -123,7 +137,7 @@ fn an_all_q8_0_model_gives_the_same_logits_bits() {
 
 /// Greedy ids of `steps` positions of "Once upon a time" on `k`.
 fn greedy(bytes: &[u8], k: Kernels, steps: u32) -> Vec<u32> {
-    greedy_hashed(bytes, k, steps).0
+    greedy_hashed(bytes, k, steps, false).0
 }
 
 /// FNV-1a, 32-bit, continued from `h` over `bytes`.
@@ -135,16 +149,22 @@ fn fnv1a(mut h: u32, bytes: &[u8]) -> u32 {
 }
 
 /// [`greedy`], and the FNV-1a hash of every logit seen (see `STORIES_Q8_0_LOGITS_FNV`).
-fn greedy_hashed(bytes: &[u8], k: Kernels, steps: u32) -> (Vec<u32>, u32) {
+fn greedy_hashed(bytes: &[u8], k: Kernels, steps: u32, kv_f16: bool) -> (Vec<u32>, u32) {
     let mut arena = vec![0u8; 600 * 1024];
-    let mut e = Engine::with_loader(SliceStorage::new(bytes), SyncLoader::new(), &mut arena, steps, q8_opts()).unwrap();
+    let o = PlanOptions { kv_f16, ..q8_opts() };
+    let mut e = Engine::with_loader(SliceStorage::new(bytes), SyncLoader::new(), &mut arena, steps, o).unwrap();
     e.set_kernels(k);
     let mut prompt = [0u32; 32];
     let n = e.tokenizer().encode(b"Once upon a time", true, &mut prompt).unwrap();
     let mut ids = Vec::new();
     let mut sampler = Sampler::new(0.0, 0.9, 42);
     let mut h = 0x811c_9dc5u32;
-    let on_logits = |_, l: &[f32]| l.iter().for_each(|f| h = fnv1a(h, &f.to_le_bytes()));
+    let last_prompt = n as u32 - 1;
+    let on_logits = |pos: u32, l: &[f32]| {
+        if pos >= last_prompt {
+            l.iter().for_each(|f| h = fnv1a(h, &f.to_le_bytes()));
+        }
+    };
     generate_with_logits(&mut e, &mut sampler, &prompt[..n], steps, on_logits, |ev| {
         if ev.pos == 0 {
             ids.push(ev.token);
@@ -161,11 +181,12 @@ fn stories_q8_0_golden_on_the_portable_integer_path() {
     let ids = greedy(&bytes, Kernels::SCALAR_Q8, 64);
     println!("stories260K-Q8_0 scalar-q8 ids: {ids:?}");
     assert_eq!(ids, STORIES_Q8_0_GOLDEN);
-    for (ctx, want) in STORIES_Q8_0_LOGITS_FNV {
-        let (ids, h) = greedy_hashed(&bytes, Kernels::SCALAR_Q8, ctx);
-        println!("context {ctx}: logits FNV-1a {h:#010x}");
-        assert_eq!(ids, STORIES_Q8_0_GOLDEN[..ctx as usize + 1]);
-        assert_eq!(h, want, "logits hash at context {ctx}");
+    for (ctx, kv_f16, want) in STORIES_Q8_0_LOGITS_FNV {
+        let (ids, h) = greedy_hashed(&bytes, Kernels::SCALAR_Q8, ctx, kv_f16);
+        println!("context {ctx}, f16 KV {kv_f16}: logits FNV-1a {h:#010x}, ids {ids:?}");
+        let golden = if kv_f16 { &STORIES_Q8_0_F16_128[..] } else { &STORIES_Q8_0_GOLDEN[..] };
+        assert_eq!(ids, golden[..ctx as usize + 1]);
+        assert_eq!(h, want, "logits hash at context {ctx}, f16 KV {kv_f16}");
     }
     for k in simd_paths() {
         // Its F16 matrices (ffn_down) run the AVX2 f32 kernel there, so only the ids compare.

@@ -5,10 +5,10 @@
 
 mod forward;
 mod generate;
+mod kv;
 mod weights;
 pub(crate) mod work;
 
-use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
 use crate::error::{Error, PlanError, Result};
 use crate::exec::Executor;
@@ -104,8 +104,8 @@ pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     weights: Weights<'a, S, L>,
     tokenizer: Tokenizer<'a>,
     work: Work<'a>,
-    key_cache: &'a mut [f32],
-    value_cache: &'a mut [f32],
+    /// Keys and values, f32 or f16 (`PlanOptions::kv_f16`).
+    kv: kv::KvCache<'a>,
     /// Norm weights, in [`ModelInfo::norms`] order.
     norms: &'a [u8],
     load_bytes: u64,
@@ -164,17 +164,14 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let mut cache = Cache::new(&plan, regions.resident, regions.slots, regions.slot_meta)?;
         let embd = (model.token_embd.offset, model.token_embd.bytes());
         let pinned_bytes = cache.load_pinned(&plan, embd, &mut storage)?;
-        let kv = as_f32_mut(regions.kv);
-        let (key_cache, value_cache) = kv.split_at_mut(kv.len() / 2);
         let (working, q8) = regions.working.split_at_mut(plan.working_layout.q8_offset());
         Ok(place(Engine {
             load_bytes: model.parse_bytes + tok_bytes + norm_read + pinned_bytes,
             work: Work::new(plan.working_layout, working),
             norms: regions.norms,
+            kv: kv::KvCache::new(regions.kv, plan.options.kv_f16),
             weights: Weights::new(storage, loader, model, plan, cache, q8, regions.scratch),
             tokenizer,
-            key_cache,
-            value_cache,
         }))
     }
 

@@ -59,7 +59,7 @@ pub(crate) fn minimum_with<L: LayerTable>(
     let layers = at.region(carve::table_bytes::<Layer>(model.layers.len() as u64), "layer table")?;
     let unit_table = at.region(carve::table_bytes::<Unit>(units), "unit table")?;
     let start = at.end();
-    let smallest = fixed_regions(model, context, 1, opts.quantized_activations, start, limit)?;
+    let smallest = fixed_regions(model, context, 1, opts, start, limit)?;
     let end = smallest.end.checked_add(ALIGN as u64).and_then(|n| n.checked_add(slots_min));
     let bytes = to_usize(end.ok_or(too_large("minimum budget"))?, limit, "minimum budget")?;
     Ok(Minimum { bytes, slots_min, layers, unit_table, start, smallest, largest })

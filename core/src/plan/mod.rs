@@ -250,7 +250,6 @@ pub fn plan_into<'u, L: LayerTable>(
 ) -> Result<Plan<&'u mut [Unit]>, PlanError> {
     checked_context(model, context)?;
     let opts = clamped(opts, context);
-    let q8 = opts.quantized_activations;
     build_units(model, unit_cap(model), units)?;
     let units_len = units.len() as u64;
     let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
@@ -279,7 +278,7 @@ pub fn plan_into<'u, L: LayerTable>(
         if positions == 1 {
             break smallest;
         }
-        match fixed_regions(model, context, positions, q8, start, limit) {
+        match fixed_regions(model, context, positions, &opts, start, limit) {
             Ok(f) if need(f.end).is_some_and(|n| n <= budget as u64) => break f,
             _ => positions = positions.div_ceil(2),
         }

@@ -55,11 +55,17 @@ pub struct PlanOptions {
     /// (`positions * 292/256` bytes per element of the longest input row). Off by default: the
     /// other paths never use it.
     pub quantized_activations: bool,
+    /// Keeps the KV cache in f16 instead of f32: half its bytes (context 128 of stories260K in
+    /// 80 KiB instead of 160 KiB), and a small per-position staging buffer in the working
+    /// region where the new keys and values stay f32 until they are rounded once (after RoPE),
+    /// as llama.cpp's f16 cache rounds them. Changes the logits within a tolerance
+    /// (tests/tests/kv_f16.rs); the tokens still never depend on the budget.
+    pub kv_f16: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16, quantized_activations: false }
+        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16, quantized_activations: false, kv_f16: false }
     }
 }
 
