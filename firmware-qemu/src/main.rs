@@ -24,7 +24,9 @@ use cortex_m as _; // links the critical-section implementation
 use riscv as _; // links the critical-section implementation
 use semihosting::fs::File;
 use semihosting::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use semihosting::{print, println};
+// The report goes to semihosting stderr as plain text (stdout carries defmt's frames).
+use defmt_semihosting as _; // the global defmt logger
+use semihosting::{eprint as print, eprintln as println};
 use spool_core::{generate_with_logits, Engine, Kernels, Sampler, Storage};
 
 /// The model, relative to the directory QEMU starts in (the repository root under `make qemu`).
@@ -249,6 +251,7 @@ fn story() -> ! {
         fails += check(name, &r, golden(true), want_fnv);
     }
     println!("SIZE stack_peak {stack}");
+    defmt::info!("done: {=u32} failure(s), whole-stack peak {=usize} B", fails, stack);
     semihosting::process::exit(if fails == 0 { 0 } else { 1 })
 }
 
@@ -337,6 +340,7 @@ fn check(name: &str, r: &Run, want: &[u32], want_fnv: Option<u32>) -> u32 {
     println!("\nlogits FNV-1a {:#010x}", r.logits_fnv);
     if let Some(h) = want_fnv.filter(|&h| h != r.logits_fnv) {
         println!("FAIL: {name}: logits hash {:#010x}, the desktop's scalar-q8 path gives {h:#010x}", r.logits_fnv);
+        defmt::error!("{=str}: logits hash {=u32:#x}, the desktop's is {=u32:#x}", name, r.logits_fnv, h);
         return 1;
     }
     if ids == want && r.count == want.len() {
@@ -346,6 +350,7 @@ fn check(name: &str, r: &Run, want: &[u32], want_fnv: Option<u32>) -> u32 {
             ids.len(),
             if STEPS > 64 { "the desktop's, f16 KV cache" } else { "llama2.c's greedy_once_64" }
         );
+        defmt::info!("{=str}: PASS, {=usize} ids, logits FNV-1a {=u32:#x}", name, ids.len(), r.logits_fnv);
         return 0;
     }
     let first = ids.iter().zip(want.iter()).position(|(a, b)| a != b).unwrap_or(ids.len().min(want.len()));
@@ -376,6 +381,16 @@ fn run(model: &core::ffi::CStr, kernels: Kernels, report: bool) -> Run {
     engine.set_kernels(kernels);
     let t1 = now_ns();
     let plan = engine.plan();
+    defmt::info!(
+        "engine {=usize} B, kernels {}, plan {=usize}/{=usize} B, context {=u32}, KV {=usize} B, {=u64} B streamed per token",
+        core::mem::size_of::<Engine<'static, HostFile>>(),
+        kernels.path(),
+        plan.used_bytes(),
+        plan.budget,
+        plan.context,
+        plan.kv.bytes,
+        plan.streamed_bytes_per_token()
+    );
     println!(
         "model: {} bytes; engine: {} bytes (static); kernels {}\nplan: budget {} B, used {} B, context {}, prefill chunk {}",
         len,
@@ -448,10 +463,17 @@ fn run(model: &core::ffi::CStr, kernels: Kernels, report: bool) -> Run {
             *slot = ev.next;
         }
         *count += 1;
-        let _ = semihosting::io::stdout().and_then(|mut out| out.write_all(ev.text));
+        let _ = semihosting::io::stderr().and_then(|mut out| out.write_all(ev.text));
     })
     .unwrap_or_else(|e| fail("generate", e));
     r.gen_stack = (stack_peak(from), stack_peak(stack_top()));
+    defmt::info!(
+        "{=u32} positions, {=u64} B read per decode token; stack peaks Engine::new {=usize} B, generate {=usize} B",
+        outcome.positions,
+        outcome.decode.bytes_read / u64::from((outcome.positions - outcome.prefill_positions).max(1)),
+        r.load_stack.0,
+        r.gen_stack.0
+    );
     let t3 = now_ns();
     println!("\n---");
 
