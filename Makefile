@@ -71,6 +71,7 @@ msrv:
 clippy-firmware: targets qemu-tools
 	cd firmware-qemu && $(CARGO) clippy --release -- -D warnings
 	cd firmware-qemu && $(CARGO) clippy --release --features netduinoplus2 -- -D warnings
+	cd firmware-qemu && $(CARGO) clippy --release --features netduinoplus2,kv-f16 -- -D warnings
 	cd firmware-qemu && $(CARGO) clippy --release --target $(RISCV_TARGET) -- -D warnings
 
 # The unsafe code under Miri, on x86-64, on i686 (32-bit, the firmware's word size) and on
@@ -97,10 +98,12 @@ miri-e2e: miri-setup
 miri-setup:
 	@rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^miri' || rustup component add miri rust-src --toolchain nightly
 
-# The core must build for a Cortex-M4F with no heap, with and without defmt, and for RV32IMAC.
+# The core must build for a Cortex-M4F with no heap, with and without defmt, with the SMLAD
+# kernel (arm-dsp), and for RV32IMAC.
 check-nostd: targets
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features
 	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features defmt
+	$(CARGO) build -p spool-core --target $(EMBEDDED_TARGET) --no-default-features --features arm-dsp
 	@rustup target list --installed | grep -qx $(RISCV_TARGET) || rustup target add $(RISCV_TARGET)
 	$(CARGO) build -p spool-core --target $(RISCV_TARGET) --no-default-features --features embedded-storage
 
@@ -108,6 +111,8 @@ check-nostd: targets
 # over semihosting through a static arena; each run fails unless the token ids match.
 # - mps2-an386 (Cortex-M4F, 4 MiB RAM): 600 KiB arena, context 64, all 65 golden ids;
 # - netduinoplus2 (STM32F405, 192 KiB SRAM, 1 MiB flash): 120 KiB arena, context 32, the first 33;
+# - netduinoplus2-f16: the same board and arena with the f16 KV cache, context 128 (129 ids, the
+#   desktop's with the f16 cache);
 # - riscv32-virt (QEMU virt, RV32IMAC, soft float): 256 KiB arena, context 64, all 65.
 # QEMU runs from the repository root, where the firmware finds the model. `firmware-size` prints
 # each board's RAM account (ELF sections, arena, painted stack peak) and fails when the total
@@ -115,23 +120,27 @@ check-nostd: targets
 RISCV_TARGET := riscv32imac-unknown-none-elf
 FW_DIR := firmware-qemu
 FW_OUT := $(FW_DIR)/target
-FW_BOARDS := mps2-an386 netduinoplus2 riscv32-virt
+FW_BOARDS := mps2-an386 netduinoplus2 netduinoplus2-f16 riscv32-virt
 # Per board: cargo arguments, target, QEMU machine; RAM bytes, arena limit, stack + other RAM
 # limit (0: none).
 FW_CARGO_mps2-an386 :=
 FW_CARGO_netduinoplus2 := --features netduinoplus2
+FW_CARGO_netduinoplus2-f16 := --features netduinoplus2,kv-f16
 FW_CARGO_riscv32-virt := --target $(RISCV_TARGET)
 FW_TARGET_mps2-an386 := $(EMBEDDED_TARGET)
 FW_TARGET_netduinoplus2 := $(EMBEDDED_TARGET)
+FW_TARGET_netduinoplus2-f16 := $(EMBEDDED_TARGET)
 FW_TARGET_riscv32-virt := $(RISCV_TARGET)
 FW_QEMU_mps2-an386 := qemu-system-arm -cpu cortex-m4 -machine mps2-an386
 FW_QEMU_netduinoplus2 := qemu-system-arm -cpu cortex-m4 -machine netduinoplus2
+FW_QEMU_netduinoplus2-f16 := qemu-system-arm -cpu cortex-m4 -machine netduinoplus2
 FW_QEMU_riscv32-virt := qemu-system-riscv32 -machine virt -bios none
 FW_LIMITS_mps2-an386 := 4194304 0 0
 FW_LIMITS_netduinoplus2 := 196608 131072 65536
+FW_LIMITS_netduinoplus2-f16 := 196608 131072 65536
 FW_LIMITS_riscv32-virt := 4194304 0 0
 QEMU_TIMEOUT ?= 120
-.PHONY: qemu-tools firmware-build firmware-run firmware-size
+.PHONY: qemu-tools firmware-build firmware-run firmware-size firmware-overflow
 qemu-tools:
 	@# Installing Debian's qemu-system-arm removes the machine's newer qemu-utils: put it back.
 	@command -v qemu-system-arm >/dev/null || { img=$$(command -v qemu-img); \
@@ -141,18 +150,35 @@ qemu-tools:
 		apt-get install -y -qq --no-install-recommends qemu-system-misc >/dev/null; }
 	@command -v llvm-size >/dev/null || { apt-get update -qq && apt-get install -y -qq --no-install-recommends llvm >/dev/null; }
 	@for t in $(EMBEDDED_TARGET) $(RISCV_TARGET); do rustup target list --installed | grep -qx $$t || rustup target add $$t; done
+	@# The Cortex-M firmware links with flip-link (stack below .bss: an overflow faults).
+	@command -v flip-link >/dev/null || $(CARGO) install --locked flip-link
+	@# defmt-print decodes the firmware's defmt log (about 2 minutes to build, once).
+	@command -v defmt-print >/dev/null || $(CARGO) install --locked defmt-print
 
 firmware-build: qemu-tools
 	$(foreach b,$(FW_BOARDS),(cd $(FW_DIR) && $(CARGO) build --release -q $(FW_CARGO_$(b))) && \
 		cp $(FW_OUT)/$(FW_TARGET_$(b))/release/spool-qemu $(FW_OUT)/spool-$(b).elf && ) true
 
+# The firmware prints its story and report as plain text on semihosting stderr (target/<board>.log,
+# where the id check and `firmware-size` read it: no decoder needed) and logs through defmt on
+# semihosting stdout, decoded by defmt-print (target/<board>.defmt).
 firmware-run: firmware-build
-	@$(foreach b,$(FW_BOARDS),echo "== run $(b)" && { timeout $(QEMU_TIMEOUT) $(FW_QEMU_$(b)) -nographic \
-		-semihosting-config enable=on,target=native -kernel $(FW_OUT)/spool-$(b).elf > $(FW_OUT)/$(b).log 2>&1; \
-		rc=$$?; cat $(FW_OUT)/$(b).log; echo; \
-		[ $$rc -eq 0 ] || { echo "firmware-run: $(b) failed (exit $$rc)"; exit 1; }; } && ) true
+	@$(foreach b,$(FW_BOARDS),echo "== run $(b)" && { { timeout $(QEMU_TIMEOUT) $(FW_QEMU_$(b)) -nographic \
+		-semihosting-config enable=on,target=native -kernel $(FW_OUT)/spool-$(b).elf 2> $(FW_OUT)/$(b).log; \
+		echo $$? > $(FW_OUT)/$(b).rc; } | defmt-print -e $(FW_OUT)/spool-$(b).elf > $(FW_OUT)/$(b).defmt; \
+		drc=$$?; rc=$$(cat $(FW_OUT)/$(b).rc); cat $(FW_OUT)/$(b).log; echo "-- defmt log (defmt-print):"; \
+		cat $(FW_OUT)/$(b).defmt; echo; \
+		[ $$rc -eq 0 ] || { echo "firmware-run: $(b) failed (exit $$rc)"; exit 1; }; \
+		[ $$drc -eq 0 ] || { echo "firmware-run: defmt-print failed on $(b) (exit $$drc)"; exit 1; }; } && ) true
 
-firmware-size: firmware-run
+# flip-link's promise on mps2-an386: recursing 16 KiB past the stack faults (the HardFault
+# handler reports) before anything in .bss changes; without flip-link the sentinel is overwritten.
+firmware-overflow: qemu-tools
+	cd $(FW_DIR) && $(CARGO) build --release -q --features stack-overflow --target-dir target/overflow
+	timeout $(QEMU_TIMEOUT) $(FW_QEMU_mps2-an386) -nographic -semihosting-config enable=on,target=native \
+		-kernel $(FW_OUT)/overflow/$(EMBEDDED_TARGET)/release/spool-qemu
+
+firmware-size: firmware-run firmware-overflow
 	@fail=0; $(foreach b,$(FW_BOARDS),bash $(FW_DIR)/size.sh $(b) $(FW_OUT)/spool-$(b).elf $(FW_OUT)/$(b).log \
 		$(FW_LIMITS_$(b)) || fail=1;) exit $$fail
 

@@ -19,6 +19,15 @@ pub fn as_u32_mut(bytes: &mut [u8]) -> &mut [u32] {
     mid
 }
 
+/// Views arena bytes as u16 (see [`as_f32_mut`]; the f16 KV cache).
+pub fn as_u16_mut(bytes: &mut [u8]) -> &mut [u16] {
+    // SAFETY: as in `as_f32_mut`: every bit pattern is a valid u16, and only the aligned
+    // middle is viewed.
+    let (prefix, mid, _) = unsafe { bytes.align_to_mut::<u16>() };
+    debug_assert!(prefix.is_empty(), "arena regions are aligned by carve");
+    mid
+}
+
 /// Views the 8-aligned part of arena bytes as u64 (up to 7 leading bytes are skipped, so a
 /// caller sizes the bytes with 7 to spare; the tokenizer's merge table does).
 pub fn as_u64_mut(bytes: &mut [u8]) -> &mut [u64] {
@@ -40,6 +49,16 @@ mod tests {
         assert_eq!(view.len(), 4);
         view[3] = 1.5;
         assert_eq!(f32::from_ne_bytes(buf[pad + 12..pad + 16].try_into().unwrap()), 1.5);
+    }
+
+    #[test]
+    fn u16_view_of_aligned_bytes_covers_them() {
+        let mut buf = [0u8; 64 + 8];
+        let pad = buf.as_ptr().align_offset(2);
+        let view = as_u16_mut(&mut buf[pad..pad + 8]);
+        assert_eq!(view.len(), 4);
+        view[3] = 0x3c00;
+        assert_eq!(u16::from_ne_bytes(buf[pad + 6..pad + 8].try_into().unwrap()), 0x3c00);
     }
 
     #[test]

@@ -160,6 +160,16 @@ pub enum PlanError {
         /// What is too large.
         what: &'static str,
     },
+    /// The arena cannot hold even the model's per-layer tensor table, the first region of
+    /// every plan (the exact minimum needs that table, so only this lower bound is known).
+    LayerTableTooLarge {
+        /// The budget asked for.
+        budget: usize,
+        /// The layers of the model.
+        layers: usize,
+        /// Bytes of the layer table.
+        table_bytes: usize,
+    },
 }
 
 /// Bytes as "N KiB" (or MiB), rounded up so that a stated minimum always suffices.
@@ -188,6 +198,12 @@ impl fmt::Display for PlanError {
                 Size(kv_bytes),
                 Size(slot_bytes),
                 minimum
+            ),
+            PlanError::LayerTableTooLarge { budget, layers, table_bytes } => write!(
+                f,
+                "budget {budget} B cannot hold the model's layer table ({table_bytes} B for {layers} layers), the first \
+                 region of any plan; the minimum budget is larger still (tables, working buffers, KV cache and one \
+                 streaming slot): raise the budget past {table_bytes} B and the error gives the exact minimum"
             ),
             PlanError::BadContext { requested, max } => {
                 write!(f, "context {requested} is outside 1..={max}, the model's context length")

@@ -162,6 +162,27 @@ fn ring_row(t: usize, ring: usize) -> usize {
     }
 }
 
+/// An element of the KV cache as attention reads it: f32, or f16 bits (`u16`, the optional f16
+/// cache) widened exactly to f32.
+pub(crate) trait KvElem: Copy + Sync {
+    /// The value as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl KvElem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl KvElem for u16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        crate::quant::f16_to_f32(self)
+    }
+}
+
 /// Multi-head attention of one position's query `q` over positions `first..=pos`, into `out`
 /// (`first` is 0 for causal attention over everything before, `pos + 1 - window` for a sliding
 /// window). `keys`/`values` are this layer's cache, `ring` rows of `kv_dim`, position `t` in
@@ -173,12 +194,12 @@ fn ring_row(t: usize, ring: usize) -> usize {
 /// on the caller. Every element's arithmetic and summation order is that of a head-by-head
 /// loop whatever the split, so the results are bit-identical for any number of threads.
 #[allow(clippy::too_many_arguments)]
-pub fn attention(
+pub(crate) fn attention<E: KvElem>(
     q: &[f32],
     out: &mut [f32],
     att: &mut [f32],
-    keys: &[f32],
-    values: &[f32],
+    keys: &[E],
+    values: &[E],
     heads: Heads,
     context: usize,
     ring: usize,
@@ -212,7 +233,7 @@ pub fn attention(
                 let k = &keys[row..row + hs];
                 let mut score = 0.0f32;
                 for (&qi, &ki) in qh.iter().zip(k) {
-                    score += qi * ki;
+                    score += qi * ki.to_f32();
                 }
                 *a = score / scale;
             }
@@ -238,7 +259,7 @@ pub fn attention(
                 let row = ring_row(t, ring) * kv_dim + kv_off;
                 let v = &values[row..row + len];
                 for (o, &vi) in xb.iter_mut().zip(v) {
-                    *o += a * vi;
+                    *o += a * vi.to_f32();
                 }
             }
             i += len;

@@ -12,8 +12,8 @@ pub enum KernelChoice {
     /// The default: the fastest kernels this CPU has. For quantized weights that is the integer
     /// path ([`KernelChoice::SimdQ8`]: activations rounded to Q8_0/Q8_K as llama.cpp rounds them,
     /// within the quant README's "activations rounded like llama.cpp" tolerance); F32, F16 and
-    /// BF16 weights keep f32 activations (their results equal [`KernelChoice::Exact`]'s). The
-    /// scalar kernels on a CPU without AVX2/FMA/F16C.
+    /// BF16 weights keep f32 activations (their results equal [`KernelChoice::Exact`]'s). On a
+    /// CPU without AVX2/FMA/F16C, [`KernelChoice::ScalarQ8`].
     Auto,
     /// Strict f32 activations: the SIMD kernels if the CPU has them, else the scalar ones. The
     /// 1e-3 reference tests run on it.
@@ -28,10 +28,13 @@ pub enum KernelChoice {
     SimdQ8,
     /// [`KernelChoice::SimdQ8`] on AVX2 alone, even where AVX-512 VNNI is present.
     SimdQ8Avx2,
+    /// The portable integer path: Q8_0 products with activations rounded to Q8_0, bit-identical
+    /// with [`KernelChoice::SimdQ8`]'s; other types in scalar f32 (`auto` without AVX2).
+    ScalarQ8,
 }
 
 impl KernelChoice {
-    /// Parses `auto`, `exact`, `scalar`, `simd`, `simd-q8` or `simd-q8-avx2`.
+    /// Parses `auto`, `exact`, `scalar`, `simd`, `simd-q8`, `simd-q8-avx2` or `scalar-q8`.
     pub fn from_name(s: &str) -> Option<Self> {
         Some(match s {
             "auto" => KernelChoice::Auto,
@@ -40,6 +43,7 @@ impl KernelChoice {
             "simd" => KernelChoice::Simd,
             "simd-q8" => KernelChoice::SimdQ8,
             "simd-q8-avx2" => KernelChoice::SimdQ8Avx2,
+            "scalar-q8" => KernelChoice::ScalarQ8,
             _ => return None,
         })
     }
@@ -50,6 +54,7 @@ impl KernelChoice {
             KernelChoice::Auto => Ok(spool_std::engine::default_kernels()),
             KernelChoice::Exact => Ok(spool_std::kernels::detect()),
             KernelChoice::Scalar => Ok(Kernels::SCALAR),
+            KernelChoice::ScalarQ8 => Ok(Kernels::SCALAR_Q8),
             KernelChoice::Simd => spool_std::kernels::simd()
                 .ok_or_else(|| "--kernel simd: this CPU has no supported SIMD kernels (x86-64 AVX2+FMA+F16C)".into()),
             KernelChoice::SimdQ8 => spool_std::kernels::simd_q8().ok_or_else(|| {
@@ -130,6 +135,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Which kernels compute.
     pub kernel: KernelChoice,
+    /// Keep the KV cache in f16 (`--kv f16`): half its bytes, logits within a tolerance.
+    pub kv_f16: bool,
     /// Compute threads for the matrix-vector products (1: the caller alone).
     pub threads: usize,
     /// Write the logits of every position here, little-endian f32 `[positions][vocab]`
@@ -164,6 +171,7 @@ impl Default for RunOptions {
             prefill_chunk: PlanOptions::default().prefill_chunk,
             json: false,
             kernel: KernelChoice::Auto,
+            kv_f16: false,
             threads: 1,
             dump_logits: None,
             verify: None,

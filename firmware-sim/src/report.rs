@@ -160,7 +160,8 @@ pub fn plan_text(p: &Plan) -> String {
         0 => String::new(),
         n => format!("; {n} sliding-window layers keep a ring of {} (window + prefill chunk - 1)", p.kv_ring_rows),
     };
-    s += &row("kv cache", p.kv.bytes, format!("{} positions{ring}", p.context));
+    let elem = if p.options.kv_f16 { "f16" } else { "f32" };
+    s += &row("kv cache", p.kv.bytes, format!("{} positions{ring}, {elem}", p.context));
     s += &row("scratch", p.scratch.bytes, format!("embedding rows of a {}-position prefill chunk", p.prefill_chunk()));
     s += &row("tokenizer", p.tokenizer.bytes, "pieces, scores, sorted index".into());
     s += &row("norms", p.norms.bytes, "norm weights, always resident".into());

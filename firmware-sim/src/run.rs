@@ -27,7 +27,13 @@ pub(crate) fn open_model<S: Storage>(storage: &mut S) -> Result<ModelInfo, Strin
 /// chosen kernels round the input of one of its matrices (so an F32 file plans as before).
 pub fn plan_options(opts: &RunOptions, model: &ModelInfo) -> PlanOptions {
     let prefill_chunk = if opts.dump_logits.is_some() { 1 } else { opts.prefill_chunk };
-    let base = PlanOptions { policy: opts.policy, prefetch: opts.prefetch, prefill_chunk, ..PlanOptions::default() };
+    let base = PlanOptions {
+        policy: opts.policy,
+        prefetch: opts.prefetch,
+        prefill_chunk,
+        kv_f16: opts.kv_f16,
+        ..PlanOptions::default()
+    };
     match opts.kernel.kernels() {
         Ok(k) => spool_std::engine::plan_options(k, model, base),
         Err(_) => base,

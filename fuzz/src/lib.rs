@@ -334,6 +334,7 @@ pub struct Opts {
     pub prefetch: u8,
     pub prefill_chunk: u16,
     pub quantized_activations: bool,
+    pub kv_f16: bool,
 }
 
 impl Opts {
@@ -343,6 +344,7 @@ impl Opts {
             prefetch: self.prefetch as u32 % 12,
             prefill_chunk: self.prefill_chunk as u32,
             quantized_activations: self.quantized_activations,
+            kv_f16: self.kv_f16,
             ..PlanOptions::default()
         }
     }

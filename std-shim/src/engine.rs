@@ -10,10 +10,11 @@ use spool_core::error::Result;
 use spool_core::quant::SUPPORTED;
 use spool_core::{Engine, Kernels, ModelInfo, PlanOptions, Storage};
 
-/// The kernels `spool-sim run --kernel auto` runs: the integer (Q8-activation) path where the
-/// CPU has it, else the best float path ([`crate::kernels::detect`]).
+/// The kernels `spool-sim run --kernel auto` runs: the SIMD integer (Q8-activation) path where
+/// the CPU has it, else the portable integer path ([`Kernels::portable_q8`]: Q8_0 products on
+/// integers, bit-identical with the AVX2 path's; every other type in scalar f32).
 pub fn default_kernels() -> Kernels {
-    crate::kernels::simd_q8().unwrap_or_else(crate::kernels::detect)
+    crate::kernels::simd_q8().unwrap_or(Kernels::portable_q8())
 }
 
 /// Whether `kernels` round the input to Q8 for a product with `model`'s weights (the integer

@@ -174,6 +174,14 @@ fn load_reads_at(opts: PlanOptions, ram: usize) -> u64 {
     injector.reads()
 }
 
+/// Reads of parsing the model alone (the CLI does it once before it makes the engine).
+fn parse_reads() -> u64 {
+    let injector = FaultInjector::new(FaultSpec::default(), Path::new(&model_path())).unwrap();
+    let mut storage = injector.wrap(FileStorage::open(injector.path()).unwrap());
+    spool_core::ModelInfo::load(&mut storage).unwrap();
+    injector.reads()
+}
+
 /// Read numbers to fault: during the load, on the first token and deep in the decode.
 fn read_points(prefetch: u32) -> [u64; 3] {
     let load = load_reads(prefetch);
@@ -361,7 +369,8 @@ fn verify_catches_an_injected_bit_flip_on_both_paths() {
         &mut Vec::new(),
     );
     assert_eq!(code, 0);
-    let k = load_reads(2) + 40;
+    // Past the CLI's load (its own parse of the model, then the engine's): into the weights.
+    let k = parse_reads() + load_reads(2) + 40;
     for prefetch in [0, 2] {
         let (code, _, err) = cli_with(&format!("flip={k}"), "file", prefetch, &["--verify", sidecar]);
         assert_eq!(code, Some(2), "prefetch {prefetch}: {err}");

@@ -4,6 +4,7 @@
 //! arithmetic is in `ops`, the weights come from `weights`; this file holds no math of its own.
 
 use crate::cache::Loader;
+use crate::engine::kv::{store_f16, KvLayer};
 use crate::engine::weights::Weights;
 use crate::engine::work::Work;
 use crate::engine::Engine;
@@ -62,13 +63,18 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
             let ring = kv_rows(&self.weights.model, context, chunk, l as u32) as usize;
             let kv_rows = row0 * kv_dim..(row0 + ring) * kv_dim;
             row0 += ring;
+            let (keys, values, f16) = match self.kv.layer(kv_rows) {
+                KvLayer::F32 { keys, values } => (keys, values, None),
+                KvLayer::F16 { keys, values } => (Default::default(), Default::default(), Some((keys, values))),
+            };
             let mut step = Step {
                 ring,
                 kind: self.weights.model.layer_kind(l as u32),
                 w: &mut self.weights,
                 work: &mut self.work,
-                keys: &mut self.key_cache[kv_rows.clone()],
-                values: &mut self.value_cache[kv_rows],
+                keys,
+                values,
+                f16,
                 norms: self.norms,
                 layer: l,
                 n,
@@ -107,6 +113,10 @@ pub(crate) struct Step<'s, 'a, S: Storage, L: Loader<'a>> {
     keys: &'s mut [f32],
     /// This layer's value cache, as `keys`.
     values: &'s mut [f32],
+    /// With an f16 cache (`keys`/`values` are then empty): this layer's f16 keys and values, as
+    /// `keys`. The chunk's new rows stay f32 in `work.kv_stage` (RoPE and head norms act on
+    /// them there) until `attention` rounds them in.
+    f16: Option<(&'s mut [u16], &'s mut [u16])>,
     /// Rows of this layer's cache: the context, or a ring of the window plus a chunk.
     ring: usize,
     norms: &'s [u8],
@@ -246,6 +256,20 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
 
     fn keys_values(&mut self, from: Buf) -> Result<()> {
         let kv_dim = self.w.model.config.kv_dim as usize;
+        if self.f16.is_some() {
+            // The new rows go to the f32 staging buffer (`[2][positions][kv_dim]`).
+            let stage = core::mem::take(&mut self.work.kv_stage);
+            let (ks, vs) = stage.split_at_mut(stage.len() / 2);
+            let rows = self.n * kv_dim;
+            let r = match (ks.get_mut(..rows), vs.get_mut(..rows)) {
+                (Some(k), Some(v)) => self
+                    .product(self.name(LayerTensor::K), from, k)
+                    .and_then(|_| self.product(self.name(LayerTensor::V), from, v)),
+                _ => Err(Error::Malformed("the f16 KV staging buffer is shorter than the chunk")),
+            };
+            self.work.kv_stage = stage;
+            return r;
+        }
         let first = self.pos % self.ring;
         if first + self.n <= self.ring {
             // The chunk's rows are contiguous in the cache: the products write them in place.
@@ -294,7 +318,11 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let factors = self.w.model.rope_freqs_span().and_then(|(at, len)| self.norms.get(at..at + len)).unwrap_or(&[]);
         for p in 0..self.n {
             let q = &mut self.work.q[p * q_dim..][..q_dim];
-            let k = &mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim];
+            let k = if self.f16.is_some() {
+                &mut self.work.kv_stage[p * kv_dim..][..kv_dim]
+            } else {
+                &mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim]
+            };
             match layout {
                 RopeLayout::Interleaved => rope(q, k, self.pos + p, hs, self.kind.rope_base, factors),
                 RopeLayout::Neox => rope_neox(q, k, self.pos + p, hs, self.kind.rope_base, factors),
@@ -307,7 +335,15 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
     fn attention(&mut self, to: Buf) {
         self.writes(to);
         let (heads, context) = (self.heads(), self.w.plan.context as usize);
-        let q_dim = self.w.model.config.q_dim as usize;
+        let (q_dim, kv_dim) = (self.w.model.config.q_dim as usize, self.w.model.config.kv_dim as usize);
+        if let Some((k16, v16)) = &mut self.f16 {
+            // The chunk's new rows, rounded once into the f16 cache before any position attends.
+            let stage = &self.work.kv_stage;
+            let (ks, vs) = stage.split_at(stage.len() / 2);
+            let rows = self.n * kv_dim;
+            store_f16(k16, &ks[..rows], kv_dim, self.pos, self.ring);
+            store_f16(v16, &vs[..rows], kv_dim, self.pos, self.ring);
+        }
         let out = core::mem::take(self.work.buf(to));
         for p in 0..self.n {
             let at = self.pos + p;
@@ -315,9 +351,16 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
             // holds at least the window plus the chunk (`kv_rows`).
             let first = self.kind.window.map_or(0, |w| (at + 1).saturating_sub(w as usize));
             let first = first.max((at + 1).saturating_sub(self.ring));
-            let (keys, values) = (&*self.keys, &*self.values);
             let (q, o) = (&self.work.q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
-            attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec);
+            match &self.f16 {
+                Some((keys, values)) => {
+                    attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec)
+                }
+                None => {
+                    let (keys, values) = (&*self.keys, &*self.values);
+                    attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec)
+                }
+            }
         }
         *self.work.buf(to) = out;
         self.show("kqv_out", Shown::Buf(to, q_dim));
@@ -362,7 +405,12 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         let wide = self.ggml();
         for p in 0..self.n {
             head_rmsnorm(&mut self.work.q[p * q_dim..][..q_dim], hs, qw, eps, wide);
-            head_rmsnorm(&mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim], hs, kw, eps, wide);
+            let k = if self.f16.is_some() {
+                &mut self.work.kv_stage[p * kv_dim..][..kv_dim]
+            } else {
+                &mut self.keys[(self.pos + p) % self.ring * kv_dim..][..kv_dim]
+            };
+            head_rmsnorm(k, hs, kw, eps, wide);
         }
         self.show("Qcur_normed", Shown::Buf(Buf::Q, q_dim));
         self.show("Kcur_normed", Shown::Keys);

@@ -5,12 +5,12 @@
 
 mod forward;
 mod generate;
+mod kv;
 mod weights;
 pub(crate) mod work;
 
-use crate::bytes::as_f32_mut;
 use crate::cache::{Cache, CacheStats, Loader, SyncLoader};
-use crate::error::{Error, Result};
+use crate::error::{Error, PlanError, Result};
 use crate::exec::Executor;
 use crate::model::{Layer, ModelInfo, TensorRef};
 use crate::plan::{self, Plan, PlanOptions, Unit, ALIGN};
@@ -28,36 +28,64 @@ type Tables<'a> = (ModelInfo<&'a [Layer]>, Plan<&'a [Unit]>, &'a mut [u8]);
 
 /// The engine's tables laid into the head of `arena`, in the plan's order: the per-layer tensor
 /// table (filled while the file's tensor table is parsed), then the unit table (filled by the
-/// planner). Returns the model, the plan and the arena after the tables. Not inlined, so that
-/// the parser's frames are gone before the engine is assembled.
-#[inline(never)]
+/// planner). Returns the model, the plan and the arena after the tables. The phases (header,
+/// the tensor table's first pass, the tensor walk, the planner) are sibling calls, not nested:
+/// only one parser frame is on the stack at a time (`Engine::new`'s stack peak on a
+/// microcontroller, measured by the firmware: 8,172 B before this split, 6,072 B after).
+#[inline(always)]
 fn tables<'a, S: Storage>(storage: &mut S, arena: &'a mut [u8], context: u32, opts: PlanOptions) -> Result<Tables<'a>> {
     let budget = arena.len();
     let pad = arena.as_ptr().align_offset(ALIGN).min(budget);
-    let (_, mut rest) = arena.split_at_mut(pad);
-    let no_room = |what, needed: usize, got| Error::BufferTooSmall { what, needed, got };
-    let model = ModelInfo::load_with(storage, |n| {
-        let got = rest.len();
+    let (_, rest) = arena.split_at_mut(pad);
+    let parsed = crate::model::parse_header(storage)?;
+    let first = crate::gguf::first_pass(storage, &parsed.0)?;
+    let (model, rest) = load_model(storage, parsed, first, rest, budget)?;
+    let (plan, rest) = plan_units(&model, rest, context, budget, opts)?;
+    Ok((model, plan, rest))
+}
+
+/// The model parsed, its per-layer tensor table at the head of `rest`. Not inlined: the
+/// parser's frames (header, tensor walk) are gone before the planner runs.
+#[inline(never)]
+fn load_model<'a, S: Storage>(
+    storage: &mut S,
+    parsed: crate::model::ParsedHeader,
+    first: (u64, u64),
+    mut rest: &'a mut [u8],
+    budget: usize,
+) -> Result<(ModelInfo<&'a [Layer]>, &'a mut [u8])> {
+    let model = ModelInfo::load_tensors(storage, parsed, first, |n| {
         let empty: Layer = [TensorRef::EMPTY; crate::model::ROLES];
-        let (table, tail) = plan::table(core::mem::take(&mut rest), n, |_| empty).ok_or(no_room(
-            "layer table (the arena)",
-            n * core::mem::size_of::<Layer>(),
-            got,
-        ))?;
+        let (table, tail) =
+            plan::table(core::mem::take(&mut rest), n, |_| empty).ok_or(PlanError::LayerTableTooLarge {
+                budget,
+                layers: n,
+                table_bytes: n * core::mem::size_of::<Layer>(),
+            })?;
         rest = tail;
         Ok(table)
     })?
     .into_shared();
-    let count = plan::unit_count(&model)?;
-    let got = rest.len();
-    let (units, rest) = plan::unit_table(count, rest).ok_or(no_room(
-        "unit table (the arena)",
-        count * core::mem::size_of::<Unit>(),
-        got,
-    ))?;
-    let plan = plan::plan_into(&model, context, budget, opts, usize::MAX as u64, units)?;
+    Ok((model, rest))
+}
+
+/// The plan, its unit table laid into the head of `rest`. Not inlined (see [`load_model`]).
+#[inline(never)]
+fn plan_units<'a>(
+    model: &ModelInfo<&'a [Layer]>,
+    rest: &'a mut [u8],
+    context: u32,
+    budget: usize,
+    opts: PlanOptions,
+) -> Result<(Plan<&'a [Unit]>, &'a mut [u8])> {
+    let count = plan::unit_count(model)?;
+    // An arena too small for the unit table is below the planner's minimum: say which.
+    let Some((units, rest)) = plan::unit_table(count, rest) else {
+        return Err(plan::budget_error(model, context, budget, opts).into());
+    };
+    let plan = plan::plan_into(model, context, budget, opts, usize::MAX as u64, units)?;
     let (plan, units) = plan.with_units(());
-    Ok((model, plan.with_units(&*units).0, rest))
+    Ok((plan.with_units(&*units).0, rest))
 }
 
 /// [`Tokenizer::load`], not inlined (its frame is gone before the engine is assembled).
@@ -76,8 +104,8 @@ pub struct Engine<'a, S: Storage, L: Loader<'a> = SyncLoader<'a>> {
     weights: Weights<'a, S, L>,
     tokenizer: Tokenizer<'a>,
     work: Work<'a>,
-    key_cache: &'a mut [f32],
-    value_cache: &'a mut [f32],
+    /// Keys and values, f32 or f16 (`PlanOptions::kv_f16`).
+    kv: kv::KvCache<'a>,
     /// Norm weights, in [`ModelInfo::norms`] order.
     norms: &'a [u8],
     load_bytes: u64,
@@ -96,15 +124,23 @@ impl<'a, S: Storage> Engine<'a, S> {
 
 impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
     /// As [`Engine::new`], with a loader and planner options.
-    pub fn with_loader(
+    pub fn with_loader(storage: S, loader: L, arena: &'a mut [u8], context: u32, opts: PlanOptions) -> Result<Self> {
+        Self::build(storage, loader, arena, context, opts, |engine| engine)
+    }
+
+    /// Builds the engine and hands it to `place` (the identity, or a write into a static),
+    /// so that a caller with a slot gets the engine written there without a second copy on
+    /// the stack. Every table goes into the arena as soon as its size is known, so no large
+    /// value is made on the stack or moved (the engine itself is small).
+    #[inline(always)]
+    fn build<R>(
         mut storage: S,
         loader: L,
         arena: &'a mut [u8],
         context: u32,
         opts: PlanOptions,
-    ) -> Result<Self> {
-        // Built in place: every table goes into the arena as soon as its size is known, so no
-        // large value is made on the stack or moved (the engine itself is small).
+        place: impl FnOnce(Self) -> R,
+    ) -> Result<R> {
         let budget = arena.len();
         // Slots get room for the storage's aligned reads (direct I/O), so they need no buffer
         // outside the arena.
@@ -135,24 +171,23 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         let mut cache = Cache::new(&plan, regions.resident, regions.slots, regions.slot_meta)?;
         let embd = (model.token_embd.offset, model.token_embd.bytes());
         let pinned_bytes = cache.load_pinned(&plan, embd, &mut storage)?;
-        let kv = as_f32_mut(regions.kv);
-        let (key_cache, value_cache) = kv.split_at_mut(kv.len() / 2);
         let (working, q8) = regions.working.split_at_mut(plan.working_layout.q8_offset());
-        Ok(Engine {
+        Ok(place(Engine {
             load_bytes: model.parse_bytes + tok_bytes + norm_read + pinned_bytes,
             work: Work::new(plan.working_layout, working),
             norms: regions.norms,
+            kv: kv::KvCache::new(regions.kv, plan.options.kv_f16),
             weights: Weights::new(storage, loader, model, plan, cache, q8, regions.scratch),
             tokenizer,
-            key_cache,
-            value_cache,
             #[cfg(feature = "trace")]
             trace: None,
-        })
+        }))
     }
 
     /// As [`Engine::with_loader`], written into `slot` (a static, say): the engine is made
-    /// once, in its final place, instead of being returned and copied.
+    /// once, in its final place, instead of being returned and copied. Not inlined: the
+    /// caller's frame holds no engine-sized temporary while the model is parsed.
+    #[inline(never)]
     pub fn new_in<'s>(
         slot: &'s mut core::mem::MaybeUninit<Self>,
         storage: S,
@@ -161,7 +196,7 @@ impl<'a, S: Storage, L: Loader<'a>> Engine<'a, S, L> {
         context: u32,
         opts: PlanOptions,
     ) -> Result<&'s mut Self> {
-        Ok(slot.write(Self::with_loader(storage, loader, arena, context, opts)?))
+        Self::build(storage, loader, arena, context, opts, |engine| slot.write(engine))
     }
 
     /// Shows every intermediate tensor of the following forward passes to `trace`.

@@ -30,6 +30,9 @@ pub struct WorkingLayout {
     /// row) used by the integer kernels, at the end of the region; 0 unless the plan was made
     /// with `PlanOptions::quantized_activations`.
     pub q8: usize,
+    /// f32 elements per position of the f16 KV cache's staging buffer (the new keys and
+    /// values, `2 * kv_dim`, rounded into the cache once, before attention); 0 with an f32 cache.
+    pub kv_stage: usize,
 }
 
 impl WorkingLayout {
@@ -38,9 +41,12 @@ impl WorkingLayout {
     fn sizes(&self) -> Option<(u64, u64)> {
         let [p, dim, hidden, att, logits, candidates, q8] =
             [self.positions, self.dim, self.hidden, self.att, self.logits, self.candidates, self.q8].map(|n| n as u64);
-        let wide = self.wide as u64;
-        let per_position =
-            dim.checked_mul(2)?.checked_add(wide.checked_mul(2)?)?.checked_add(hidden.checked_mul(2)?)?;
+        let (wide, kv_stage) = (self.wide as u64, self.kv_stage as u64);
+        let per_position = dim
+            .checked_mul(2)?
+            .checked_add(wide.checked_mul(2)?)?
+            .checked_add(hidden.checked_mul(2)?)?
+            .checked_add(kv_stage)?;
         let elems = p.checked_mul(per_position)?.checked_add(att)?.checked_add(logits)?.checked_add(candidates)?;
         let q8_offset = elems.checked_mul(4)?;
         Some((q8_offset, q8_offset.checked_add(p.checked_mul(q8)?)?))
@@ -80,6 +86,9 @@ pub(crate) struct Work<'a> {
     pub(crate) logits: &'a mut [f32],
     /// Sampler candidates, `[vocab]`.
     pub(crate) candidates: &'a mut [u32],
+    /// With an f16 KV cache: the chunk's new keys, then its new values, `[2][positions][kv_dim]`
+    /// (empty otherwise).
+    pub(crate) kv_stage: &'a mut [f32],
 }
 
 impl<'a> Work<'a> {
@@ -105,13 +114,15 @@ fn split<'a, T>(buf: &mut &'a mut [T], n: usize) -> &'a mut [T] {
 impl<'a> Work<'a> {
     /// The layout of the working buffers for a model of this shape: `positions` prefill
     /// positions, a `context`-long attention row per head, and room for the quantized input of
-    /// the integer kernels when `q8` is set. Errors when the region would end above `limit` (the
-    /// address space; checked in `u64`, so a 32-bit target cannot wrap).
+    /// the integer kernels when `q8` is set, and the staging rows of an f16 KV cache when
+    /// `kv_f16` is. Errors when the region would end above `limit` (the address space; checked in
+    /// `u64`, so a 32-bit target cannot wrap).
     pub(crate) fn layout(
         c: &Config,
         context: u32,
         positions: usize,
         q8: bool,
+        kv_f16: bool,
         limit: u64,
     ) -> Result<WorkingLayout, PlanError> {
         let too_large = PlanError::TooLarge { what: "working buffers" };
@@ -126,6 +137,7 @@ impl<'a> Work<'a> {
             logits: c.vocab as usize,
             candidates: c.vocab as usize,
             q8: if q8 { q8_bytes(c.dim).max(q8_bytes(c.q_dim)).max(q8_bytes(c.hidden_dim)) } else { 0 },
+            kv_stage: if kv_f16 { 2 * c.kv_dim as usize } else { 0 },
         };
         size(l.sizes().ok_or(too_large)?.1)?;
         Ok(l)
@@ -146,6 +158,7 @@ impl<'a> Work<'a> {
             hb2: split(&mut f, p * l.hidden),
             att: split(&mut f, l.att),
             logits: split(&mut f, l.logits),
+            kv_stage: split(&mut f, p * l.kv_stage),
             candidates: &mut as_u32_mut(ints)[..l.candidates],
         }
     }

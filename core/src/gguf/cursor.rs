@@ -1,5 +1,6 @@
 //! The buffered sequential reader of the GGUF parser: little-endian fields and strings read
-//! through a 512-byte stack buffer, every length checked against the file before it is used.
+//! through a 256-byte stack buffer (small: the parser runs inside `Engine::new`, whose stack
+//! peak a microcontroller pays for), every length checked against the file before it is used.
 //! Knows nothing of GGUF's keys or tensors.
 
 use crate::error::{Error, Result};
@@ -9,7 +10,7 @@ use crate::storage::{read_exact_at, Storage};
 pub(crate) struct Cursor<'s, S: Storage> {
     pub(crate) storage: &'s mut S,
     pos: u64,
-    buf: [u8; 512],
+    buf: [u8; 256],
     buf_start: u64,
     buf_len: usize,
     /// Bytes fetched from storage so far (for the load statistics).
@@ -18,7 +19,7 @@ pub(crate) struct Cursor<'s, S: Storage> {
 
 impl<'s, S: Storage> Cursor<'s, S> {
     pub(crate) fn new(storage: &'s mut S, pos: u64) -> Self {
-        Self { storage, pos, buf: [0; 512], buf_start: 0, buf_len: 0, bytes_read: 0 }
+        Self { storage, pos, buf: [0; 256], buf_start: 0, buf_len: 0, bytes_read: 0 }
     }
 
     pub(crate) fn pos(&self) -> u64 {

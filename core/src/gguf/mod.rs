@@ -14,7 +14,7 @@ mod cursor;
 mod tensors;
 
 pub(crate) use cursor::Cursor;
-pub(crate) use tensors::for_each_tensor;
+pub(crate) use tensors::{first_pass, for_each_tensor};
 pub use tensors::{tensors, TensorEntry, Tensors, MAX_DIMS, MAX_NAME};
 
 const MAGIC: [u8; 4] = *b"GGUF";

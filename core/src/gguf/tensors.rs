@@ -71,16 +71,29 @@ pub struct Tensors<'s, S: Storage> {
 /// assert!(names.contains(&b"token_embd.weight".to_vec()));
 /// ```
 pub fn tensors<'s, S: Storage>(storage: &'s mut S, header: &Header) -> Result<Tensors<'s, S>> {
+    let first = first_pass(storage, header)?;
+    Ok(tensors_after(storage, header, first))
+}
+
+/// [`tensors`] when [`first_pass`] has already run (`first` is what it returned).
+pub(crate) fn tensors_after<'s, S: Storage>(storage: &'s mut S, header: &Header, first: (u64, u64)) -> Tensors<'s, S> {
     let file_len = storage.len();
+    let (table_end, first_pass) = first;
+    let align = header.alignment as u64;
+    let data_start = table_end.div_ceil(align) * align;
+    let c = Cursor::new(storage, header.tensor_table);
+    Tensors { c, remaining: header.tensor_count, data_start, align, file_len, first_pass }
+}
+
+/// The first pass of [`tensors`]: where the table ends, and the bytes read to find it. Not
+/// inlined, so that its reader's buffer is off the stack while the second pass runs.
+#[inline(never)]
+pub(crate) fn first_pass<S: Storage>(storage: &mut S, header: &Header) -> Result<(u64, u64)> {
     let mut c = Cursor::new(storage, header.tensor_table);
     for _ in 0..header.tensor_count {
         read_entry(&mut c)?;
     }
-    let align = header.alignment as u64;
-    let data_start = c.pos().div_ceil(align) * align;
-    let first_pass = c.bytes_read;
-    let c = Cursor::new(c.storage, header.tensor_table);
-    Ok(Tensors { c, remaining: header.tensor_count, data_start, align, file_len, first_pass })
+    Ok((c.pos(), c.bytes_read))
 }
 
 impl<S: Storage> Tensors<'_, S> {
@@ -117,13 +130,15 @@ impl<S: Storage> Iterator for Tensors<'_, S> {
     }
 }
 
-/// Walks the tensor table, calling `visit` for each tensor; returns the bytes read.
+/// Walks the tensor table after its [`first_pass`] (`first`), calling `visit` for each
+/// tensor; returns the bytes read (both passes).
 pub(crate) fn for_each_tensor<S: Storage>(
     storage: &mut S,
     header: &Header,
+    first: (u64, u64),
     mut visit: impl FnMut(&TensorEntry) -> Result<()>,
 ) -> Result<u64> {
-    let mut walk = tensors(storage, header)?;
+    let mut walk = tensors_after(storage, header, first);
     for e in walk.by_ref() {
         visit(&e?)?;
     }

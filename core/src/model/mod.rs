@@ -108,6 +108,40 @@ impl<'a> ModelInfo<&'a mut [Layer]> {
     }
 }
 
+/// What the header phase found: the metadata, the architecture, its hyperparameters and the
+/// vocabulary size.
+pub(crate) type ParsedHeader = (Header, &'static Arch, Config, u32);
+
+/// The header phase of [`ModelInfo::load_with`]: the GGUF metadata, the architecture it names,
+/// its hyperparameters and the vocabulary size. Not inlined, so that the metadata visitor's
+/// per-architecture table and the header reader's buffer leave the stack before the tensor
+/// table is walked (`Engine::new`'s stack peak on a microcontroller).
+#[inline(never)]
+pub(crate) fn parse_header<S: Storage>(storage: &mut S) -> Result<ParsedHeader> {
+    let mut collected = arch::Collected::default();
+    let header = gguf::read_header_with(storage, |key, value| {
+        collected.visit(key, value);
+        Ok(())
+    })?;
+    let name = header.architecture;
+    // Absent, or not a string (the reader keeps only a string value).
+    if name.as_bytes().is_empty() {
+        return Err(Error::MissingKey("general.architecture (a string)"));
+    }
+    let arch = arch::find(name.as_bytes()).ok_or(Error::UnsupportedArchitecture { name, supported: &arch::NAMES })?;
+    let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
+    let vocab = u32::try_from(tokens.count).map_err(|_| Error::Malformed("vocabulary too large"))?;
+    if vocab == 0 {
+        return Err(Error::Malformed("empty vocabulary"));
+    }
+    let config = (arch.config)(collected.of(arch), vocab)?;
+    if config.n_layers as usize > MAX_LAYERS {
+        return Err(Error::TooMany { what: "layers", count: config.n_layers as u64, max: MAX_LAYERS as u64 });
+    }
+
+    Ok((header, arch, config, vocab))
+}
+
 impl<L: LayerTable> ModelInfo<L> {
     /// Parses and checks the model description in `storage`; `table(n_layers)` gives the
     /// per-layer table to fill (`n_layers` rows of empty references, at most [`MAX_LAYERS`]),
@@ -116,28 +150,23 @@ impl<L: LayerTable> ModelInfo<L> {
     where
         L: core::ops::DerefMut,
     {
-        let mut collected = arch::Collected::default();
-        let header = gguf::read_header_with(storage, |key, value| {
-            collected.visit(key, value);
-            Ok(())
-        })?;
-        let name = header.architecture;
-        // Absent, or not a string (the reader keeps only a string value).
-        if name.as_bytes().is_empty() {
-            return Err(Error::MissingKey("general.architecture (a string)"));
-        }
-        let arch =
-            arch::find(name.as_bytes()).ok_or(Error::UnsupportedArchitecture { name, supported: &arch::NAMES })?;
-        let tokens = header.tokens.ok_or(Error::MissingKey("tokenizer.ggml.tokens"))?;
-        let vocab = u32::try_from(tokens.count).map_err(|_| Error::Malformed("vocabulary too large"))?;
-        if vocab == 0 {
-            return Err(Error::Malformed("empty vocabulary"));
-        }
-        let config = (arch.config)(collected.of(arch), vocab)?;
-        if config.n_layers as usize > MAX_LAYERS {
-            return Err(Error::TooMany { what: "layers", count: config.n_layers as u64, max: MAX_LAYERS as u64 });
-        }
+        let parsed = parse_header(storage)?;
+        let first = gguf::first_pass(storage, &parsed.0)?;
+        Self::load_tensors(storage, parsed, first, table)
+    }
 
+    /// The tensor phase of [`ModelInfo::load_with`], after [`parse_header`] and the tensor
+    /// table's first pass (`first`: where it ends, bytes read). A caller that calls the three
+    /// itself keeps their frames apart on the stack.
+    pub(crate) fn load_tensors<S: Storage>(
+        storage: &mut S,
+        (header, arch, config, vocab): ParsedHeader,
+        first: (u64, u64),
+        table: impl FnOnce(usize) -> Result<L>,
+    ) -> Result<Self>
+    where
+        L: core::ops::DerefMut,
+    {
         let mut embd = None;
         let mut output_norm = None;
         let mut output = None;
@@ -146,11 +175,8 @@ impl<L: LayerTable> ModelInfo<L> {
         if layers.len() != config.n_layers as usize {
             return Err(Error::Malformed("the layer table does not have one row per layer"));
         }
-        // Which roles of each layer the file gave (bit `i` of word `layer`: `arch.roles[i]`).
-        let mut found = [0u32; MAX_LAYERS];
-        const _: () = assert!(ROLES <= 32, "widen `found`");
         let file_len = storage.len();
-        let table_bytes = gguf::for_each_tensor(storage, &header, |e| {
+        let table_bytes = gguf::for_each_tensor(storage, &header, first, |e| {
             let Some(name) = TensorName::parse(e.name(), arch.roles).filter(|_| !e.truncated_name) else {
                 return Ok(());
             };
@@ -176,10 +202,8 @@ impl<L: LayerTable> ModelInfo<L> {
                 TensorName::Output => &mut output,
                 TensorName::RopeFreqs => &mut rope_freqs,
                 TensorName::Layer(l, lt) => {
-                    let row = (layers.get_mut(l as usize), found.get_mut(l as usize), arch.role_index(lt));
-                    if let (Some(layer), Some(bits), Some(i)) = row {
+                    if let (Some(layer), Some(i)) = (layers.get_mut(l as usize), arch.role_index(lt)) {
                         layer[i] = t;
-                        *bits |= 1 << i;
                     }
                     return Ok(());
                 }
@@ -191,9 +215,11 @@ impl<L: LayerTable> ModelInfo<L> {
         let token_embd = embd.ok_or(Error::MissingTensor(TensorName::TokenEmbd))?;
         let tied_output = output.is_none();
         let output_norm = output_norm.ok_or(Error::MissingTensor(TensorName::OutputNorm))?;
-        for (l, bits) in found.iter().enumerate().take(layers.len()) {
+        // A role the file gave has a shape checked against the config (never 0 rows), so an
+        // entry still empty is a tensor the file lacks.
+        for (l, layer) in layers.iter().enumerate() {
             for (i, &role) in arch.roles.iter().enumerate() {
-                if bits & (1 << i) == 0 {
+                if layer[i] == TensorRef::EMPTY {
                     return Err(Error::MissingTensor(TensorName::Layer(l as u16, role)));
                 }
             }

@@ -6,6 +6,7 @@
 use crate::engine::work::{Work, WorkingLayout};
 use crate::error::PlanError;
 use crate::model::{LayerTable, ModelInfo};
+use crate::plan::PlanOptions;
 use crate::tokenizer::Tokenizer;
 
 /// Alignment of every region.
@@ -84,11 +85,12 @@ pub fn kv_rows<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usi
     }
 }
 
-/// Bytes of the KV cache: keys and values, `kv_rows * kv_dim` f32 each per layer.
-pub(crate) fn kv_bytes<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usize) -> Option<u64> {
+/// Bytes of the KV cache: keys and values, `kv_rows * kv_dim` f32 (or f16) each per layer.
+pub(crate) fn kv_bytes<L: LayerTable>(model: &ModelInfo<L>, context: u32, positions: usize, f16: bool) -> Option<u64> {
     let c = &model.config;
     let rows = (0..c.n_layers).map(|l| kv_rows(model, context, positions, l) as u64).sum::<u64>();
-    2u64.checked_mul(rows)?.checked_mul(c.kv_dim as u64)?.checked_mul(4)
+    let elem = if f16 { 2 } else { 4 };
+    2u64.checked_mul(rows)?.checked_mul(c.kv_dim as u64)?.checked_mul(elem)
 }
 
 /// Bytes of all norm weights, kept resident always.
@@ -102,17 +104,17 @@ pub(crate) fn fixed_regions<L: LayerTable>(
     model: &ModelInfo<L>,
     context: u32,
     positions: usize,
-    q8: bool,
+    opts: &PlanOptions,
     start: u64,
     limit: u64,
 ) -> Result<Fixed, PlanError> {
     let c = &model.config;
-    let working_layout = Work::layout(c, context, positions, q8, limit)?;
+    let working_layout = Work::layout(c, context, positions, opts.quantized_activations, opts.kv_f16, limit)?;
     let mut at = Cursor::new(start, limit);
     Ok(Fixed {
         working_layout,
         working: at.region(Some(working_layout.bytes() as u64), "working buffers")?,
-        kv: at.region(kv_bytes(model, context, positions), "KV cache")?,
+        kv: at.region(kv_bytes(model, context, positions, opts.kv_f16), "KV cache")?,
         scratch: at.region((positions as u64).checked_mul(model.token_embd.row_bytes()), "embedding scratch")?,
         tokenizer: at.region(Tokenizer::region_bytes_for(&model.header), "tokenizer")?,
         norms: at.region(norm_bytes(model), "norm weights")?,

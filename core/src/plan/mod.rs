@@ -18,6 +18,7 @@
 
 pub(crate) mod carve;
 pub(crate) mod layout;
+pub(crate) mod minimum;
 pub(crate) mod options;
 pub(crate) mod pack;
 pub(crate) mod units;
@@ -27,6 +28,7 @@ mod tests;
 
 pub(crate) use carve::{carve, table, unit_table};
 pub use layout::{kv_rows, Region, ALIGN};
+pub use minimum::{budget_error, minimum_budget};
 pub use options::{PlanOptions, Policy, MAX_PREFETCH};
 pub use pack::{MAX_SLOTS, SLOT_META_BYTES};
 pub(crate) use units::unit_cap;
@@ -36,8 +38,9 @@ use core::ops::Deref;
 
 use crate::engine::work::WorkingLayout;
 use crate::error::PlanError;
-use crate::model::{Layer, LayerTable, ModelInfo};
-use crate::plan::layout::{align_up, fixed_regions, norm_bytes, to_usize, Cursor};
+use crate::model::{LayerTable, ModelInfo};
+use crate::plan::layout::{align_up, fixed_regions, norm_bytes, Cursor};
+use crate::plan::minimum::{minimum_with, Minimum};
 use crate::plan::pack::pack;
 use crate::plan::units::build_units;
 
@@ -220,6 +223,26 @@ pub fn plan_within<L: LayerTable>(
     Ok(plan.with_units(owned).0)
 }
 
+/// [`PlanError::BadContext`] unless `1 <= context <= ` the model's context length.
+pub(crate) fn checked_context<L: LayerTable>(model: &ModelInfo<L>, context: u32) -> Result<(), PlanError> {
+    let max = model.config.context_length;
+    if context == 0 || context > max {
+        return Err(PlanError::BadContext { requested: context, max });
+    }
+    Ok(())
+}
+
+/// `opts` as the planner uses them for `context`: prefetch at most [`MAX_PREFETCH`], the
+/// prefill chunk within `1..=context`.
+pub(crate) fn clamped(opts: PlanOptions, context: u32) -> PlanOptions {
+    PlanOptions {
+        prefetch: opts.prefetch.min(MAX_PREFETCH),
+        prefill_chunk: opts.prefill_chunk.clamp(1, context),
+        io_align: opts.io_align.clamp(1, crate::storage::MAX_IO_ALIGN as u32).next_power_of_two(),
+        ..opts
+    }
+}
+
 /// [`plan_within`] into a unit table the caller provides (`unit_count` units, as an engine
 /// lays it into its arena), which the planner fills.
 pub fn plan_into<'u, L: LayerTable>(
@@ -230,18 +253,9 @@ pub fn plan_into<'u, L: LayerTable>(
     limit: u64,
     units: &'u mut [Unit],
 ) -> Result<Plan<&'u mut [Unit]>, PlanError> {
-    let c = &model.config;
-    if context == 0 || context > c.context_length {
-        return Err(PlanError::BadContext { requested: context, max: c.context_length });
-    }
-    let opts = PlanOptions {
-        prefetch: opts.prefetch.min(MAX_PREFETCH),
-        prefill_chunk: opts.prefill_chunk.clamp(1, context),
-        io_align: opts.io_align.clamp(1, crate::storage::MAX_IO_ALIGN as u32).next_power_of_two(),
-        ..opts
-    };
+    checked_context(model, context)?;
+    let opts = clamped(opts, context);
     let slack = crate::storage::io_slack(opts.io_align as usize) as u64;
-    let q8 = opts.quantized_activations;
     build_units(model, unit_cap(model), units)?;
     let units_len = units.len() as u64;
     let largest = units.iter().map(Unit::aligned_bytes).max().unwrap_or(0);
@@ -258,35 +272,19 @@ pub fn plan_into<'u, L: LayerTable>(
         .and_then(|t| t.checked_add(embd_row as u64));
     let touched = touched.ok_or(too_large("weights"))?;
     let min_slots = 1 + opts.prefetch as usize;
-    // Each slot costs its bytes and its metadata; the metadata region is rounded up to ALIGN.
-    let slot_cost = largest + slack + SLOT_META_BYTES as u64;
-    let slots_min = slot_cost * min_slots as u64 + ALIGN as u64;
-    let need = |end: u64| end.checked_add(ALIGN as u64).and_then(|n| n.checked_add(slots_min));
-
-    // The tables first: the layer table is filled before the plan exists.
-    let mut at = Cursor::new(0, limit);
-    let layers = at.region(carve::table_bytes::<Layer>(model.layers.len() as u64), "layer table")?;
-    let unit_table = at.region(carve::table_bytes::<Unit>(units_len), "unit table")?;
-    let start = at.end();
-
-    let smallest = fixed_regions(model, context, 1, q8, start, limit)?;
-    let minimum = to_usize(need(smallest.end).ok_or(too_large("minimum budget"))?, limit, "minimum budget")?;
-    if budget < minimum {
-        return Err(PlanError::BudgetTooSmall {
-            budget,
-            minimum,
-            context,
-            kv_bytes: smallest.kv.bytes,
-            slot_bytes: largest as usize,
-        });
+    let m = minimum_with(model, context, &opts, largest, units_len, limit)?;
+    if budget < m.bytes {
+        return Err(m.too_small(budget, context));
     }
+    let Minimum { slots_min, layers, unit_table, start, smallest, .. } = m;
+    let need = |end: u64| end.checked_add(ALIGN as u64).and_then(|n| n.checked_add(slots_min));
     // The prefill chunk is the first thing to give up: halve it until a slot set fits.
     let mut positions = opts.prefill_chunk as usize;
     let fixed = loop {
         if positions == 1 {
             break smallest;
         }
-        match fixed_regions(model, context, positions, q8, start, limit) {
+        match fixed_regions(model, context, positions, &opts, start, limit) {
             Ok(f) if need(f.end).is_some_and(|n| n <= budget as u64) => break f,
             _ => positions = positions.div_ceil(2),
         }

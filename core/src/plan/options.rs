@@ -60,11 +60,24 @@ pub struct PlanOptions {
     /// [`crate::storage::io_slack`] bytes beyond its largest unit, so the reads need no buffer
     /// outside the arena. The engine raises it to its storage's.
     pub io_align: u32,
+    /// Keeps the KV cache in f16 instead of f32: half its bytes (context 128 of stories260K in
+    /// 80 KiB instead of 160 KiB), and a small per-position staging buffer in the working
+    /// region where the new keys and values stay f32 until they are rounded once (after RoPE),
+    /// as llama.cpp's f16 cache rounds them. Changes the logits within a tolerance
+    /// (tests/tests/kv_f16.rs); the tokens still never depend on the budget.
+    pub kv_f16: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        Self { policy: Policy::Pin, prefetch: 0, prefill_chunk: 16, quantized_activations: false, io_align: 1 }
+        Self {
+            policy: Policy::Pin,
+            prefetch: 0,
+            prefill_chunk: 16,
+            quantized_activations: false,
+            io_align: 1,
+            kv_f16: false,
+        }
     }
 }
 

@@ -63,7 +63,7 @@ fn a_kv_cache_past_4_gib_is_refused_on_a_32_bit_target() {
     // 64 layers x 4096 positions x 4096 wide: 8 GiB of keys and values. The u64 sums see it; a
     // 32-bit address space cannot hold it, and says so instead of wrapping to a small number.
     let model = fake_model(config(4096, 64, 64, 32, 16, 4096), GgmlType::Q8_0, true);
-    assert_eq!(layout::kv_bytes(&model, 4096, 1), Some(8 << 30));
+    assert_eq!(layout::kv_bytes(&model, 4096, 1, false), Some(8 << 30));
     let err = plan_within(&model, 4096, 12 << 20, PlanOptions::default(), u32::MAX as u64).unwrap_err();
     assert_eq!(err, PlanError::TooLarge { what: "KV cache" });
     // With 64-bit room the same model only asks for more budget.
@@ -80,7 +80,7 @@ fn sums_past_64_bits_are_refused() {
     c.kv_dim = u32::MAX;
     let model = fake_model(config(64, 64, 1, 1, 16, 64), GgmlType::F32, true);
     let model = ModelInfo { config: c, ..model };
-    assert_eq!(layout::kv_bytes(&model, u32::MAX, 1), None);
+    assert_eq!(layout::kv_bytes(&model, u32::MAX, 1, false), None);
     let err = plan_within(&model, u32::MAX, 1 << 20, PlanOptions::default(), u64::MAX).unwrap_err();
     assert!(matches!(err, PlanError::TooLarge { .. }), "{err:?}");
 }

@@ -74,6 +74,17 @@ pub(crate) fn count_units<L: LayerTable>(model: &ModelInfo<L>, cap: u64) -> Resu
     Ok(count as usize)
 }
 
+/// The aligned bytes of the largest unit under `cap` (each tensor's first row block is its
+/// largest), without making the units.
+pub(crate) fn largest_unit<L: LayerTable>(model: &ModelInfo<L>, cap: u64) -> u64 {
+    let first = |t: &TensorRef| {
+        let rows = cut(t, cap).0.min(t.rows);
+        let bytes = (rows as u64).saturating_mul(t.row_bytes());
+        bytes.div_ceil(crate::plan::layout::ALIGN as u64).saturating_mul(crate::plan::layout::ALIGN as u64)
+    };
+    model.matrices().chain([(TensorName::Output, &model.output)]).map(|(_, t)| first(t)).max().unwrap_or(0)
+}
+
 /// Fills `units` (exactly [`unit_count`] long) with the units of the model in access order:
 /// each layer's matrices, then the classifier, each cut into row blocks of at most `cap`
 /// bytes. Norm weights are not units: they live in the always-resident norms region.

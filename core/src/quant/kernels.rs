@@ -40,6 +40,25 @@ impl Kernels {
     /// The portable scalar kernels.
     pub const SCALAR: Kernels = Kernels { table: &SCALAR_TABLE };
 
+    /// The portable integer path ([`KernelPath::ScalarQ8`]): Q8_0 products with activations
+    /// rounded to Q8_0, bit-identical with [`KernelPath::Avx2Q8`]'s; any CPU.
+    pub const SCALAR_Q8: Kernels = Kernels { table: &super::scalar_q8::TABLE };
+
+    /// [`Kernels::SCALAR_Q8`] with the ARMv7E-M DSP instructions ([`KernelPath::DspQ8`]),
+    /// bit-identical with it. Built only with the `arm-dsp` feature on Arm, whose assembler
+    /// refuses `SMLAD` for a core without the DSP extension.
+    #[cfg(all(target_arch = "arm", feature = "arm-dsp"))]
+    pub const DSP_Q8: Kernels = Kernels { table: &super::arm::dsp::TABLE };
+
+    /// The best integer path this build has without asking the CPU: [`Kernels::DSP_Q8`] with
+    /// the `arm-dsp` feature on Arm, else [`Kernels::SCALAR_Q8`].
+    pub const fn portable_q8() -> Kernels {
+        #[cfg(all(target_arch = "arm", feature = "arm-dsp"))]
+        return Kernels::DSP_Q8;
+        #[cfg(not(all(target_arch = "arm", feature = "arm-dsp")))]
+        Kernels::SCALAR_Q8
+    }
+
     /// The kernels of `table`.
     ///
     /// # Safety

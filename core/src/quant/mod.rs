@@ -82,7 +82,12 @@ pub(crate) mod blocks;
 pub(crate) mod half;
 pub(crate) mod kernels;
 pub(crate) mod scalar;
+pub(crate) mod scalar_q8;
 pub(crate) mod table;
+#[cfg(all(target_arch = "arm", feature = "arm-dsp"))]
+mod arm {
+    pub(crate) mod dsp;
+}
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -21,6 +21,11 @@ pub enum KernelPath {
     /// [`KernelPath::Avx2Q8`] with AVX-512 VNNI (`vpdpbusd`) for the Q4_0 and Q8_0 integer dots:
     /// the same exact integer lanes, so bit-identical results, in fewer instructions.
     Avx512Q8,
+    /// Q8_0 products on the integer path with portable code (`scalar_q8.rs`), bit-identical
+    /// with [`KernelPath::Avx2Q8`]'s Q8_0 products; every other type as [`KernelPath::Scalar`].
+    ScalarQ8,
+    /// [`KernelPath::ScalarQ8`] with the Cortex-M4 DSP instructions (`SMLAD`), bit-identical.
+    DspQ8,
 }
 
 impl KernelPath {
@@ -31,13 +36,15 @@ impl KernelPath {
             KernelPath::Avx2 => "avx2",
             KernelPath::Avx2Q8 => "avx2-q8",
             KernelPath::Avx512Q8 => "avx512-q8",
+            KernelPath::ScalarQ8 => "scalar-q8",
+            KernelPath::DspQ8 => "arm-dsp-q8",
         }
     }
 
     /// Whether this path rounds the input of (some) products to Q8_0/Q8_K blocks, so that its
     /// plan needs [`crate::PlanOptions::quantized_activations`].
     pub fn quantizes_activations(self) -> bool {
-        matches!(self, KernelPath::Avx2Q8 | KernelPath::Avx512Q8)
+        matches!(self, KernelPath::Avx2Q8 | KernelPath::Avx512Q8 | KernelPath::ScalarQ8 | KernelPath::DspQ8)
     }
 }
 
@@ -73,8 +80,6 @@ pub(crate) struct Table {
 }
 
 /// A per-type array from `(type, entry)` pairs; the other types get `None`.
-// A target without an ISA file (thumbv7em) has only the scalar table.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const fn by_type<T: Copy, const N: usize>(pairs: [(GgmlType, T); N]) -> [Option<T>; GgmlType::COUNT] {
     let mut out = [None; GgmlType::COUNT];
     let mut i = 0;

@@ -138,8 +138,12 @@ pub struct RunArgs {
     /// Which kernels compute: auto rounds activations to Q8 for quantized weights as llama.cpp
     /// does; exact keeps them f32 (SIMD if available).
     #[arg(long, value_name = "KIND", default_value = "auto",
-          value_parser = ["auto", "exact", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
+          value_parser = ["auto", "exact", "scalar", "simd", "simd-q8", "simd-q8-avx2", "scalar-q8"])]
     pub kernel: String,
+    /// Element type of the KV cache: f32 (exact) or f16 (half the bytes; logits change within
+    /// a small tolerance, tokens usually not).
+    #[arg(long, value_name = "TYPE", default_value = "f32", value_parser = ["f32", "f16"])]
+    pub kv: String,
     /// Print the text as llama2.c's run.c does (lone non-printable bytes dropped, multi-byte
     /// characters split across tokens lost) instead of assembled UTF-8; for the run.c goldens.
     #[arg(long)]

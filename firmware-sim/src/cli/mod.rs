@@ -103,8 +103,11 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
     }
     o.policy = Policy::from_name(&a.policy)
         .ok_or(format!("--policy {}: expected pin, lru, lru-protect, mru or min", a.policy))?;
-    o.kernel = KernelChoice::from_name(&a.kernel)
-        .ok_or(format!("--kernel {}: expected auto, exact, scalar, simd, simd-q8 or simd-q8-avx2", a.kernel))?;
+    o.kernel = KernelChoice::from_name(&a.kernel).ok_or(format!(
+        "--kernel {}: expected auto, exact, scalar, simd, simd-q8, simd-q8-avx2 or scalar-q8",
+        a.kernel
+    ))?;
+    o.kv_f16 = a.kv == "f16";
     if let Some(c) = a.prefill_chunk {
         o.prefill_chunk = c;
     }
