@@ -92,7 +92,7 @@ pub use act::{
 };
 pub use blocks::scale_min_k4;
 pub use half::{f16_to_f32, f32_to_f16};
-pub use kernels::{KernelPath, Kernels};
+pub use kernels::{KernelPath, Kernels, MatShape, MAT_ROW_GROUP};
 pub use scalar::{dequantize_row, matvec};
 
 /// The GGML tensor types this core knows by name.
