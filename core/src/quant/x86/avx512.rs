@@ -1,5 +1,6 @@
 //! The AVX-512 VNNI integer products (x86-64): Q4_0 and Q8_0 × Q8_0 with `vpdpbusd`, two
-//! blocks per 512-bit vector, bit-identical with `avx2_q8.rs`'s, and their table [`TABLE_Q8`]
+//! blocks per 512-bit vector, bit-identical with `avx2_q8.rs`'s, their several-position
+//! (prefill) tiles, bit-identical with the single-position kernels, and their table [`TABLE_Q8`]
 //! (`KernelPath::Avx512Q8`), which takes every other entry from the AVX2 files. Owns this
 //! arithmetic only: it imports the shared `pub(crate)` surface and must not know how a path is
 //! chosen.
