@@ -244,6 +244,7 @@ const PRE_PAIRS: usize = 128;
 /// One position's activation operands for every block pair of a row, computed once per
 /// position group: the quants, the pair scale and the shared lanes `-Σ bias·y`, exactly what
 /// [`tile_512`] computes per pair, so that the inner loop reads them from memory.
+#[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Pre {
     y: [__m512i; PRE_PAIRS],
@@ -335,8 +336,12 @@ fn mat_512<const B: usize>(
     };
     let blocks_per_row = row_bytes / B;
     if blocks_per_row / 2 <= PRE_PAIRS && positions >= TILE_P {
-        // SAFETY: `Pre` is plain vectors, for which all-zero bytes are a valid value.
-        let mut pre: [Pre; TILE_P] = unsafe { core::mem::zeroed() };
+        let zero = Pre {
+            y: [_mm512_setzero_si512(); PRE_PAIRS],
+            dy: [_mm512_setzero_ps(); PRE_PAIRS],
+            s: [_mm512_setzero_si512(); PRE_PAIRS],
+        };
+        let mut pre = [zero; TILE_P];
         let mut p0 = 0;
         while p0 + TILE_P <= positions {
             let ys: [&[q8_0_x::Block]; TILE_P] = core::array::from_fn(|i| y(p0 + i));
