@@ -105,7 +105,7 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
         let units = self.plan.units;
         while let Some(u) = units.get(i).filter(|u| u.tensor == name) {
             let w = self.cache.fetch(units, i, &mut self.storage, &mut self.loader)?;
-            let job = crate::engine::forward::UnitProduct {
+            let job = crate::quant::span::UnitProduct {
                 kernels: self.kernels,
                 ty: t.ty,
                 w,

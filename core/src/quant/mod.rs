@@ -11,6 +11,7 @@
 //! | `scalar.rs` | the portable reference: block decoders, `matvec`, `dequantize_row` |
 //! | `act.rs` | rounding activations to Q8_0/Q8_K blocks |
 //! | `kernels.rs` | [`Kernels`], [`KernelPath`] and the per-ISA kernel table |
+//! | `span.rs` | a unit's product over a chunk's positions, cut into executor jobs |
 //! | `x86/avx2.rs`, `x86/avx2_q8.rs`, `x86/avx512.rs` | one ISA path each, exporting one static table |
 //! | `x86/mod.rs` | the x86 vector primitives those files share |
 //! | `tests.rs` | the unit tests |
@@ -95,6 +96,7 @@ pub(crate) mod blocks;
 pub(crate) mod half;
 pub(crate) mod kernels;
 pub(crate) mod scalar;
+pub(crate) mod span;
 pub(crate) mod table;
 #[cfg(target_arch = "x86_64")]
 mod x86;
