@@ -9,7 +9,7 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode bench-limit qemu \
+.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode bench-prefill bench-models bench-limit qemu \
 	matrix check-aarch64 msrv clippy-firmware fuzz-check gemma
 
 run: build
@@ -192,13 +192,26 @@ bench: build
 	@mkdir -p $(dir $(SYNTH24)); test -f $(SYNTH24) || ./target/release/spool-sim synth --layers 24 --dim 512 --hidden 1376 --heads 8 --vocab 512 --ctx 2048 -o $(SYNTH24)
 	./target/release/spool-sim bench budget -m $(SYNTH24) -n 16 --name budget-synth24-F32
 
-# Decode tok/s with the model resident, Spool next to llama.cpp on the same files and threads.
-# Needs the peer (bash bench/peer/install.sh, about 3 minutes) and TinyLlama-shaped files.
-bench-decode: build
-	@mkdir -p $(dir $(TINY)); test -f $(TINY)-Q4_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q4_0 -o $(TINY)-Q4_0.gguf
-	@test -f $(TINY)-Q8_0.gguf || ./target/release/spool-sim synth --preset tinyllama --type Q8_0 -o $(TINY)-Q8_0.gguf
-	@test -x .peer/llama.cpp/bin/llama-bench || bash bench/peer/install.sh
-	./target/release/spool-sim bench decode -m $(TINY)-Q8_0.gguf -m $(TINY)-Q4_0.gguf --threads 1,2 -n 32 --reps 3 --peer bench/peer/bench.sh
+# Decode tok/s with the model resident, Spool next to llama.cpp's llama-bench (--repack 0) on the
+# same files and threads, alternating runs, medians and their ratio. TinyLlama-shaped synth files
+# of the five integer types (written once, about 6 minutes); llama.cpp from ../peer (this
+# machine) or .peer (bash bench/peer/install.sh, about 3 minutes).
+BENCH_TYPES ?= Q4_0 Q8_0 Q4_K Q6_K Q5_0
+LLAMA_BENCH ?= $(firstword $(wildcard ../peer/llama.cpp/bin/llama-bench) .peer/llama.cpp/bin/llama-bench)
+bench-models: build
+	@mkdir -p $(dir $(TINY))
+	@for t in $(BENCH_TYPES); do test -f $(TINY)-$$t.gguf || \
+		./target/release/spool-sim synth --preset tinyllama --type $$t -o $(TINY)-$$t.gguf || exit 1; done
+	@test -x $(LLAMA_BENCH) || bash bench/peer/install.sh
+
+bench-decode: bench-models
+	@uptime
+	./target/release/spool-sim bench decode $(foreach t,$(BENCH_TYPES),-m $(TINY)-$(t).gguf) --threads 1,2 -n 32 --reps 3 --peer $(LLAMA_BENCH)
+
+# Prefill (prompt) tok/s at 128 and 512 positions, resident, as bench-decode.
+bench-prefill: bench-models
+	@uptime
+	./target/release/spool-sim bench prefill $(foreach t,$(BENCH_TYPES),-m $(TINY)-$(t).gguf) --threads 1,2 -p 128,512 --reps 3 --peer $(LLAMA_BENCH)
 
 # Spool and llama.cpp under one real memory limit (a memcg whose hard limit counts the page
 # cache; bench/peer/memcg-run.sh, root) at 90%, 50% and 25% of each file, caches dropped before

@@ -105,22 +105,20 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
         let units = self.plan.units;
         while let Some(u) = units.get(i).filter(|u| u.tensor == name) {
             let w = self.cache.fetch(units, i, &mut self.storage, &mut self.loader)?;
-            let row_bytes = w.len() / (u.rows as usize).max(1);
-            let (kernels, ty) = (self.kernels, t.ty);
-            for p in 0..n {
-                let out_rows = p * rows + u.row0 as usize..p * rows + (u.row0 + u.rows) as usize;
-                let xp = &x[p * cols..(p + 1) * cols];
-                let xq = q8.get(p * q_row..(p + 1) * q_row).unwrap_or(&[]);
-                let job = |row0: usize, chunk: &mut [f32]| {
-                    let rows = w.get(row0 * row_bytes..(row0 + chunk.len()) * row_bytes).unwrap_or(&[]);
-                    if q_row > 0 {
-                        kernels.matvec_quantized(ty, rows, xq, chunk);
-                    } else {
-                        kernels.matvec(ty, rows, xp, chunk);
-                    }
-                };
-                self.exec.run_rows(&mut out[out_rows], w.len(), &job);
-            }
+            let job = crate::quant::span::UnitProduct {
+                kernels: self.kernels,
+                ty: t.ty,
+                w,
+                rows: u.rows as usize,
+                row0: u.row0 as usize,
+                stride: rows,
+                x,
+                cols,
+                xq: q8.get(..n * q_row).unwrap_or(&[]),
+                q_row,
+            };
+            let span = out.get_mut(job.span(n)).ok_or(Error::Malformed("a unit writes past its output"))?;
+            self.exec.run_rows(span, w.len().saturating_mul(n), &|e0, chunk: &mut [f32]| job.run(e0, chunk));
             i += 1;
         }
         Ok(())

@@ -14,6 +14,7 @@
 use super::act;
 use super::scalar;
 pub use super::table::KernelPath;
+pub use super::table::MatShape;
 pub(crate) use super::table::Table;
 use super::GgmlType;
 
@@ -130,6 +131,48 @@ impl Kernels {
         }
     }
 
+    /// `out[p * stride + r] = W[r] · xq[p]` for the `shape.rows` rows of `w` and the
+    /// `xq.len() / shape.q_row` positions of rounded input `xq` (prefill): each value has the
+    /// bits [`Kernels::matvec_quantized`] gives that row and position alone. A path with a
+    /// register-tiled kernel for `ty` reads each weight block once for several positions;
+    /// otherwise the rows run in groups of [`MAT_ROW_GROUP`], each group against every
+    /// position while its bytes are in the first-level cache. A shape that does not fit `out`
+    /// leaves the rest of `out` unchanged.
+    pub fn matmul_quantized(self, ty: GgmlType, w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
+        let Some(k) = self.table.int_rows[ty.index()] else { return };
+        let (rows, q_row) = (shape.rows, shape.q_row.max(1));
+        let positions = xq.len() / q_row;
+        if rows == 0 || positions == 0 || shape.stride < rows {
+            return;
+        }
+        let needed = (positions - 1).checked_mul(shape.stride).and_then(|v| v.checked_add(rows));
+        if needed.is_none_or(|n| n > out.len()) {
+            return;
+        }
+        let row_bytes = w.len() / rows;
+        if let Some(mat) = k.mat {
+            // SAFETY: as in `call`: `mat` is an entry of `self.table`, whose constructor's
+            // caller promised this CPU's features; it reads and writes only within its slices.
+            unsafe { mat(&w[..rows * row_bytes], &xq[..positions * q_row], out, shape) };
+            return;
+        }
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = MAT_ROW_GROUP.min(rows - r0);
+            let wr = &w[r0 * row_bytes..(r0 + nr) * row_bytes];
+            for (p, xp) in xq.chunks_exact(q_row).enumerate() {
+                let at = p * shape.stride + r0;
+                self.call(k.rows, wr, xp, &mut out[at..at + nr]);
+            }
+            r0 += nr;
+        }
+    }
+
+    /// Whether `ty` has a register-tiled several-position kernel on this path.
+    pub fn tiled(self, ty: GgmlType) -> bool {
+        self.table.int_rows[ty.index()].is_some_and(|k| k.mat.is_some())
+    }
+
     /// [`act::quantize_activations`] with this path's instructions: the same bytes.
     pub fn quantize_activations(self, vt: GgmlType, x: &[f32], out: &mut [u8]) {
         match self.table.quantize_act {
@@ -157,6 +200,10 @@ impl Kernels {
         }
     }
 }
+
+/// Rows per group of [`Kernels::matmul_quantized`]'s fallback: 16 rows of 2048 Q4_K or Q6_K
+/// columns are 18 to 27 KiB, inside a first-level data cache.
+pub const MAT_ROW_GROUP: usize = 16;
 
 impl Default for Kernels {
     fn default() -> Kernels {

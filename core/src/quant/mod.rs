@@ -11,6 +11,7 @@
 //! | `scalar.rs` | the portable reference: block decoders, `matvec`, `dequantize_row` |
 //! | `act.rs` | rounding activations to Q8_0/Q8_K blocks |
 //! | `kernels.rs` | [`Kernels`], [`KernelPath`] and the per-ISA kernel table |
+//! | `span.rs` | a unit's product over a chunk's positions, cut into executor jobs |
 //! | `x86/avx2.rs`, `x86/avx2_q8.rs`, `x86/avx512.rs` | one ISA path each, exporting one static table |
 //! | `x86/mod.rs` | the x86 vector primitives those files share |
 //! | `tests.rs` | the unit tests |
@@ -75,6 +76,19 @@
 //! integer lanes with `vpdpbusd` (Q4_0: two blocks per 512-bit vector), so its results are
 //! bit-identical with [`Kernels::avx2_q8`]. The vector kernels prefetch the weights a few KiB
 //! ahead: a resident model streams from main memory every token.
+//!
+//! # Prefill: several positions per weight block
+//!
+//! [`Kernels::matmul_quantized`] multiplies a unit's rows by all of a prefill chunk's rounded
+//! positions at once ([`MatShape`]). On [`KernelPath::Avx512Q8`], Q4_0 and Q8_0 run register
+//! tiles of 4 rows by 4 positions: a weight block pair is loaded and unpacked once for the four
+//! positions, and each position's activation operands (quants, pair scale, the `-Σ bias·y`
+//! lanes) are computed once per position group and read from memory in the inner loop. Every
+//! (row, position) keeps the matvec kernel's accumulator and operations in the same order, so
+//! the values are bit-identical with [`Kernels::matvec_quantized`] on that row and position
+//! alone: prefill chunking never changes a token. The other integer types run the
+//! matrix-vector kernel per position over groups of [`MAT_ROW_GROUP`] rows (the group's bytes
+//! stay in the first-level cache across the positions).
 
 // The shared surface of the ISA files: `pub(crate)`, so none reaches into a private item.
 pub(crate) mod act;
@@ -83,6 +97,7 @@ pub(crate) mod half;
 pub(crate) mod kernels;
 pub(crate) mod scalar;
 pub(crate) mod scalar_q8;
+pub(crate) mod span;
 pub(crate) mod table;
 #[cfg(all(target_arch = "arm", feature = "arm-dsp"))]
 mod arm {
@@ -97,7 +112,7 @@ pub use act::{
 };
 pub use blocks::scale_min_k4;
 pub use half::{f16_to_f32, f32_to_f16};
-pub use kernels::{KernelPath, Kernels};
+pub use kernels::{KernelPath, Kernels, MatShape, MAT_ROW_GROUP};
 pub use scalar::{dequantize_row, matvec};
 
 /// The GGML tensor types this core knows by name.

@@ -97,7 +97,7 @@ macro_rules! int_entry {
         unsafe fn entry(w: &[u8], xq: &[u8], out: &mut [f32]) {
             $f(w, xq, out)
         }
-        (GgmlType::Q8_0, IntRows { vec_dot_type: GgmlType::Q8_0, rows: entry })
+        (GgmlType::Q8_0, IntRows { vec_dot_type: GgmlType::Q8_0, rows: entry, mat: None })
     }};
 }
 #[cfg_attr(not(all(target_arch = "arm", feature = "arm-dsp")), allow(unused_imports))]

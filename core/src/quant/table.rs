@@ -56,11 +56,30 @@ pub(crate) type RowsQ = unsafe fn(w: &[u8], xq: &[u8], out: &mut [f32]);
 /// [`super::act::quantize_activations`].
 pub(crate) type QuantizeAct = unsafe fn(vt: GgmlType, x: &[f32], out: &mut [u8]);
 
-/// An integer product: the type the input is rounded to (ggml's `vec_dot_type`) and the rows.
+/// The shape of a matrix-matrix product: `rows` weight rows against `xq.len() / q_row`
+/// positions of rounded input (`q_row` bytes each), the result of row `r` and position `p` at
+/// `out[p * stride + r]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatShape {
+    /// Weight rows (the bytes of `w` are split evenly among them).
+    pub rows: usize,
+    /// Bytes of one position's rounded input.
+    pub q_row: usize,
+    /// Distance between two positions' outputs, in f32 (at least `rows`).
+    pub stride: usize,
+}
+
+/// `out[p * stride + r] = W[r] · xq[p]` for every row and position ([`MatShape`]), each value
+/// bit-identical with the same path's [`RowsQ`] on that row and position alone.
+pub(crate) type MatQ = unsafe fn(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape);
+
+/// An integer product: the type the input is rounded to (ggml's `vec_dot_type`), the rows,
+/// and optionally a register-tiled kernel for several positions at once (prefill).
 #[derive(Clone, Copy)]
 pub(crate) struct IntRows {
     pub(crate) vec_dot_type: GgmlType,
     pub(crate) rows: RowsQ,
+    pub(crate) mat: Option<MatQ>,
 }
 
 /// One ISA's kernels, indexed by weight type ([`GgmlType::index`]).

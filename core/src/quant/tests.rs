@@ -569,6 +569,75 @@ fn integer_kernels_give_each_row_the_same_bits_in_any_group() {
     }
 }
 
+/// The several-position product gives every (row, position) the bits of the matrix-vector
+/// kernel on that row and position alone, on every integer path, for tiled and untiled types,
+/// with whole tiles, leftover rows and positions, odd block counts, and a wider output stride.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn matmul_gives_each_row_and_position_the_matvec_bits() {
+    extern crate std;
+    let Some(_) = avx2() else { return };
+    // SAFETY: `avx2` just checked the CPU for avx2, fma and f16c.
+    let mut paths = [Some(unsafe { Kernels::avx2_q8() }), None];
+    if std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni")
+    {
+        // SAFETY: the CPU was just checked for every feature of the contract.
+        paths[1] = Some(unsafe { Kernels::avx512_q8() });
+    }
+    const P: usize = 7;
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+        let (elems, bpb) = ty.block();
+        let (elems, bpb) = (elems as usize, bpb as usize);
+        for cols in if elems == 32 { [9 * 32, 8 * 32] } else { [2 * 256, 256] } {
+            let row_bytes = cols / elems * bpb;
+            let n = (4096 / row_bytes).min(9);
+            let mut bytes = [0u8; 4097];
+            for r in 0..n {
+                for blk in 0..cols / elems {
+                    let (b, _) = pack(ty, (r * 3 + blk * 5) as u32);
+                    let at = 1 + r * row_bytes + blk * bpb;
+                    bytes[at..at + bpb].copy_from_slice(&b[..bpb]);
+                }
+            }
+            let w = &bytes[1..1 + n * row_bytes];
+            let vt = paths[0].unwrap().activation_type(ty).unwrap();
+            let q_row = activation_bytes(vt, cols).unwrap();
+            let mut xq = [0u8; P * 2 * Q8_K_X_BYTES];
+            for p in 0..P {
+                let x: [f32; 512] =
+                    core::array::from_fn(|i| ((i * (p + 2)) as f32 * 0.37).sin() * (1.0 + (i % 7) as f32));
+                quantize_activations(vt, &x[..cols], &mut xq[p * q_row..(p + 1) * q_row]);
+            }
+            for k in paths.iter().flatten() {
+                for positions in [1, 2, 4, 5, P] {
+                    let stride = n + 3;
+                    let mut got = [f32::NAN; P * 12];
+                    let shape = MatShape { rows: n, q_row, stride };
+                    k.matmul_quantized(ty, w, &xq[..positions * q_row], &mut got, shape);
+                    for p in 0..positions {
+                        let mut want = [f32::NAN; 12];
+                        k.matvec_quantized(ty, w, &xq[p * q_row..(p + 1) * q_row], &mut want[..n]);
+                        for r in 0..n {
+                            let g = got[p * stride + r];
+                            assert_eq!(
+                                g.to_bits(),
+                                want[r].to_bits(),
+                                "{ty:?} {:?} cols {cols} row {r} pos {p}/{positions}",
+                                k.path()
+                            );
+                        }
+                        // The gap between two positions' rows is not written.
+                        assert!(got[p * stride + n..(p + 1) * stride].iter().all(|v| v.is_nan()));
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn f32_matvec_sums_each_row() {
     let w: [f32; 6] = [1.0, 2.0, 3.0, -1.0, 0.5, 0.25];
@@ -604,7 +673,10 @@ mod table_dispatch {
     static MARKED: Table = Table {
         path: KernelPath::Scalar,
         rows: by_type([(GgmlType::F32, rows_f32 as RowsF32)]),
-        int_rows: by_type([(GgmlType::Q8_0, IntRows { vec_dot_type: GgmlType::Q8_0, rows: int_rows_q8_0 as RowsQ })]),
+        int_rows: by_type([(
+            GgmlType::Q8_0,
+            IntRows { vec_dot_type: GgmlType::Q8_0, rows: int_rows_q8_0 as RowsQ, mat: None },
+        )]),
         quantize_act: Some(quantize as QuantizeAct),
     };
 

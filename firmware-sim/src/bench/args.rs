@@ -21,6 +21,8 @@ pub enum BenchCommand {
     Policies(SweepArgs),
     /// Decode tokens/s with the model resident, next to llama.cpp.
     Decode(DecodeArgs),
+    /// Prefill (prompt) tokens/s with the model resident, next to llama.cpp.
+    Prefill(PrefillArgs),
     /// Matrix-vector GB/s per weight type, scalar against SIMD, one thread against two.
     Matvec(MatvecArgs),
     /// Spool and llama.cpp under one memcg limit at fractions of the file (root).
@@ -170,12 +172,9 @@ pub struct DecodeArgs {
     /// Spool's kernels.
     #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
     pub kernel: String,
-    /// llama.cpp's timing script (bench/peer/bench.sh) [default: Spool alone].
-    #[arg(long = "peer", value_name = "SCRIPT")]
-    pub peer_script: Option<PathBuf>,
-    /// Where llama.cpp was built (the script's PREFIX).
-    #[arg(long, value_name = "DIR", default_value = ".peer/llama.cpp")]
-    pub peer_prefix: PathBuf,
+    /// llama.cpp's llama-bench binary, run with --repack 0 [default: Spool alone].
+    #[arg(long = "peer", value_name = "LLAMA_BENCH")]
+    pub peer: Option<PathBuf>,
 }
 
 impl DecodeArgs {
@@ -185,10 +184,58 @@ impl DecodeArgs {
             models: self.models.clone(),
             threads: self.threads.clone(),
             tokens: self.tokens,
+            prompts: Vec::new(),
             reps: self.reps as usize,
             kernel: KernelChoice::from_name(&self.kernel).unwrap_or(KernelChoice::Auto),
-            peer_script: self.peer_script.clone(),
-            peer_prefix: self.peer_prefix.clone(),
+            peer: self.peer.clone(),
+        }
+    }
+}
+
+/// Prompt lengths, comma-separated, each 3 to 65536 positions.
+fn prompt_list(s: &str) -> Result<Vec<u32>, String> {
+    s.split(',')
+        .map(|t| match t.trim().parse::<u32>() {
+            Ok(v) if (3..=65536).contains(&v) => Ok(v),
+            _ => Err(format!("`{t}` is not a prompt length: expected 3 to 65536 positions")),
+        })
+        .collect()
+}
+
+/// Options of `bench prefill`.
+#[derive(Debug, Args)]
+pub struct PrefillArgs {
+    /// A model file (repeatable).
+    #[arg(short, long = "model", required = true)]
+    pub models: Vec<String>,
+    /// Thread counts, comma-separated.
+    #[arg(long, value_name = "N,N", default_value = "1,2", value_parser = threads_list)]
+    pub threads: std::vec::Vec<usize>,
+    /// Prompt lengths in positions, comma-separated.
+    #[arg(short = 'p', long, value_name = "N,N", default_value = "128,512", value_parser = prompt_list)]
+    pub prompts: std::vec::Vec<u32>,
+    /// Measurements per (model, threads, length), alternating Spool and llama.cpp.
+    #[arg(long, value_name = "N", default_value = "3", value_parser = positive_u32, allow_negative_numbers = true)]
+    pub reps: u32,
+    /// Spool's kernels.
+    #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "exact", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
+    pub kernel: String,
+    /// llama.cpp's llama-bench binary, run with --repack 0 [default: Spool alone].
+    #[arg(long = "peer", value_name = "LLAMA_BENCH")]
+    pub peer: Option<PathBuf>,
+}
+
+impl PrefillArgs {
+    /// The bench's options.
+    pub fn options(&self) -> DecodeOptions {
+        DecodeOptions {
+            models: self.models.clone(),
+            threads: self.threads.clone(),
+            tokens: 0,
+            prompts: self.prompts.clone(),
+            reps: self.reps as usize,
+            kernel: KernelChoice::from_name(&self.kernel).unwrap_or(KernelChoice::Auto),
+            peer: self.peer.clone(),
         }
     }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use spool_core::Policy;
 
-pub use args::{BenchCommand, DecodeArgs, LimitArgs, MatvecArgs, SweepArgs};
+pub use args::{BenchCommand, DecodeArgs, LimitArgs, MatvecArgs, PrefillArgs, SweepArgs};
 pub use budget::budget;
 pub use decode::{decode, DecodeOptions};
 pub use policies::policies;
@@ -182,6 +182,7 @@ pub fn cli(cmd: &BenchCommand, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         BenchCommand::Prefetch(a) => prefetch(&a.options()?, out)?,
         BenchCommand::Policies(a) => policies(&a.options()?, out)?,
         BenchCommand::Decode(a) => return decode(&a.options(), out, err),
+        BenchCommand::Prefill(a) => return decode(&a.options(), out, err),
         BenchCommand::Matvec(a) => return crate::kernel_bench::matvec(&a.options()?, out),
         BenchCommand::Limit(a) => limit::limit(&a.options()?, out, err)?,
     };

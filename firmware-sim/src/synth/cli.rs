@@ -14,14 +14,16 @@ fn parse_type(s: &str) -> Result<GgmlType, String> {
         "Q8_0" => GgmlType::Q8_0,
         "Q4_0" => GgmlType::Q4_0,
         "Q4_K" => GgmlType::Q4_K,
-        _ => return Err(format!("--type {s}: expected F32, F16, Q8_0, Q4_0 or Q4_K")),
+        "Q5_0" => GgmlType::Q5_0,
+        "Q6_K" => GgmlType::Q6_K,
+        _ => return Err(format!("--type {s}: expected F32, F16, Q8_0, Q4_0, Q5_0, Q4_K or Q6_K")),
     })
 }
 
 /// Usage of `spool-sim synth`.
 pub const USAGE: &str =
     "spool-sim synth -o PATH [--preset stories15m|tinyllama|llama7b|llama3-1b] [--dim N --hidden N --layers N --heads N
-                  --kv-heads N --vocab N --ctx N] [--type F32|F16|Q8_0|Q4_0|Q4_K] [--seed S] [--threads N]
+                  --kv-heads N --vocab N --ctx N] [--type F32|F16|Q8_0|Q4_0|Q5_0|Q4_K|Q6_K] [--seed S] [--threads N]
                   [--vocab-from GGUF]";
 
 /// Parses `spool-sim synth` options into (config, output path, threads, vocabulary file).

@@ -172,8 +172,9 @@ impl SynthConfig {
         if c.layers > spool_core::model::MAX_LAYERS as u32 {
             return Err(format!("--layers {} exceeds the core's {}", c.layers, spool_core::model::MAX_LAYERS));
         }
-        if !matches!(c.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_K) {
-            return Err(format!("--type {} is not written; use F32, F16, Q8_0, Q4_0 or Q4_K", c.ty.name()));
+        use GgmlType::*;
+        if !matches!(c.ty, F32 | F16 | Q8_0 | Q4_0 | Q4_K | Q5_0 | Q6_K) {
+            return Err(format!("--type {} is not written; use F32, F16, Q8_0, Q4_0, Q5_0, Q4_K or Q6_K", c.ty.name()));
         }
         if c.name == "llama7b" && !matches!(c.ty, GgmlType::Q4_0 | GgmlType::Q4_K) {
             return Err(format!(
@@ -186,13 +187,15 @@ impl SynthConfig {
     }
 
     /// `general.file_type` (llama_ftype): ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2,
-    /// MOSTLY_Q8_0 7, MOSTLY_Q4_K_S 14 (all Q4_K, with Q8_0/F16 only where rows forbid it).
+    /// MOSTLY_Q8_0 7, MOSTLY_Q5_0 8, MOSTLY_Q6_K 18, MOSTLY_Q4_K_S 14 (all Q4_K, with Q8_0/F16 only where rows forbid it).
     pub fn file_type(&self) -> u32 {
         match self.ty {
             GgmlType::F16 => 1,
             GgmlType::Q4_0 => 2,
             GgmlType::Q8_0 => 7,
             GgmlType::Q4_K => 14,
+            GgmlType::Q5_0 => 8,
+            GgmlType::Q6_K => 18,
             _ => 0,
         }
     }
@@ -241,8 +244,8 @@ impl TensorSpec {
 /// rows of 256 (else Q8_0), 32-blocks need rows of 32 (else F16).
 pub fn type_for(ty: GgmlType, cols: u64) -> GgmlType {
     match ty {
-        GgmlType::Q4_K if !cols.is_multiple_of(256) => type_for(GgmlType::Q8_0, cols),
-        GgmlType::Q8_0 | GgmlType::Q4_0 if !cols.is_multiple_of(32) => GgmlType::F16,
+        GgmlType::Q4_K | GgmlType::Q6_K if !cols.is_multiple_of(256) => type_for(GgmlType::Q8_0, cols),
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 if !cols.is_multiple_of(32) => GgmlType::F16,
         t => t,
     }
 }

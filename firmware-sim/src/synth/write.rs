@@ -56,6 +56,7 @@ fn type_id(t: GgmlType) -> u32 {
         GgmlType::Q4_0 => 2,
         GgmlType::Q8_0 => 8,
         GgmlType::Q4_K => 12,
+        GgmlType::Q5_0 | GgmlType::Q6_K => t.id(),
         t => panic!("{} is not written", t.name()),
     }
 }

@@ -380,7 +380,7 @@ pub(crate) fn quantize_act(vt: GgmlType, x: &[f32], out: &mut [u8]) {
 
 /// The integer products of the opt-in path: weight type, activation type, kernel.
 const fn int(ty: GgmlType, vec_dot_type: GgmlType, rows: RowsQ) -> (GgmlType, IntRows) {
-    (ty, IntRows { vec_dot_type, rows })
+    (ty, IntRows { vec_dot_type, rows, mat: None })
 }
 
 /// `KernelPath::Avx2Q8`: [`TABLE`], plus Q4_0/Q8_0 × Q8_0 and Q4_K/Q6_K × Q8_K integer
