@@ -181,9 +181,9 @@ fn matvec_q8_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
 }
 
 // Prefill: register tiles of `R` rows × `P` positions. Each (row, position) pair keeps the
-// matvec kernel's zmm accumulator and takes the same operations in the same order (the pair
-// scale `dx * dy`, `vpdpbusd` from the position's shared lanes, one FMA per block pair, the odd
-// last block on the low half, `hsum(even + odd)`), so its bits equal `q4_0_rows_512`'s /
+// matvec kernel's one accumulator of eight f32 lanes and takes the same operations in the same
+// order (the pair scale `dx * dy`, `vpdpbusd` from the position's shared lanes, one FMA per
+// block, the even block first, the odd last block alone, `hsum(acc)`), so its bits equal `q4_0_rows_512`'s /
 // `q8_0_rows_512`'s for that row and input alone. A weight block is loaded and unpacked once
 // for the `P` positions, an activation block once for the `R` rows.
 
@@ -207,7 +207,7 @@ fn tile_512<const B: usize, const R: usize, const P: usize>(
 ) -> [[f32; P]; R] {
     let n = rows.iter().fold(ys.iter().fold(usize::MAX, |n, y| n.min(y.len())), |n, r| n.min(r.len()));
     let b512 = _mm512_set1_epi8(bias);
-    let mut acc = [[_mm512_setzero_ps(); P]; R];
+    let mut acc = [[_mm256_setzero_ps(); P]; R];
     for pair in 0..n / 2 {
         let mut y = [_mm512_setzero_si512(); P];
         let mut dy = [_mm512_setzero_ps(); P];
@@ -220,7 +220,9 @@ fn tile_512<const B: usize, const R: usize, const P: usize>(
             let (q, dx) = unpack(&rows[r][2 * pair], &rows[r][2 * pair + 1]);
             for p in 0..P {
                 let sums = _mm512_dpbusd_epi32(s[p], q, y[p]);
-                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, dy[p]), _mm512_cvtepi32_ps(sums), acc[r][p]);
+                let (d0, d1) = halves(_mm512_mul_ps(dx, dy[p]));
+                let (p0, p1) = halves(_mm512_cvtepi32_ps(sums));
+                acc[r][p] = _mm256_fmadd_ps(d1, p1, _mm256_fmadd_ps(d0, p0, acc[r][p]));
             }
         }
     }
@@ -228,15 +230,15 @@ fn tile_512<const B: usize, const R: usize, const P: usize>(
     let b256 = _mm256_set1_epi8(bias);
     for r in 0..R {
         for p in 0..P {
-            let (mut even, odd) = halves(acc[r][p]);
+            let mut acc = acc[r][p];
             if n % 2 == 1 {
                 let (b, yb) = (&rows[r][n - 1], &ys[p][n - 1]);
                 let y = load256(arr(yb, q8_0_x::QS));
                 let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), b256, y));
                 let d = _mm256_set1_ps(half_of(b, WEIGHT_D) * f32_le(arr(yb, q8_0_x::D)));
-                even = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, unpack_one(b), y)), even);
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, unpack_one(b), y)), acc);
             }
-            out[r][p] = hsum(_mm256_add_ps(even, odd));
+            out[r][p] = hsum(acc);
         }
     }
     out
@@ -283,13 +285,15 @@ fn tile_pre<const B: usize, const R: usize, const P: usize>(
     unpack_one: &impl Fn(&[u8; B]) -> __m256i,
 ) -> [[f32; P]; R] {
     let pre = &pre[..P];
-    let mut acc = [[_mm512_setzero_ps(); P]; R];
+    let mut acc = [[_mm256_setzero_ps(); P]; R];
     for pair in 0..(n / 2).min(PRE_PAIRS) {
         for r in 0..R {
             let (q, dx) = unpack(&rows[r][2 * pair], &rows[r][2 * pair + 1]);
             for p in 0..P {
                 let sums = _mm512_dpbusd_epi32(pre[p].s[pair], q, pre[p].y[pair]);
-                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(dx, pre[p].dy[pair]), _mm512_cvtepi32_ps(sums), acc[r][p]);
+                let (d0, d1) = halves(_mm512_mul_ps(dx, pre[p].dy[pair]));
+                let (p0, p1) = halves(_mm512_cvtepi32_ps(sums));
+                acc[r][p] = _mm256_fmadd_ps(d1, p1, _mm256_fmadd_ps(d0, p0, acc[r][p]));
             }
         }
     }
@@ -297,15 +301,15 @@ fn tile_pre<const B: usize, const R: usize, const P: usize>(
     let b256 = _mm256_set1_epi8(bias);
     for r in 0..R {
         for p in 0..P {
-            let (mut even, odd) = halves(acc[r][p]);
+            let mut acc = acc[r][p];
             if n % 2 == 1 {
                 let (b, yb) = (&rows[r][n - 1], &ys[p][n - 1]);
                 let y = load256(arr(yb, q8_0_x::QS));
                 let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), b256, y));
                 let d = _mm256_set1_ps(half_of(b, WEIGHT_D) * f32_le(arr(yb, q8_0_x::D)));
-                even = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, unpack_one(b), y)), even);
+                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, unpack_one(b), y)), acc);
             }
-            out[r][p] = hsum(_mm256_add_ps(even, odd));
+            out[r][p] = hsum(acc);
         }
     }
     out
