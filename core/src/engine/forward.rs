@@ -367,7 +367,9 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
     }
 
     fn attention_f16(&mut self, to: Buf) {
-        if !self.ggml() {
+        // Off the llama.cpp-rounding path, or with an f16 cache (whose rows are already halves
+        // and whose f32 `keys`/`values` are empty), the plain attention runs.
+        if !self.ggml() || self.f16.is_some() {
             return self.attention(to);
         }
         self.writes(to);

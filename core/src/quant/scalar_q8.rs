@@ -4,11 +4,11 @@
 //! 4-byte integer dot and fused multiply-add) and its kernel table; it must not hold the
 //! activation rounding (`act.rs`) nor other weight types (they run `scalar.rs` in f32).
 //!
-//! The order, which is the AVX2 kernel's lane for lane (`x86/avx2_q8.rs`, `q8_0_rows`): for
-//! block `j` of a row, `d = f16(dx) * dy` (f32), and each of eight lanes `k` takes the exact
-//! integer `p = Σ qx qy` over bytes `4k..4k + 4` and accumulates `acc[j % 2][k] = fma(d, p,
-//! acc[j % 2][k])` (one rounding, as `vfmadd`); at the end `v = acc[0] + acc[1]` lane by lane,
-//! then `(v0 + v4) + (v2 + v6)` plus `(v1 + v5) + (v3 + v7)` (`hsum`'s tree). Every integer is
+//! The order, which is the AVX2 kernel's lane for lane (`x86/avx2_q8.rs`, `q8_0_rows`, itself
+//! ggml's x86 `ggml_vec_dot_q8_0_q8_0`): for block `j` of a row, `d = f16(dx) * dy` (f32), and
+//! each of eight lanes `k` takes the exact integer `p = Σ qx qy` over bytes `4k..4k + 4` and
+//! accumulates `acc[k] = fma(d, p, acc[k])` (one rounding, as `vfmadd`), block after block; at
+//! the end `(v0 + v4) + (v2 + v6)` plus `(v1 + v5) + (v3 + v7)` (`hsum`'s tree). Every integer is
 //! exact (`|p| ≤ 4 · 128 · 127`), so only the float steps could differ, and they are the same.
 
 use super::blocks::{q8_0, q8_0_x, QK};
@@ -49,17 +49,17 @@ pub(crate) fn row_q8_0(
     dot: impl Fn([u8; 4], [u8; 4]) -> i32,
     fma: impl Fn(f32, f32, f32) -> f32,
 ) -> f32 {
-    let mut acc = [[0.0f32; LANES]; 2];
-    for (j, (b, y)) in row.iter().zip(ys).enumerate() {
+    let mut acc = [0.0f32; LANES];
+    for (b, y) in row.iter().zip(ys) {
         let dx = f16_to_f32(u16::from_le_bytes([b[q8_0::D], b[q8_0::D + 1]]));
         let dy = f32::from_le_bytes([y[q8_0_x::D], y[q8_0_x::D + 1], y[q8_0_x::D + 2], y[q8_0_x::D + 3]]);
         let d = dx * dy;
         let (xq, yq) = (&b[q8_0::QS..], &y[q8_0_x::QS..]);
-        for (k, a) in acc[j & 1].iter_mut().enumerate() {
+        for (k, a) in acc.iter_mut().enumerate() {
             *a = fma(d, dot(lane(xq, k), lane(yq, k)) as f32, *a);
         }
     }
-    let v: [f32; LANES] = core::array::from_fn(|k| acc[0][k] + acc[1][k]);
+    let v = acc;
     // `hsum`: the two 128-bit halves, then the high pair onto the low pair, then the two.
     let s = [v[0] + v[4], v[1] + v[5], v[2] + v[6], v[3] + v[7]];
     (s[0] + s[2]) + (s[1] + s[3])
