@@ -226,6 +226,21 @@ fn tile_512<const B: usize, const R: usize, const P: usize>(
             }
         }
     }
+    tile_finish(acc, rows, ys, n, bias, unpack_one)
+}
+
+/// The end of a tile ([`tile_512`], [`tile_pre`]): each (row, position) accumulator takes the
+/// odd last block alone when `n` is odd, as the matvec kernels do, then its `hsum`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+fn tile_finish<const B: usize, const R: usize, const P: usize>(
+    acc: [[__m256; P]; R],
+    rows: [&[[u8; B]]; R],
+    ys: [&[q8_0_x::Block]; P],
+    n: usize,
+    bias: i8,
+    unpack_one: &impl Fn(&[u8; B]) -> __m256i,
+) -> [[f32; P]; R] {
     let mut out = [[0.0f32; P]; R];
     let b256 = _mm256_set1_epi8(bias);
     for r in 0..R {
@@ -297,22 +312,7 @@ fn tile_pre<const B: usize, const R: usize, const P: usize>(
             }
         }
     }
-    let mut out = [[0.0f32; P]; R];
-    let b256 = _mm256_set1_epi8(bias);
-    for r in 0..R {
-        for p in 0..P {
-            let mut acc = acc[r][p];
-            if n % 2 == 1 {
-                let (b, yb) = (&rows[r][n - 1], &ys[p][n - 1]);
-                let y = load256(arr(yb, q8_0_x::QS));
-                let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), b256, y));
-                let d = _mm256_set1_ps(half_of(b, WEIGHT_D) * f32_le(arr(yb, q8_0_x::D)));
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, unpack_one(b), y)), acc);
-            }
-            out[r][p] = hsum(acc);
-        }
-    }
-    out
+    tile_finish(acc, rows, ys, n, bias, unpack_one)
 }
 
 /// Every row of `w` against every position of `xq` ([`MatShape`]) in [`tile_512`] tiles of
