@@ -183,14 +183,6 @@ fn the_issue_s_run_at_64_mib_prints_llama_completion_s_32_tokens() {
     assert_eq!(r.token_ids[france.prompt_len..], new[..], "the 32 new ids");
 }
 
-/// One position of llama.cpp's logits (tests/data/gemma3/logits.json, make-logits.py).
-struct Dumped {
-    pos: usize,
-    argmax: u32,
-    top: Vec<(u32, f32)>,
-    sample: Vec<f32>,
-}
-
 /// A case of logits.json: the token sequence (prompt, then llama.cpp's greedy continuation, fed
 /// as given) and llama.cpp's logits at some of its positions.
 struct LogitCase {
@@ -214,22 +206,7 @@ fn logit_cases() -> Vec<LogitCase> {
             let prompt = ids(&c["prompt_ids"]);
             let new = ids(&c["new_ids"]);
             let prompt_len = prompt.len();
-            let dumped = c["positions"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| Dumped {
-                    pos: p["pos"].as_u64().unwrap() as usize,
-                    argmax: p["argmax"].as_u64().unwrap() as u32,
-                    top: p["top"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|t| (t[0].as_u64().unwrap() as u32, t[1].as_f64().unwrap() as f32))
-                        .collect(),
-                    sample: p["sample"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect(),
-                })
-                .collect();
+            let dumped = dumped_positions(c);
             // The last new id is never fed (its logits are not dumped).
             let fed: Vec<u32> =
                 prompt.into_iter().chain(new.iter().copied().take(new.len().saturating_sub(1))).collect();

@@ -14,14 +14,6 @@ use spool_sim::{Backend, KernelChoice, RunOptions};
 
 const SAMPLE_STRIDE: usize = 2039;
 
-/// One position of llama.cpp's logits.
-struct Dumped {
-    pos: usize,
-    argmax: u32,
-    top: Vec<(u32, f32)>,
-    sample: Vec<f32>,
-}
-
 /// A case of logits.json: the synth arguments, llama.cpp's prompt ids, the ids fed (the prompt,
 /// then its greedy continuation) and llama.cpp's logits at some positions.
 struct Case {
@@ -47,22 +39,7 @@ fn case(name: &str) -> Case {
     let c = r["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
     let prompt_ids = ids(&c["prompt_ids"]);
     let new = ids(&c["new_ids"]);
-    let dumped = c["positions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| Dumped {
-            pos: p["pos"].as_u64().unwrap() as usize,
-            argmax: p["argmax"].as_u64().unwrap() as u32,
-            top: p["top"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| (t[0].as_u64().unwrap() as u32, t[1].as_f64().unwrap() as f32))
-                .collect(),
-            sample: p["sample"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect(),
-        })
-        .collect();
+    let dumped = dumped_positions(c);
     // The last new id is never fed (its logits are not dumped).
     let fed = prompt_ids.iter().chain(&new[..new.len() - 1]).copied().collect();
     let synth = c["synth"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();

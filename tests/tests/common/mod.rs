@@ -20,6 +20,35 @@ pub fn golden() -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// One position of llama.cpp's logits, as `scripts/llama-logits.cpp` dumps them: the argmax,
+/// the top logits and every `sample_stride`-th logit.
+pub struct Dumped {
+    pub pos: usize,
+    pub argmax: u32,
+    pub top: Vec<(u32, f32)>,
+    pub sample: Vec<f32>,
+}
+
+/// The dumped positions of one case of a logits.json (`case["positions"]`).
+pub fn dumped_positions(case: &serde_json::Value) -> Vec<Dumped> {
+    case["positions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| Dumped {
+            pos: p["pos"].as_u64().unwrap() as usize,
+            argmax: p["argmax"].as_u64().unwrap() as u32,
+            top: p["top"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| (t[0].as_u64().unwrap() as u32, t[1].as_f64().unwrap() as f32))
+                .collect(),
+            sample: p["sample"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect(),
+        })
+        .collect()
+}
+
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
     v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
