@@ -127,8 +127,11 @@ pub struct RunOptions {
     pub flash: FlashSpec,
     /// Who stays in RAM.
     pub policy: Policy,
-    /// Units read ahead (0: off).
+    /// Units read ahead (0: off), unless [`RunOptions::prefetch_auto`].
     pub prefetch: u32,
+    /// Choose the depth from the plan ([`spool_core::plan::auto_prefetch`]: about 8 MiB of
+    /// units ahead, at least 4, none when everything is resident) instead of `prefetch`.
+    pub prefetch_auto: bool,
     /// Most prompt positions per layer-major prefill chunk (1: token by token).
     pub prefill_chunk: u32,
     /// Print one JSON object instead of text.
@@ -168,6 +171,7 @@ impl Default for RunOptions {
             flash: FlashSpec::default(),
             policy: Policy::Pin,
             prefetch: 0,
+            prefetch_auto: false,
             prefill_chunk: PlanOptions::default().prefill_chunk,
             json: false,
             kernel: KernelChoice::Auto,

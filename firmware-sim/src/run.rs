@@ -159,6 +159,17 @@ pub fn run_on_readers<S: Storage, R: Storage + Send>(
         Some(b) => b,
         None => full_budget_with(&model, ctx, plan_options(opts, &model))?,
     };
+    // `--prefetch auto`: the depth the plan asks for at this budget (0 when resident).
+    let resolved;
+    let opts = if opts.prefetch_auto {
+        let mut plan_opts = plan_options(opts, &model);
+        plan_opts.io_align = storage.io_align() as u32;
+        let prefetch = spool_core::plan::auto_prefetch(&model, ctx, budget, plan_opts);
+        resolved = RunOptions { prefetch, prefetch_auto: false, ..opts.clone() };
+        &resolved
+    } else {
+        opts
+    };
     let kernels = opts.kernel.kernels()?;
     let pool = ThreadPool::new(opts.threads.max(1));
     let compute = Compute { kernels, exec: &pool, threads: opts.threads.max(1) };

@@ -21,6 +21,7 @@ pub(crate) mod layout;
 pub(crate) mod minimum;
 pub(crate) mod options;
 pub(crate) mod pack;
+pub(crate) mod prefetch;
 pub(crate) mod units;
 
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use layout::{kv_rows, Region, ALIGN};
 pub use minimum::{budget_error, minimum_budget};
 pub use options::{PlanOptions, Policy, MAX_PREFETCH};
 pub use pack::{MAX_SLOTS, SLOT_META_BYTES};
+pub use prefetch::{auto_prefetch, MIN_AUTO_PREFETCH, PREFETCH_AHEAD_BYTES, PREFETCH_SHARE};
 pub(crate) use units::unit_cap;
 pub use units::{unit_count, Unit, MAX_UNITS};
 

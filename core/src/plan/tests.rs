@@ -195,3 +195,27 @@ fn slots_get_the_slack_of_aligned_reads_when_the_storage_needs_it() {
     let big = plan_with(&model, 64, budget, PlanOptions { io_align: 1 << 20, ..PlanOptions::default() }).unwrap();
     assert_eq!(big.options.io_align, 4096);
 }
+
+#[test]
+fn the_automatic_prefetch_depth_follows_the_bytes_and_the_budget() {
+    let model = fake_model(config(256, 688, 6, 8, 1000, 64), GgmlType::Q8_0, false);
+    let whole = plan(&model, 64, usize::MAX / 4).unwrap().used_bytes();
+    // Everything resident: nothing streams, nothing is read ahead.
+    assert_eq!(auto_prefetch(&model, 64, whole, PlanOptions::default()), 0);
+    // Streaming: at least MIN_AUTO_PREFETCH, at most MAX_PREFETCH, and the depth plans.
+    for percent in [20, 50, 90] {
+        let budget = whole * percent / 100;
+        let depth = auto_prefetch(&model, 64, budget, PlanOptions::default());
+        let base = plan_with(&model, 64, budget, PlanOptions::default()).unwrap();
+        let by_bytes = PREFETCH_AHEAD_BYTES.div_ceil(base.slot_bytes as u64).min(MAX_PREFETCH as u64) as u32;
+        let by_share = (budget / PREFETCH_SHARE / base.slot_bytes as usize) as u32;
+        assert_eq!(depth, by_bytes.max(MIN_AUTO_PREFETCH).min(by_share), "{percent}%");
+        assert!(depth > 0, "{percent}%: a streaming run reads ahead");
+        plan_with(&model, 64, budget, PlanOptions { prefetch: depth, ..PlanOptions::default() }).unwrap();
+    }
+    // At the minimum budget with no read-ahead there is no room for another slot.
+    let min = minimum_budget(&model, 64, PlanOptions::default()).unwrap();
+    assert_eq!(auto_prefetch(&model, 64, min, PlanOptions::default()), 0);
+    // A budget that cannot be planned gives 0; the run reports the planner's error itself.
+    assert_eq!(auto_prefetch(&model, 64, 1000, PlanOptions::default()), 0);
+}

@@ -129,9 +129,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "POLICY", default_value = "pin",
           value_parser = ["pin", "lru", "lru-protect", "mru", "min"])]
     pub policy: String,
-    /// Units read ahead by a second thread (0: off; at most 8).
-    #[arg(long, value_name = "N", default_value = "0", value_parser = prefetch, allow_negative_numbers = true)]
-    pub prefetch: u32,
+    /// Units read ahead by reader threads: auto (about 8 MiB ahead, at least 4 units, none
+    /// when everything is resident), or N (0: off; at most 8).
+    #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = prefetch_or_auto, allow_negative_numbers = true)]
+    pub prefetch: PrefetchArg,
     /// Most prompt positions per layer-major prefill chunk (1: token by token) [default: the planner's].
     #[arg(long, value_name = "N", value_parser = positive_u32, allow_negative_numbers = true)]
     pub prefill_chunk: Option<u32>,
@@ -194,6 +195,23 @@ fn threads(s: &str) -> Result<usize, String> {
         Ok(v)
     } else {
         Err(format!("`{s}` is out of range: expected 1 to 256"))
+    }
+}
+
+/// `--prefetch`: chosen from the plan, or a depth in units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefetchArg {
+    /// [`spool_core::plan::auto_prefetch`].
+    Auto,
+    /// This many units ahead.
+    Depth(u32),
+}
+
+fn prefetch_or_auto(s: &str) -> Result<PrefetchArg, String> {
+    if s == "auto" {
+        Ok(PrefetchArg::Auto)
+    } else {
+        prefetch(s).map(PrefetchArg::Depth).map_err(|e| format!("{e}, or auto"))
     }
 }
 
@@ -309,6 +327,9 @@ mod tests {
         assert_eq!(n_predict("-1"), Ok(-1));
         assert!(temperature("nan").is_err() && temperature("inf").is_err() && temperature("-1").is_err());
         assert!(prefetch("1000").is_err() && prefetch("8").is_ok());
+        assert_eq!(prefetch_or_auto("auto"), Ok(PrefetchArg::Auto));
+        assert_eq!(prefetch_or_auto("3"), Ok(PrefetchArg::Depth(3)));
+        assert!(prefetch_or_auto("9").is_err_and(|e| e.contains("or auto")));
         assert!(threads("0").is_err() && threads("2").is_ok());
         assert!(whole_u32("abc").is_err() && whole_u32("-3").is_err());
         assert!(repeat_penalty("0").is_err() && repeat_penalty("nan").is_err() && repeat_penalty("-1").is_err());

@@ -12,7 +12,7 @@ use clap::error::ErrorKind;
 use clap::Parser;
 use spool_core::{Phase, Policy};
 
-pub use args::{Cli, Command, RunArgs};
+pub use args::{Cli, Command, PrefetchArg, RunArgs};
 pub use utf8::Utf8Stream;
 
 use crate::budget::parse_budget;
@@ -68,7 +68,11 @@ pub fn run_options(a: &RunArgs) -> Result<RunOptions, String> {
         repeat_last_n: a.repeat_last_n,
         seed: a.seed.unwrap_or(0),
         ctx: a.ctx,
-        prefetch: a.prefetch,
+        prefetch: match a.prefetch {
+            PrefetchArg::Depth(n) => n,
+            PrefetchArg::Auto => 0,
+        },
+        prefetch_auto: a.prefetch == PrefetchArg::Auto,
         json: a.json,
         threads: a.threads,
         dump_logits: a.dump_logits.clone(),
