@@ -14,6 +14,15 @@ pub mod faults;
 pub mod kernels;
 pub mod pool;
 
+/// The most RAM a desktop run needs beyond its arena (its budget): the process itself (the
+/// binary's pages, libc and the allocator, about 3.8 MiB resident before any work on x86-64
+/// Linux), the thread stacks ([`prefetch::READER_STACK`] for each reader thread, the pool's
+/// workers), the direct-I/O bounce buffer of each handle (`direct::BOUNCE_BYTES`), the arena's
+/// rounding to a 2 MiB huge page, and the CLI's small heap (prompt, output, report). With
+/// `--storage direct` (the default) no page cache is needed on top. `tests/tests/footprint.rs`
+/// checks a streaming run's peak resident set against `budget + FOOTPRINT_BEYOND_ARENA`.
+pub const FOOTPRINT_BEYOND_ARENA: usize = 8 << 20;
+
 /// The RAM budget handed to the core, as zeroed anonymous memory. On Linux it asks for
 /// transparent huge pages (`madvise(MADV_HUGEPAGE)`, a hint): with the whole model resident,
 /// every token streams hundreds of MB through the arena, and 2 MiB pages spare the TLB misses
