@@ -181,8 +181,12 @@ fn groups_vnni<const B: usize, const G: usize>(
                     arr(groups[g], 2 * row_bytes + at),
                     arr(groups[g], 3 * row_bytes + at),
                 ];
-                for r in rows {
-                    prefetch(r.as_ptr().wrapping_add(ahead));
+                // One prefetch per row every 64 bytes or less: every other block of 32 bytes
+                // or less (Q4_0), every block otherwise.
+                if 2 * B > 64 || j % 2 == 0 {
+                    for r in rows {
+                        prefetch(r.as_ptr().wrapping_add(ahead));
+                    }
                 }
                 let (qlo, qhi) = quants(rows);
                 let d = _mm512_permutexvar_ps(*pick, sc[g]);
