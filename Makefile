@@ -192,8 +192,9 @@ bench: build
 	@mkdir -p $(dir $(SYNTH24)); test -f $(SYNTH24) || ./target/release/spool-sim synth --layers 24 --dim 512 --hidden 1376 --heads 8 --vocab 512 --ctx 2048 -o $(SYNTH24)
 	./target/release/spool-sim bench budget -m $(SYNTH24) -n 16 --name budget-synth24-F32
 
-# Decode tok/s with the model resident, Spool next to llama.cpp's llama-bench (--repack 0) on the
-# same files and threads, alternating runs, medians and their ratio. TinyLlama-shaped synth files
+# Decode tok/s with the model resident, Spool next to llama.cpp's llama-bench on the same files
+# and threads, alternating runs, medians; llama.cpp at its default (weights repacked) and with
+# --repack 0, the ratio against the faster of the two. TinyLlama-shaped synth files
 # of the five integer types (written once, about 6 minutes); llama.cpp from ../peer (this
 # machine) or .peer (bash bench/peer/install.sh, about 3 minutes).
 BENCH_TYPES ?= Q4_0 Q8_0 Q4_K Q6_K Q5_0
@@ -208,7 +209,8 @@ bench-decode: bench-models
 	@uptime
 	./target/release/spool-sim bench decode $(foreach t,$(BENCH_TYPES),-m $(TINY)-$(t).gguf) --threads 1,2 -n 32 --reps 3 --peer $(LLAMA_BENCH)
 
-# Prefill (prompt) tok/s at 128 and 512 positions, resident, as bench-decode.
+# Prefill (prompt) tok/s at 128 and 512 positions, resident, as bench-decode but llama.cpp with
+# --repack 0 only (its default dies with SIGILL on prompt batches on AVX-512 + AMX CPUs).
 bench-prefill: bench-models
 	@uptime
 	./target/release/spool-sim bench prefill $(foreach t,$(BENCH_TYPES),-m $(TINY)-$(t).gguf) --threads 1,2 -p 128,512 --reps 3 --peer $(LLAMA_BENCH)

@@ -13,6 +13,7 @@
 //! | `kernels.rs` | [`Kernels`], [`KernelPath`] and the per-ISA kernel table |
 //! | `span.rs` | a unit's product over a chunk's positions, cut into executor jobs |
 //! | `x86/avx2.rs`, `x86/avx2_q8.rs`, `x86/avx512.rs` | one ISA path each, exporting one static table |
+//! | `x86/avx512_rows.rs` | the AVX-512 Q4_0/Q8_0 decode kernels, four rows per vector (`avx512.rs` calls them) |
 //! | `x86/mod.rs` | the x86 vector primitives those files share |
 //! | `tests.rs` | the unit tests |
 //!

@@ -569,6 +569,51 @@ fn integer_kernels_give_each_row_the_same_bits_in_any_group() {
     }
 }
 
+/// The AVX-512 Q4_0/Q8_0 kernels (four rows per vector, the rest and rows over their block
+/// limit one at a time) give every row the AVX2 kernel's bits: row counts around the group
+/// sizes, block counts around the gather width, and rows longer than the limit.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx512_rows_give_the_avx2_bits_for_any_row_and_block_count() {
+    extern crate std;
+    use std::vec;
+    let Some(_) = avx2() else { return };
+    if !(std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512bw")
+        && std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512vnni"))
+    {
+        return;
+    }
+    // SAFETY: `avx2` and the checks above cover every feature of both contracts.
+    let (k2, k5) = unsafe { (Kernels::avx2_q8(), Kernels::avx512_q8()) };
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        let bpb = ty.block().1 as usize;
+        for blocks in [1, 3, 4, 5, 8, 13, 64, 512, 513, 530] {
+            let (cols, row_bytes) = (blocks * 32, blocks * bpb);
+            let rows = if blocks > 64 { 9 } else { 21 };
+            let mut w = vec![0u8; rows * row_bytes];
+            for r in 0..rows {
+                for blk in 0..blocks {
+                    let (b, _) = pack(ty, (r * 7 + blk * 3) as u32);
+                    w[r * row_bytes + blk * bpb..][..bpb].copy_from_slice(&b[..bpb]);
+                }
+            }
+            let x: std::vec::Vec<f32> = (0..cols).map(|i| (i as f32 * 0.29).sin() * (1.0 + (i % 3) as f32)).collect();
+            let mut xq = vec![0u8; activation_bytes(GgmlType::Q8_0, cols).unwrap()];
+            quantize_activations(GgmlType::Q8_0, &x, &mut xq);
+            for n in [1, 3, 4, 5, 7, 8, 9, 12, 13, 16, 17, 21].into_iter().filter(|&n| n <= rows) {
+                let (mut want, mut got) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                k2.matvec_quantized(ty, &w[..n * row_bytes], &xq, &mut want);
+                k5.matvec_quantized(ty, &w[..n * row_bytes], &xq, &mut got);
+                let (want, got): (std::vec::Vec<u32>, std::vec::Vec<u32>) =
+                    (want.iter().map(|v| v.to_bits()).collect(), got.iter().map(|v| v.to_bits()).collect());
+                assert_eq!(got, want, "{ty:?} blocks {blocks} rows {n}");
+            }
+        }
+    }
+}
+
 /// The several-position product gives every (row, position) the bits of the matrix-vector
 /// kernel on that row and position alone, on every integer path, for tiled and untiled types,
 /// with whole tiles, leftover rows and positions, odd block counts, and a wider output stride.

@@ -172,7 +172,8 @@ pub struct DecodeArgs {
     /// Spool's kernels.
     #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
     pub kernel: String,
-    /// llama.cpp's llama-bench binary, run with --repack 0 [default: Spool alone].
+    /// llama.cpp's llama-bench binary, run at its default (repacked) and with --repack 0; the
+    /// ratio is against the faster [default: Spool alone].
     #[arg(long = "peer", value_name = "LLAMA_BENCH")]
     pub peer: Option<PathBuf>,
 }
@@ -220,7 +221,8 @@ pub struct PrefillArgs {
     /// Spool's kernels.
     #[arg(long, value_name = "KIND", default_value = "auto", value_parser = ["auto", "exact", "scalar", "simd", "simd-q8", "simd-q8-avx2"])]
     pub kernel: String,
-    /// llama.cpp's llama-bench binary, run with --repack 0 [default: Spool alone].
+    /// llama.cpp's llama-bench binary, run with --repack 0 (its default dies with SIGILL on
+    /// prompt batches on AVX-512 + AMX CPUs) [default: Spool alone].
     #[arg(long = "peer", value_name = "LLAMA_BENCH")]
     pub peer: Option<PathBuf>,
 }

@@ -116,11 +116,17 @@ fn q4_0_rows_512<const R: usize>(rows: [&[q4_0::Block]; R], ys: &[q8_0_x::Block]
     out
 }
 
-/// Q4_0 × Q8_0 with AVX-512 VNNI ([`q4_0_rows_512`]), reading each group of four rows while
-/// the next group is prefetched.
+/// Q4_0 × Q8_0 with AVX-512 VNNI: the rows in whole groups of four through `avx512_rows.rs`
+/// (decode's kernel), the rest (and rows longer than its limit) with [`q4_0_rows_512`], each
+/// group of four rows read while the next group is prefetched: the same bits either way.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn matvec_q4_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
-    let ahead = 4 * (w.len() / out.len().max(1));
+    let row_bytes = w.len() / out.len().max(1);
+    let w = &w[..(out.len() * row_bytes).min(w.len())];
+    let done = super::avx512_rows::matvec_q4_0(w, xq, out);
+    let done = done.min(out.len());
+    let (w, out) = (&w[(done * row_bytes).min(w.len())..], &mut out[done..]);
+    let ahead = 4 * row_bytes;
     q8_0_matvec::<{ q4_0::BYTES }>(w, xq, out, |r, ys| q4_0_rows_512(r, ys, ahead), |r, ys| q4_0_rows_512(r, ys, ahead))
 }
 
@@ -173,10 +179,17 @@ fn q8_0_rows_512<const R: usize>(rows: [&[q8_0::Block]; R], ys: &[q8_0_x::Block]
     out
 }
 
-/// Q8_0 × Q8_0 with AVX-512 VNNI ([`q8_0_rows_512`]), four rows per pass.
+/// Q8_0 × Q8_0 with AVX-512 VNNI: the rows in whole groups of four through `avx512_rows.rs`
+/// (decode's kernel), the rest (and rows longer than its limit) with [`q8_0_rows_512`], four
+/// rows per pass: the same bits either way.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn matvec_q8_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
-    let ahead = 4 * (w.len() / out.len().max(1));
+    let row_bytes = w.len() / out.len().max(1);
+    let w = &w[..(out.len() * row_bytes).min(w.len())];
+    let done = super::avx512_rows::matvec_q8_0(w, xq, out);
+    let done = done.min(out.len());
+    let (w, out) = (&w[(done * row_bytes).min(w.len())..], &mut out[done..]);
+    let ahead = 4 * row_bytes;
     q8_0_matvec::<{ q8_0::BYTES }>(w, xq, out, |r, ys| q8_0_rows_512(r, ys, ahead), |r, ys| q8_0_rows_512(r, ys, ahead))
 }
 
