@@ -16,7 +16,7 @@ use super::avx2::ROWS;
 use super::avx2_q8::{
     matvec_q4_k_q8, matvec_q5_0_q8, matvec_q5_k_q8, matvec_q6_k_q8, q8_0_matvec, quantize_act, WEIGHT_D,
 };
-use super::{arr, avx512_mat, f32_le, half_of, hsum, load128, load256, prefetch};
+use super::{arr, avx512_mat, avx512_mat_k, f32_le, half_of, hsum, load128, load256, prefetch};
 use crate::quant::blocks::{q4_0, q8_0, q8_0_x};
 use crate::quant::table::{by_type, IntRows, KernelPath, MatQ, MatShape, RowsQ, Table};
 use crate::quant::GgmlType;
@@ -217,7 +217,7 @@ const fn int_mat(ty: GgmlType, vec_dot_type: GgmlType, rows: RowsQ, mat: MatQ) -
 }
 
 /// `KernelPath::Avx512Q8`: `avx2_q8.rs`'s table with the Q4_0 and Q8_0 integer products on
-/// VNNI. Needs avx2, fma, f16c, avx512f, avx512bw, avx512vl and avx512vnni.
+/// VNNI, and several-position kernels for Q4_0, Q8_0, Q4_K and Q6_K. Needs avx2, fma, f16c, avx512f, avx512bw, avx512vl and avx512vnni.
 pub(crate) static TABLE_Q8: Table = Table {
     path: KernelPath::Avx512Q8,
     rows: ROWS,
@@ -225,9 +225,9 @@ pub(crate) static TABLE_Q8: Table = Table {
         int_mat(GgmlType::Q4_0, GgmlType::Q8_0, matvec_q4_0_q8_vnni, mat_q4_0_vnni),
         int_mat(GgmlType::Q8_0, GgmlType::Q8_0, matvec_q8_0_q8_vnni, mat_q8_0_vnni),
         int(GgmlType::Q5_0, GgmlType::Q8_0, matvec_q5_0_q8),
-        int(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8),
+        int_mat(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8, avx512_mat_k::mat_q4_k_q8),
         int(GgmlType::Q5_K, GgmlType::Q8_K, matvec_q5_k_q8),
-        int(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8),
+        int_mat(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8, avx512_mat_k::mat_q6_k_q8),
     ]),
     quantize_act: Some(quantize_act),
 };

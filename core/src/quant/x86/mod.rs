@@ -13,6 +13,7 @@ pub(crate) mod avx2;
 pub(crate) mod avx2_q8;
 pub(crate) mod avx512;
 pub(crate) mod avx512_mat;
+pub(crate) mod avx512_mat_k;
 
 // Unaligned loads from fixed-size arrays: the array type guarantees the bytes exist.
 
