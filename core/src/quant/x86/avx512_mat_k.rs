@@ -8,7 +8,8 @@
 //! them gives the same integers) and then take f32 operations in a fixed order (ggml's: one
 //! FMA of eight lanes with `dy * d`, for Q4_K also one of four lanes with `-dy * dmin`). A tile
 //! decodes a row's super-block once (scales, mins, unpacked quants) and runs those same
-//! operations for each of its positions, in each position's own accumulators.
+//! operations for each of its positions, in each position's own accumulators. The scaled sums
+//! `sumi + madd(p, sc)` are one `vpdpwssd` (the same i32 pair sums, added without saturation).
 //!
 //! Every function carries `#[target_feature(enable =
 //! "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]` (the 32 vector registers hold a
@@ -52,7 +53,7 @@ fn tile_q4_k<const P: usize>(row: &[q4_k::Block], ys: [&[q8_k_x::Block]; P]) -> 
             let mut sumi = _mm256_setzero_si256();
             for c in 0..8 {
                 let prod = _mm256_maddubs_epi16(q[c], load256(arr(y, q8_k_x::QS + 32 * c)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, s[c]));
+                sumi = _mm256_dpwssd_epi32(sumi, prod, s[c]);
             }
             let dy = f32_le(arr(y, q8_k_x::D));
             let bs = load256(arr(y, q8_k_x::BSUMS));
@@ -98,7 +99,7 @@ fn tile_q6_k<const P: usize>(row: &[q6_k::Block], ys: [&[q8_k_x::Block]; P]) -> 
                 _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32::<5>(_mm256_madd_epi16(sc16, bs)));
             for c in 0..8 {
                 let prod = _mm256_maddubs_epi16(q[c], load256(arr(y, q8_k_x::QS + 32 * c)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(prod, s[c]));
+                sumi = _mm256_dpwssd_epi32(sumi, prod, s[c]);
             }
             let d = f32_le(arr(y, q8_k_x::D)) * dx;
             acc[p] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[p]);
