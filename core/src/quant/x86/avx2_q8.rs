@@ -170,7 +170,7 @@ fn bsums(y: &q8_k_x::Block) -> __m256i {
 
 /// The eight 6-bit scales and mins of a Q4_K/Q5_K super-block, unpacked.
 #[inline]
-fn scales_mins_k4(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+pub(crate) fn scales_mins_k4(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     let mut sc = [0u8; 8];
     let mut mn = [0u8; 8];
     for j in 0..8 {

@@ -16,7 +16,7 @@ use super::avx2::ROWS;
 use super::avx2_q8::{
     matvec_q4_k_q8, matvec_q5_0_q8, matvec_q5_k_q8, matvec_q6_k_q8, q8_0_matvec, quantize_act, WEIGHT_D,
 };
-use super::{arr, f32_le, half_of, hsum, load128, load256, prefetch};
+use super::{arr, avx512_mat, avx512_mat_k, f32_le, half_of, hsum, load128, load256, prefetch};
 use crate::quant::blocks::{q4_0, q8_0, q8_0_x};
 use crate::quant::table::{by_type, IntRows, KernelPath, MatQ, MatShape, RowsQ, Table};
 use crate::quant::GgmlType;
@@ -193,298 +193,30 @@ fn matvec_q8_0_q8_vnni(w: &[u8], xq: &[u8], out: &mut [f32]) {
     q8_0_matvec::<{ q8_0::BYTES }>(w, xq, out, |r, ys| q8_0_rows_512(r, ys, ahead), |r, ys| q8_0_rows_512(r, ys, ahead))
 }
 
-// Prefill: register tiles of `R` rows × `P` positions. Each (row, position) pair keeps the
-// matvec kernel's one accumulator of eight f32 lanes and takes the same operations in the same
-// order (the pair scale `dx * dy`, `vpdpbusd` from the position's shared lanes, one FMA per
-// block, the even block first, the odd last block alone, `hsum(acc)`), so its bits equal `q4_0_rows_512`'s /
-// `q8_0_rows_512`'s for that row and input alone. A weight block is loaded and unpacked once
-// for the `P` positions, an activation block once for the `R` rows.
-
-/// Rows per tile.
-const TILE_R: usize = 4;
-/// Positions per tile.
-const TILE_P: usize = 4;
-
-/// An `R × P` tile: `rows[r]` against `ys[p]`, `bias` the unsigned offset of the weight quants
-/// (8 for Q4_0, 128 for Q8_0, whose `Σ bias·y` every position's lanes start from negated).
-/// `unpack` gives one block pair of a weight row as `vpdpbusd`'s unsigned operand with its pair
-/// scale, `unpack_one` a single block's operand.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn tile_512<const B: usize, const R: usize, const P: usize>(
-    rows: [&[[u8; B]]; R],
-    ys: [&[q8_0_x::Block]; P],
-    bias: i8,
-    unpack: &impl Fn(&[u8; B], &[u8; B]) -> (__m512i, __m512),
-    unpack_one: &impl Fn(&[u8; B]) -> __m256i,
-) -> [[f32; P]; R] {
-    let n = rows.iter().fold(ys.iter().fold(usize::MAX, |n, y| n.min(y.len())), |n, r| n.min(r.len()));
-    let b512 = _mm512_set1_epi8(bias);
-    let mut acc = [[_mm256_setzero_ps(); P]; R];
-    for pair in 0..n / 2 {
-        let mut y = [_mm512_setzero_si512(); P];
-        let mut dy = [_mm512_setzero_ps(); P];
-        let mut s = [_mm512_setzero_si512(); P];
-        for p in 0..P {
-            (y[p], dy[p]) = y_pair(&ys[p][2 * pair..2 * pair + 2]);
-            s[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), b512, y[p]));
-        }
-        for r in 0..R {
-            let (q, dx) = unpack(&rows[r][2 * pair], &rows[r][2 * pair + 1]);
-            for p in 0..P {
-                let sums = _mm512_dpbusd_epi32(s[p], q, y[p]);
-                let (d0, d1) = halves(_mm512_mul_ps(dx, dy[p]));
-                let (p0, p1) = halves(_mm512_cvtepi32_ps(sums));
-                acc[r][p] = _mm256_fmadd_ps(d1, p1, _mm256_fmadd_ps(d0, p0, acc[r][p]));
-            }
-        }
-    }
-    tile_finish(acc, rows, ys, n, bias, unpack_one)
-}
-
-/// The end of a tile ([`tile_512`], [`tile_pre`]): each (row, position) accumulator takes the
-/// odd last block alone when `n` is odd, as the matvec kernels do, then its `hsum`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn tile_finish<const B: usize, const R: usize, const P: usize>(
-    acc: [[__m256; P]; R],
-    rows: [&[[u8; B]]; R],
-    ys: [&[q8_0_x::Block]; P],
-    n: usize,
-    bias: i8,
-    unpack_one: &impl Fn(&[u8; B]) -> __m256i,
-) -> [[f32; P]; R] {
-    let mut out = [[0.0f32; P]; R];
-    let b256 = _mm256_set1_epi8(bias);
-    for r in 0..R {
-        for p in 0..P {
-            let mut acc = acc[r][p];
-            if n % 2 == 1 {
-                let (b, yb) = (&rows[r][n - 1], &ys[p][n - 1]);
-                let y = load256(arr(yb, q8_0_x::QS));
-                let s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), b256, y));
-                let d = _mm256_set1_ps(half_of(b, WEIGHT_D) * f32_le(arr(yb, q8_0_x::D)));
-                acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(s, unpack_one(b), y)), acc);
-            }
-            out[r][p] = hsum(acc);
-        }
-    }
-    out
-}
-
-/// Block pairs of the activation operands [`Pre`] holds: rows of up to 8192 columns.
-const PRE_PAIRS: usize = 128;
-
-/// One position's activation operands for every block pair of a row, computed once per
-/// position group: the quants, the pair scale and the shared lanes `-Σ bias·y`, exactly what
-/// [`tile_512`] computes per pair, so that the inner loop reads them from memory.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Pre {
-    y: [__m512i; PRE_PAIRS],
-    dy: [__m512; PRE_PAIRS],
-    s: [__m512i; PRE_PAIRS],
-}
-
-/// Fills `pre` for the first `pairs` block pairs of `ys`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn fill_pre(pre: &mut Pre, ys: &[q8_0_x::Block], pairs: usize, bias: i8) {
-    let b512 = _mm512_set1_epi8(bias);
-    for j in 0..pairs.min(PRE_PAIRS) {
-        let (y, dy) = y_pair(&ys[2 * j..2 * j + 2]);
-        pre.y[j] = y;
-        pre.dy[j] = dy;
-        pre.s[j] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), b512, y));
-    }
-}
-
-/// [`tile_512`] with the activation operands read from `pre` (the same values, so the same
-/// bits): `R` rows against the `P` positions of `pre`, the odd last block from `ys`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn tile_pre<const B: usize, const R: usize, const P: usize>(
-    rows: [&[[u8; B]]; R],
-    pre: &[Pre],
-    ys: [&[q8_0_x::Block]; P],
-    n: usize,
-    bias: i8,
-    unpack: &impl Fn(&[u8; B], &[u8; B]) -> (__m512i, __m512),
-    unpack_one: &impl Fn(&[u8; B]) -> __m256i,
-) -> [[f32; P]; R] {
-    let pre = &pre[..P];
-    let mut acc = [[_mm256_setzero_ps(); P]; R];
-    for pair in 0..(n / 2).min(PRE_PAIRS) {
-        for r in 0..R {
-            let (q, dx) = unpack(&rows[r][2 * pair], &rows[r][2 * pair + 1]);
-            for p in 0..P {
-                let sums = _mm512_dpbusd_epi32(pre[p].s[pair], q, pre[p].y[pair]);
-                let (d0, d1) = halves(_mm512_mul_ps(dx, pre[p].dy[pair]));
-                let (p0, p1) = halves(_mm512_cvtepi32_ps(sums));
-                acc[r][p] = _mm256_fmadd_ps(d1, p1, _mm256_fmadd_ps(d0, p0, acc[r][p]));
-            }
-        }
-    }
-    tile_finish(acc, rows, ys, n, bias, unpack_one)
-}
-
-/// Every row of `w` against every position of `xq` ([`MatShape`]) in [`tile_512`] tiles of
-/// `TILE_R × TILE_P`, the leftover rows and positions in tiles of one.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn mat_512<const B: usize>(
-    w: &[u8],
-    xq: &[u8],
-    out: &mut [f32],
-    shape: MatShape,
-    bias: i8,
-    unpack: &impl Fn(&[u8; B], &[u8; B]) -> (__m512i, __m512),
-    unpack_one: &impl Fn(&[u8; B]) -> __m256i,
-) {
-    let (rows, q_row) = (shape.rows, shape.q_row.max(1));
-    let positions = xq.len() / q_row;
-    let row_bytes = w.len() / rows.max(1);
-    let row = |r: usize| crate::quant::blocks::blocks::<B>(&w[r * row_bytes..(r + 1) * row_bytes]);
-    let y = |p: usize| crate::quant::blocks::blocks::<{ q8_0_x::BYTES }>(&xq[p * q_row..(p + 1) * q_row]);
-    let mut put = |r0: usize, p0: usize, v: &[f32], nr: usize, np: usize| {
-        for r in 0..nr {
-            for p in 0..np {
-                if let Some(o) = out.get_mut((p0 + p) * shape.stride + r0 + r) {
-                    *o = v[r * np + p];
-                }
-            }
-        }
-    };
-    let blocks_per_row = row_bytes / B;
-    if blocks_per_row / 2 <= PRE_PAIRS && positions >= TILE_P {
-        let zero = Pre {
-            y: [_mm512_setzero_si512(); PRE_PAIRS],
-            dy: [_mm512_setzero_ps(); PRE_PAIRS],
-            s: [_mm512_setzero_si512(); PRE_PAIRS],
-        };
-        let mut pre = [zero; TILE_P];
-        let mut p0 = 0;
-        while p0 + TILE_P <= positions {
-            let ys: [&[q8_0_x::Block]; TILE_P] = core::array::from_fn(|i| y(p0 + i));
-            let n = ys.iter().fold(blocks_per_row, |n, y| n.min(y.len()));
-            for (pr, y) in pre.iter_mut().zip(ys) {
-                fill_pre(pr, y, n / 2, bias);
-            }
-            let mut r0 = 0;
-            while r0 < rows {
-                if rows - r0 >= TILE_R {
-                    let rs = core::array::from_fn(|i| row(r0 + i));
-                    let t = tile_pre::<B, TILE_R, TILE_P>(rs, &pre, ys, n, bias, unpack, unpack_one);
-                    put(r0, p0, t.as_flattened(), TILE_R, TILE_P);
-                    r0 += TILE_R;
-                } else {
-                    let t = tile_pre::<B, 1, TILE_P>([row(r0)], &pre, ys, n, bias, unpack, unpack_one);
-                    put(r0, p0, t.as_flattened(), 1, TILE_P);
-                    r0 += 1;
-                }
-            }
-            p0 += TILE_P;
-        }
-        for p in p0..positions {
-            let mut r0 = 0;
-            while r0 < rows {
-                let nr = if rows - r0 >= TILE_R { TILE_R } else { 1 };
-                let v = if nr == TILE_R {
-                    tile_512::<B, TILE_R, 1>(core::array::from_fn(|i| row(r0 + i)), [y(p)], bias, unpack, unpack_one)
-                        .as_flattened()
-                        .try_into()
-                        .unwrap_or([0.0; TILE_R])
-                } else {
-                    let [[v]] = tile_512::<B, 1, 1>([row(r0)], [y(p)], bias, unpack, unpack_one);
-                    [v, 0.0, 0.0, 0.0]
-                };
-                put(r0, p, &v, nr, 1);
-                r0 += nr;
-            }
-        }
-        return;
-    }
-    let mut r0 = 0;
-    while r0 < rows {
-        let nr = if rows - r0 >= TILE_R { TILE_R } else { 1 };
-        let mut p0 = 0;
-        while p0 < positions {
-            let np = if positions - p0 >= TILE_P { TILE_P } else { 1 };
-            match (nr, np) {
-                (TILE_R, TILE_P) => {
-                    let t = tile_512::<B, TILE_R, TILE_P>(
-                        core::array::from_fn(|i| row(r0 + i)),
-                        core::array::from_fn(|i| y(p0 + i)),
-                        bias,
-                        unpack,
-                        unpack_one,
-                    );
-                    put(r0, p0, t.as_flattened(), nr, np);
-                }
-                (TILE_R, _) => {
-                    let t = tile_512::<B, TILE_R, 1>(
-                        core::array::from_fn(|i| row(r0 + i)),
-                        [y(p0)],
-                        bias,
-                        unpack,
-                        unpack_one,
-                    );
-                    put(r0, p0, t.as_flattened(), nr, np);
-                }
-                (_, TILE_P) => {
-                    let t = tile_512::<B, 1, TILE_P>(
-                        [row(r0)],
-                        core::array::from_fn(|i| y(p0 + i)),
-                        bias,
-                        unpack,
-                        unpack_one,
-                    );
-                    put(r0, p0, t.as_flattened(), nr, np);
-                }
-                _ => {
-                    let t = tile_512::<B, 1, 1>([row(r0)], [y(p0)], bias, unpack, unpack_one);
-                    put(r0, p0, t.as_flattened(), nr, np);
-                }
-            }
-            p0 += np;
-        }
-        r0 += nr;
-    }
-}
-
-/// Q4_0 × Q8_0 for several positions ([`mat_512`]): the nibbles of two blocks unpacked as in
-/// [`q4_0_rows_512`].
+/// Q4_0 × Q8_0 for several positions ([`avx512_mat::mat_pairs`]): one block's nibbles
+/// unpacked as in [`q4_0_rows_512`]'s odd last block, in both halves.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn mat_q4_0_vnni(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
     const F4: i64 = 0x0004_0004_0004_0004;
+    // Per 128-bit lane: low nibbles, high nibbles, low, high.
     let shifts = _mm512_set_epi64(F4, F4, 0, 0, F4, F4, 0, 0);
     let m4 = _mm512_set1_epi8(0x0f);
-    let unpack = |b0: &q4_0::Block, b1: &q4_0::Block| {
-        let lo = _mm256_broadcastsi128_si256(load128(arr(b0, q4_0::QS)));
-        let hi = _mm256_broadcastsi128_si256(load128(arr(b1, q4_0::QS)));
-        let q = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
-        (_mm512_and_si512(_mm512_srlv_epi16(q, shifts), m4), dx_pair(b0, b1))
+    let unpack = |b: &q4_0::Block| {
+        let q = _mm512_broadcast_i32x4(load128(arr(b, q4_0::QS)));
+        _mm512_and_si512(_mm512_srlv_epi16(q, shifts), m4)
     };
-    let unpack_one = |b: &q4_0::Block| {
-        let v = load128(arr(b, q4_0::QS));
-        let m4 = _mm_set1_epi8(0x0f);
-        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(v), m4), _mm_and_si128(v, m4))
-    };
-    mat_512::<{ q4_0::BYTES }>(w, xq, out, shape, 8, &unpack, &unpack_one)
+    let one = |w: &[u8], xq: &[u8], out: &mut [f32]| matvec_q4_0_q8_vnni(w, xq, out);
+    avx512_mat::mat_pairs::<{ q4_0::BYTES }>(w, xq, out, shape, 8, &unpack, &one)
 }
 
-/// Q8_0 × Q8_0 for several positions ([`mat_512`]): `w + 128` as unsigned bytes, as in
-/// [`q8_0_rows_512`].
+/// Q8_0 × Q8_0 for several positions ([`avx512_mat::mat_pairs`]): `w + 128` as unsigned
+/// bytes, as in [`q8_0_rows_512`], in both halves.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 fn mat_q8_0_vnni(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
     let bias = _mm512_set1_epi8(-128);
-    let unpack = |b0: &q8_0::Block, b1: &q8_0::Block| {
-        let (w0, w1) = (load256(arr(b0, q8_0::QS)), load256(arr(b1, q8_0::QS)));
-        let w = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(w0), w1);
-        (_mm512_xor_si512(w, bias), dx_pair(b0, b1))
-    };
-    let unpack_one = |b: &q8_0::Block| _mm256_xor_si256(load256(arr(b, q8_0::QS)), _mm256_set1_epi8(-128));
-    mat_512::<{ q8_0::BYTES }>(w, xq, out, shape, -128, &unpack, &unpack_one)
+    let unpack = |b: &q8_0::Block| _mm512_xor_si512(_mm512_broadcast_i64x4(load256(arr(b, q8_0::QS))), bias);
+    let one = |w: &[u8], xq: &[u8], out: &mut [f32]| matvec_q8_0_q8_vnni(w, xq, out);
+    avx512_mat::mat_pairs::<{ q8_0::BYTES }>(w, xq, out, shape, -128, &unpack, &one)
 }
 
 /// The integer products of this path: weight type, activation type, kernel.
@@ -498,7 +230,7 @@ const fn int_mat(ty: GgmlType, vec_dot_type: GgmlType, rows: RowsQ, mat: MatQ) -
 }
 
 /// `KernelPath::Avx512Q8`: `avx2_q8.rs`'s table with the Q4_0 and Q8_0 integer products on
-/// VNNI. Needs avx2, fma, f16c, avx512f, avx512bw, avx512vl and avx512vnni.
+/// VNNI, and several-position kernels for Q4_0, Q8_0, Q4_K and Q6_K. Needs avx2, fma, f16c, avx512f, avx512bw, avx512vl and avx512vnni.
 pub(crate) static TABLE_Q8: Table = Table {
     path: KernelPath::Avx512Q8,
     rows: ROWS,
@@ -506,9 +238,9 @@ pub(crate) static TABLE_Q8: Table = Table {
         int_mat(GgmlType::Q4_0, GgmlType::Q8_0, matvec_q4_0_q8_vnni, mat_q4_0_vnni),
         int_mat(GgmlType::Q8_0, GgmlType::Q8_0, matvec_q8_0_q8_vnni, mat_q8_0_vnni),
         int(GgmlType::Q5_0, GgmlType::Q8_0, matvec_q5_0_q8),
-        int(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8),
+        int_mat(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8, avx512_mat_k::mat_q4_k_q8),
         int(GgmlType::Q5_K, GgmlType::Q8_K, matvec_q5_k_q8),
-        int(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8),
+        int_mat(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8, avx512_mat_k::mat_q6_k_q8),
     ]),
     quantize_act: Some(quantize_act),
 };

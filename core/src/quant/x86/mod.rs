@@ -12,6 +12,8 @@ use core::arch::x86_64::*;
 pub(crate) mod avx2;
 pub(crate) mod avx2_q8;
 pub(crate) mod avx512;
+pub(crate) mod avx512_mat;
+pub(crate) mod avx512_mat_k;
 pub(crate) mod avx512_rows;
 
 // Unaligned loads from fixed-size arrays: the array type guarantees the bytes exist.
