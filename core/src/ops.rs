@@ -43,16 +43,6 @@ impl Heads {
     }
 }
 
-/// [`softmax`] with the vector code where there is some (the same bits).
-pub(crate) fn softmax_with(x: &mut [f32], simd: Option<Avx2>) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(v) = simd {
-        return avx2::softmax(v, x);
-    }
-    let _ = simd;
-    softmax(x)
-}
-
 /// llama2.c's softmax, in place.
 pub fn softmax(x: &mut [f32]) {
     let Some(&first) = x.first() else { return };
@@ -328,8 +318,14 @@ pub(crate) fn attention<E: KvElem>(
             rest = tail;
         }
     });
-    for h in 0..n_heads {
-        softmax_with(&mut att[h * context + first..h * context + seen], simd);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = simd {
+        avx2::softmax_heads(v, att, n_heads, context, first..seen);
+    }
+    if simd.is_none() {
+        for h in 0..n_heads {
+            softmax(&mut att[h * context + first..h * context + seen]);
+        }
     }
     let att: &[f32] = att;
     // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from `first`.

@@ -58,18 +58,21 @@ const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
 const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
 const P1: f32 = f32::from_bits(0x3e2a_aa8f);
 const P2: f32 = f32::from_bits(0xbb35_5215);
-/// |x| at or above this (80, or NaN): the lane is left to the scalar `libm::expf` (its
-/// overflow, underflow and subnormal cases).
+/// x at or above this (80), or NaN: the lane is left to the scalar `libm::expf` (its overflow
+/// cases).
 const FAR: i32 = 0x42a0_0000;
+/// -x at or above this (103.972084, and -inf): `libm::expf` is 0.
+const ZERO: i32 = 0x42cf_f1b5;
 
-/// `libm::expf` of eight lanes, and a mask of the lanes at or beyond [`FAR`] whose value here
-/// is not that (the caller computes them with `libm::expf`).
+/// `libm::expf` of eight lanes, and a mask of the lanes (x ≥ 80, NaN) whose value here is not
+/// that (the caller computes them with `libm::expf`).
 ///
 /// The scalar code's branches become per-lane selections: |x| ≤ 2^-14 gives `1 + x`; below
 /// 0.5 ln 2 the reduction is by k = 0 (then `x - 0 * LN2_HI` is `x` and `0 * LN2_LO` is 0, the
 /// scalar's `hi = x, lo = 0`); below 1.5 ln 2 by k = ±1; beyond by `(x / ln 2 ± 1/2)`
-/// truncated. `scalbnf(y, k)` is one product by 2^k, exact here as |k| ≤ 116 and the
-/// result is normal (the scalar's `k == 0` case multiplies by 1).
+/// truncated; at or below -103.972084, 0. `scalbnf(y, k)` is as `libm`'s: for k ≥ -126 one
+/// product by 2^k (the scalar's `k == 0` case multiplies by 1), below that a product by
+/// 2^-102 (exact: y is near 1) and then by 2^(k + 102), so the one rounding is the last.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn expf8_near(x: __m256) -> (__m256, i32) {
@@ -78,7 +81,17 @@ fn expf8_near(x: __m256) -> (__m256, i32) {
     let above_half = _mm256_cmpgt_epi32(hx, _mm256_set1_epi32(0x3eb1_7218));
     let above_1_5 = _mm256_cmpgt_epi32(hx, _mm256_set1_epi32(0x3f85_1592));
     let not_tiny = _mm256_cmpgt_epi32(hx, _mm256_set1_epi32(0x3900_0000));
-    let far = _mm256_cmpgt_epi32(hx, _mm256_set1_epi32(FAR - 1));
+    // x ≥ 80 (the sign bit clear, so `bits` itself compares) or NaN.
+    let far = _mm256_or_si256(
+        _mm256_cmpgt_epi32(bits, _mm256_set1_epi32(FAR - 1)),
+        _mm256_cmpgt_epi32(hx, _mm256_set1_epi32(0x7f80_0000)),
+    );
+    // x ≤ -103.972084: negative (the sign bit as all ones) and, as a signed integer, at or above
+    // the bits of -103.972084.
+    let zero = _mm256_and_si256(
+        _mm256_srai_epi32::<31>(bits),
+        _mm256_cmpgt_epi32(bits, _mm256_set1_epi32(i32::MIN + ZERO - 1)),
+    );
     // HALF[sign]: blendv takes -0.5 where the sign bit is set.
     let half = _mm256_blendv_ps(_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5), x);
     let k_far = _mm256_cvttps_epi32(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(INV_LN2), x), half));
@@ -94,9 +107,15 @@ fn expf8_near(x: __m256) -> (__m256, i32) {
     let c = _mm256_sub_ps(r, _mm256_mul_ps(xx, p));
     let q = _mm256_div_ps(_mm256_mul_ps(r, c), _mm256_sub_ps(_mm256_set1_ps(2.0), c));
     let y = _mm256_add_ps(_mm256_set1_ps(1.0), _mm256_add_ps(_mm256_sub_ps(q, lo), hi));
+    // scalbnf: below 2^-126, first 2^-102, then 2^(k + 102).
+    let sub = _mm256_cmpgt_epi32(_mm256_set1_epi32(-126), k);
+    let k = _mm256_add_epi32(k, _mm256_and_si256(sub, _mm256_set1_epi32(102)));
+    let pre =
+        _mm256_blendv_ps(_mm256_set1_ps(1.0), _mm256_set1_ps(f32::from_bits(0x0c80_0000)), _mm256_castsi256_ps(sub));
     let two_k = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(k, _mm256_set1_epi32(127))));
-    let y = _mm256_mul_ps(y, two_k);
+    let y = _mm256_mul_ps(_mm256_mul_ps(y, pre), two_k);
     let y = _mm256_blendv_ps(_mm256_add_ps(_mm256_set1_ps(1.0), x), y, _mm256_castsi256_ps(not_tiny));
+    let y = _mm256_andnot_ps(_mm256_castsi256_ps(zero), y);
     (y, _mm256_movemask_ps(_mm256_castsi256_ps(far)))
 }
 
@@ -137,79 +156,142 @@ fn expf_slice(_: Avx2, x: &mut [f32]) {
     unsafe { run(x) }
 }
 
-/// [`super::softmax`], bit for bit: the maximum as a vector maximum (the same value: a NaN
-/// sends the whole row to the portable code, and the sign of a zero maximum changes no
-/// difference's exponential), the exponentials eight at a time, their sum left to right as
-/// there, and each element divided by it.
-pub(crate) fn softmax(_: Avx2, x: &mut [f32]) {
-    #[target_feature(enable = "avx2,fma,f16c")]
-    fn run(x: &mut [f32]) {
-        let n8 = x.len() / 8 * 8;
-        let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
-        let mut nan = _mm256_setzero_ps();
-        for at in (0..n8).step_by(8) {
-            let v = load(arr(x, at));
-            m = _mm256_max_ps(m, v);
-            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+/// Heads whose softmax rows are computed side by side (the sums' independent chains).
+const HEADS: usize = 8;
+
+/// `f(lanes)` over `x` eight elements at a time; a tail of fewer than eight goes through a
+/// buffer filled with `pad` (its extra lanes are dropped).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn map8(x: &mut [f32], pad: f32, f: impl Fn(__m256) -> __m256) {
+    let n8 = x.len() / 8 * 8;
+    for at in (0..n8).step_by(8) {
+        let c = arr_mut(x, at);
+        store(c, f(load(c)));
+    }
+    let tail = &mut x[n8..];
+    if !tail.is_empty() {
+        let mut buf = [pad; 8];
+        buf[..tail.len()].copy_from_slice(tail);
+        let v = f(load(&buf));
+        store(&mut buf, v);
+        let n = tail.len();
+        tail.copy_from_slice(&buf[..n]);
+    }
+}
+
+/// The largest element of `x` (not empty), or `None` if it holds a NaN. The same value as the
+/// portable fold: the sign of a zero maximum may differ, which changes no `x - max`'s
+/// exponential (`e^±0` is 1 either way).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn max_of(x: &[f32]) -> Option<f32> {
+    let n8 = x.len() / 8 * 8;
+    let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+    let mut nan = _mm256_setzero_ps();
+    for at in (0..n8).step_by(8) {
+        let v = load(arr(x, at));
+        m = _mm256_max_ps(m, v);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+    }
+    if _mm256_movemask_ps(nan) != 0 {
+        return None;
+    }
+    let mut lanes = [0.0f32; 8];
+    store(&mut lanes, m);
+    let mut max = f32::NEG_INFINITY;
+    for &v in lanes.iter().chain(&x[n8..]) {
+        if v.is_nan() {
+            return None;
         }
-        let mut lanes = [0.0f32; 8];
-        store(&mut lanes, m);
-        let mut max = f32::NEG_INFINITY;
-        for &v in lanes.iter().chain(&x[n8..]) {
-            if v.is_nan() {
-                return super::softmax(x);
-            }
-            max = if v > max { v } else { max };
+        max = if v > max { v } else { max };
+    }
+    Some(max)
+}
+
+/// The sums of the rows `att[(h0 + j) * context + range]`, `j < g ≤ 8`, each left to right
+/// from 0: eight positions of the eight rows are transposed so that lane `j` adds row `j`'s
+/// elements in order (the rows' chains side by side); the last positions one by one.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn row_sums(att: &[f32], h0: usize, g: usize, context: usize, range: core::ops::Range<usize>) -> [f32; HEADS] {
+    let mut acc = _mm256_setzero_ps();
+    let mut t = range.start;
+    while t + 8 <= range.end {
+        let row = |j: usize| if j < g { load(arr(att, (h0 + j) * context + t)) } else { _mm256_setzero_ps() };
+        for v in transpose([row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7)]) {
+            acc = _mm256_add_ps(acc, v);
         }
-        if _mm256_movemask_ps(nan) != 0 {
-            return super::softmax(x);
-        }
-        let vmax = _mm256_set1_ps(max);
-        let mut sum = 0.0f32;
-        for at in (0..n8).step_by(8) {
-            let c = arr_mut(x, at);
-            store(c, expf8(_mm256_sub_ps(load(c), vmax)));
-            for &v in c.iter() {
-                sum += v;
-            }
-        }
-        for v in &mut x[n8..] {
-            *v = libm::expf(*v - max);
-            sum += *v;
-        }
-        let vsum = _mm256_set1_ps(sum);
-        for at in (0..n8).step_by(8) {
-            let c = arr_mut(x, at);
-            store(c, _mm256_div_ps(load(c), vsum));
-        }
-        for v in &mut x[n8..] {
-            *v /= sum;
+        t += 8;
+    }
+    let mut sum = [0.0f32; HEADS];
+    store(&mut sum, acc);
+    for (j, s) in sum[..g].iter_mut().enumerate() {
+        for &v in &att[(h0 + j) * context..][t..range.end] {
+            *s += v;
         }
     }
-    if x.is_empty() {
+    sum
+}
+
+/// [`super::softmax`] of each head's row `att[h * context + range]`, bit for bit: the maximum
+/// as a vector maximum ([`max_of`]; a row holding a NaN goes to the portable code), the
+/// exponentials eight at a time, each row's sum left to right as there (the rows of
+/// [`HEADS`] heads side by side, independent chains), and each element divided by it.
+pub(crate) fn softmax_heads(_: Avx2, att: &mut [f32], n_heads: usize, context: usize, range: core::ops::Range<usize>) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn run(att: &mut [f32], n_heads: usize, context: usize, range: core::ops::Range<usize>) {
+        for h0 in (0..n_heads).step_by(HEADS) {
+            let g = HEADS.min(n_heads - h0);
+            let mut max = [None; HEADS];
+            for (j, m) in max[..g].iter_mut().enumerate() {
+                let row = &mut att[(h0 + j) * context..][range.clone()];
+                *m = max_of(row);
+                match *m {
+                    None => super::softmax(row),
+                    Some(m) => {
+                        let vm = _mm256_set1_ps(m);
+                        map8(row, m, |v| expf8(_mm256_sub_ps(v, vm)));
+                    }
+                }
+            }
+            let sum = row_sums(att, h0, g, context, range.clone());
+            for j in (0..g).filter(|&j| max[j].is_some()) {
+                let vs = _mm256_set1_ps(sum[j]);
+                map8(&mut att[(h0 + j) * context..][range.clone()], 1.0, |v| _mm256_div_ps(v, vs));
+            }
+        }
+    }
+    if range.is_empty() {
         return;
     }
     // SAFETY: the `Avx2` token exists only on a CPU with avx2, fma and f16c.
-    unsafe { run(x) }
+    unsafe { run(att, n_heads, context, range) }
 }
 
 /// [`super::swiglu`]'s element arithmetic over `hb` and `hb2`: `g * (1 / (1 + e^-g)) * u`.
 pub(crate) fn swiglu(_: Avx2, hb: &mut [f32], hb2: &[f32]) {
     #[target_feature(enable = "avx2,fma,f16c")]
+    fn silu(g: __m256) -> __m256 {
+        let one = _mm256_set1_ps(1.0);
+        let e = expf8(_mm256_xor_ps(g, _mm256_set1_ps(-0.0)));
+        _mm256_mul_ps(g, _mm256_div_ps(one, _mm256_add_ps(one, e)))
+    }
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn run(hb: &mut [f32], hb2: &[f32]) {
         let n = hb.len().min(hb2.len());
         let n8 = n / 8 * 8;
-        let one = _mm256_set1_ps(1.0);
         for at in (0..n8).step_by(8) {
-            let g = load(arr(hb, at));
-            let e = expf8(_mm256_xor_ps(g, _mm256_set1_ps(-0.0)));
-            let s = _mm256_mul_ps(g, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+            let s = silu(load(arr(hb, at)));
             store(arr_mut(hb, at), _mm256_mul_ps(s, load(arr(hb2, at))));
         }
-        for (g, &u) in hb[n8..n].iter_mut().zip(&hb2[n8..n]) {
-            let mut val = *g;
-            val *= 1.0 / (1.0 + libm::expf(-val));
-            *g = val * u;
+        if n8 < n {
+            let (mut g, mut u) = ([0.0f32; 8], [0.0f32; 8]);
+            g[..n - n8].copy_from_slice(&hb[n8..n]);
+            u[..n - n8].copy_from_slice(&hb2[n8..n]);
+            let v = _mm256_mul_ps(silu(load(&g)), load(&u));
+            store(&mut g, v);
+            hb[n8..n].copy_from_slice(&g[..n - n8]);
         }
     }
     // SAFETY: the `Avx2` token exists only on a CPU with avx2, fma and f16c.
@@ -301,7 +383,7 @@ pub(crate) fn scores(_: Avx2, c: &Cache<'_>, q: &[f32], h: usize, t0: usize, sca
 }
 
 /// Most weighted sums of eight dimensions run side by side (independent chains of adds).
-const GROUP: usize = 4;
+const GROUP: usize = 8;
 
 /// The weighted sums of `chunk`, the outputs `row0..row0 + chunk.len()` (output `i` is head
 /// `i / head_size`, dimension `i % head_size`): `sum over t in positions of att[h][t] *
@@ -439,9 +521,9 @@ mod tests {
         let step = if cfg!(miri) { 0x0100_0001 } else { 4099 };
         expf_matches(v, step);
         // Denser over what a softmax or SiLU sees: every 61st input of either sign with
-        // 2^-15 <= |x| <= 90 (the cases 1 + x, k = 0, k = ±1, k from the product, the
-        // hand-over to the scalar code at 80).
-        let (lo, hi) = (0x3800_0000u32, 0x42b4_0000u32);
+        // 2^-15 <= |x| <= 110 (the cases 1 + x, k = 0, k = ±1, k from the product, subnormal
+        // results, 0, the hand-over to the scalar code at 80).
+        let (lo, hi) = (0x3800_0000u32, 0x42dc_0000u32);
         let stride = if cfg!(miri) { 0x0010_0001 } else { 61 };
         let mut buf = [0.0f32; 64];
         let mut b = lo;
@@ -480,7 +562,7 @@ mod tests {
             let x: std::vec::Vec<f32> = (0..n).map(|_| next()).collect();
             let (mut a, mut b) = (x.clone(), x.clone());
             super::super::softmax(&mut a);
-            softmax(v, &mut b);
+            softmax_heads(v, &mut b, 1, n, 0..n);
             assert_eq!(
                 a.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>(),
                 b.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>(),
@@ -505,9 +587,23 @@ mod tests {
         ] {
             let (mut a, mut b) = (special, special);
             super::super::softmax(&mut a);
-            softmax(v, &mut b);
+            softmax_heads(v, &mut b, 1, 9, 0..9);
             assert_eq!(a.map(f32::to_bits), b.map(f32::to_bits), "{special:?}");
         }
+        // Eleven heads (a group of eight and one of three), one row with a NaN, positions
+        // 5..37 of a context of 40: each row as the portable softmax, the rest untouched.
+        let (heads, context, range) = (11, 40, 5..37);
+        let mut att: std::vec::Vec<f32> = (0..heads * context).map(|_| next()).collect();
+        att[4 * context + 20] = f32::NAN;
+        let mut want = att.clone();
+        for h in 0..heads {
+            super::super::softmax(&mut want[h * context..][range.clone()]);
+        }
+        softmax_heads(v, &mut att, heads, context, range);
+        assert_eq!(
+            att.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>(),
+            want.iter().map(|f| f.to_bits()).collect::<std::vec::Vec<_>>()
+        );
     }
 
     /// Runs a job in three uneven chunks, as a pool of three would.
