@@ -27,7 +27,7 @@ pub struct DecodeOptions {
     pub peer: Option<PathBuf>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => f64::NAN,
@@ -39,7 +39,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// One `llama-bench` measurement: `-p prompt -n gen`, one repetition, no repacking (llama.cpp
 /// then reads the weights as stored, as Spool does). Its KV cache stays f16: this
 /// `llama-bench` rejects `-ctk f32`.
-fn peer_tokens_per_s(bench: &Path, model: &str, threads: usize, prompt: u32, gen: u32) -> Result<f64, String> {
+pub(super) fn peer_tokens_per_s(
+    bench: &Path,
+    model: &str,
+    threads: usize,
+    prompt: u32,
+    gen: u32,
+) -> Result<f64, String> {
     let output = std::process::Command::new(bench)
         .args(["-m", model, "-t", &threads.to_string(), "-p", &prompt.to_string(), "-n", &gen.to_string()])
         .args(["-r", "1", "--repack", "0", "-o", "csv"])
