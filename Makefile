@@ -9,7 +9,7 @@ EMBEDDED_TARGET := thumbv7em-none-eabihf
 SYNTH24 ?= target/models/synth24-F32.gguf
 TINY ?= target/models/tinyllama
 
-.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode bench-prefill bench-models bench-limit qemu \
+.PHONY: run test fmt lint unit examples check-nostd miri miri-core miri-e2e miri-setup targets build inspect bench bench-kernels bench-decode bench-prefill bench-models bench-limit bench-small qemu \
 	matrix check-aarch64 msrv clippy-firmware fuzz-check gemma
 
 run: build
@@ -208,6 +208,14 @@ bench-models: build
 bench-decode: bench-models
 	@uptime
 	./target/release/spool-sim bench decode $(foreach t,$(BENCH_TYPES),-m $(TINY)-$(t).gguf) --threads 1,2 -n 32 --reps 3 --peer $(LLAMA_BENCH)
+
+# stories260K decode tok/s at 1 thread, resident: Spool next to llama.cpp's llama-bench
+# (alternating runs, medians) and against llama2.c's run.c figure from issue 10 (11,591 tok/s on
+# this machine kind; run.c is not run here: no package registry carries llama2.c).
+bench-small: build
+	@test -x $(LLAMA_BENCH) || bash bench/peer/install.sh
+	@uptime
+	./target/release/spool-sim bench small -m models/stories260K.gguf --threads 1 -n 200 --reps 5 --peer $(LLAMA_BENCH)
 
 # Prefill (prompt) tok/s at 128 and 512 positions, resident, as bench-decode but llama.cpp with
 # --repack 0 only (its default dies with SIGILL on prompt batches on AVX-512 + AMX CPUs).

@@ -7,6 +7,24 @@
 
 use crate::exec::Executor;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::Avx2;
+
+/// Proof that the CPU has AVX2: never made on this target.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Avx2 {}
+
+#[cfg(not(target_arch = "x86_64"))]
+impl Avx2 {
+    /// None: no vector code here.
+    pub(crate) fn of(_: crate::quant::Kernels) -> Option<Avx2> {
+        None
+    }
+}
+
 /// The head shape of an attention layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heads {
@@ -167,6 +185,9 @@ fn ring_row(t: usize, ring: usize) -> usize {
 pub(crate) trait KvElem: Copy + Sync {
     /// The value as f32.
     fn to_f32(self) -> f32;
+    /// The slice, if its elements are f32 (the vector code reads those).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
 }
 
 impl KvElem for f32 {
@@ -174,12 +195,60 @@ impl KvElem for f32 {
     fn to_f32(self) -> f32 {
         self
     }
+    fn as_f32(s: &[f32]) -> Option<&[f32]> {
+        Some(s)
+    }
 }
 
 impl KvElem for u16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         crate::quant::f16_to_f32(self)
+    }
+    fn as_f32(_: &[u16]) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// The shape of one attention call: the layer's cache rows and the attended positions.
+#[derive(Clone, Copy)]
+struct Span {
+    heads: Heads,
+    context: usize,
+    ring: usize,
+    first: usize,
+    seen: usize,
+}
+
+/// Scores of head `h` at positions `t0..t0 + out.len()` (each in `first..seen`): `q_h . k_t /
+/// scale`, the dot summed left to right from 0.
+fn scores_portable<E: KvElem>(q: &[f32], keys: &[E], s: Span, h: usize, t0: usize, scale: f32, out: &mut [f32]) {
+    let hs = s.heads.head_size;
+    let qh = &q[h * hs..(h + 1) * hs];
+    let kv_off = (h / (s.heads.n_heads / s.heads.n_kv_heads)) * hs;
+    for (t, a) in (t0..).zip(out.iter_mut()) {
+        let row = ring_row(t, s.ring) * s.heads.kv_dim() + kv_off;
+        let k = &keys[row..row + hs];
+        let mut score = 0.0f32;
+        for (&qi, &ki) in qh.iter().zip(k) {
+            score += qi * ki.to_f32();
+        }
+        *a = score / scale;
+    }
+}
+
+/// Outputs `d0..d0 + xb.len()` of head `h`: the sum over `first..seen` in order of `att[h][t] *
+/// v_t[d]`, from 0.
+fn weighted_portable<E: KvElem>(values: &[E], att: &[f32], s: Span, h: usize, d0: usize, xb: &mut [f32]) {
+    let hs = s.heads.head_size;
+    let kv_off = (h / (s.heads.n_heads / s.heads.n_kv_heads)) * hs + d0;
+    xb.fill(0.0);
+    for (t, &a) in (s.first..).zip(&att[h * s.context + s.first..h * s.context + s.seen]) {
+        let row = ring_row(t, s.ring) * s.heads.kv_dim() + kv_off;
+        let v = &values[row..row + xb.len()];
+        for (o, &vi) in xb.iter_mut().zip(v) {
+            *o += a * vi.to_f32();
+        }
     }
 }
 
@@ -192,7 +261,8 @@ impl KvElem for u16 {
 /// The scores and the weighted sums run on `exec` element by element (a score is one
 /// `(head, position)` pair, an output one `(head, dimension)` pair), the softmax of each head
 /// on the caller. Every element's arithmetic and summation order is that of a head-by-head
-/// loop whatever the split, so the results are bit-identical for any number of threads.
+/// loop whatever the split, so the results are bit-identical for any number of threads; with
+/// `simd` (an f32 cache), vector code computes the same bits (`ops/avx2.rs`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attention<E: KvElem>(
     q: &[f32],
@@ -206,15 +276,22 @@ pub(crate) fn attention<E: KvElem>(
     first: usize,
     pos: usize,
     exec: &dyn Executor,
+    simd: Option<Avx2>,
 ) {
     let first = first.min(pos);
     let ring = ring.max(1);
     let hs = heads.head_size;
-    let kv_dim = heads.kv_dim();
-    let kv_mul = heads.n_heads / heads.n_kv_heads;
     let n_heads = heads.n_heads;
     let scale = libm::sqrtf(hs as f32);
     let seen = pos + 1;
+    let s = Span { heads, context, ring, first, seen };
+    #[cfg(target_arch = "x86_64")]
+    let vector = simd.and_then(|v| {
+        let cache = avx2::Cache { keys: E::as_f32(keys)?, values: E::as_f32(values)?, heads, ring };
+        Some((v, cache))
+    });
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = simd;
     // Bytes of the cache each pass reads: every head reads `seen` rows of `hs` values.
     let work = n_heads * seen * hs * 4;
     let att = &mut att[..n_heads * context];
@@ -226,42 +303,45 @@ pub(crate) fn attention<E: KvElem>(
             let (h, t0) = (i / context, i % context);
             let len = (context - t0).min(rest.len());
             let (head, tail) = core::mem::take(&mut rest).split_at_mut(len);
-            let qh = &q[h * hs..(h + 1) * hs];
-            let kv_off = (h / kv_mul) * hs;
-            for (t, a) in (t0..).zip(head.iter_mut()).take_while(|&(t, _)| t < seen).skip_while(|&(t, _)| t < first) {
-                let row = ring_row(t, ring) * kv_dim + kv_off;
-                let k = &keys[row..row + hs];
-                let mut score = 0.0f32;
-                for (&qi, &ki) in qh.iter().zip(k) {
-                    score += qi * ki.to_f32();
+            let (lo, hi) = (t0.max(first), (t0 + len).min(seen));
+            if lo < hi {
+                let dst = &mut head[lo - t0..hi - t0];
+                #[allow(unused_mut)]
+                let mut done = 0;
+                #[cfg(target_arch = "x86_64")]
+                if let Some((v, cache)) = &vector {
+                    done = avx2::scores(*v, cache, q, h, lo, scale, dst);
                 }
-                *a = score / scale;
+                scores_portable(q, keys, s, h, lo + done, scale, &mut dst[done..]);
             }
             i += len;
             rest = tail;
         }
     });
-    for h in 0..n_heads {
-        softmax(&mut att[h * context + first..h * context + seen]);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = simd {
+        avx2::softmax_heads(v, att, n_heads, context, first..seen);
+    }
+    if simd.is_none() {
+        for h in 0..n_heads {
+            softmax(&mut att[h * context + first..h * context + seen]);
+        }
     }
     let att: &[f32] = att;
-    // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from 0.
+    // Weighted sums: out[h][d] = sum over t of att[h][t] * v_t[d], t in order from `first`.
     exec.run_rows(&mut out[..n_heads * hs], work, &|row0: usize, chunk: &mut [f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some((v, cache)) = &vector {
+            let rest = |h: usize, d0: usize, xb: &mut [f32]| weighted_portable(values, att, s, h, d0, xb);
+            return avx2::weighted(*v, cache, att, context, first..seen, row0, chunk, &rest);
+        }
         let mut i = row0;
         let mut rest = chunk;
         while !rest.is_empty() {
             let (h, d0) = (i / hs, i % hs);
             let len = (hs - d0).min(rest.len());
             let (xb, tail) = core::mem::take(&mut rest).split_at_mut(len);
-            let kv_off = (h / kv_mul) * hs + d0;
-            xb.fill(0.0);
-            for (t, &a) in (first..).zip(&att[h * context + first..h * context + seen]) {
-                let row = ring_row(t, ring) * kv_dim + kv_off;
-                let v = &values[row..row + len];
-                for (o, &vi) in xb.iter_mut().zip(v) {
-                    *o += a * vi.to_f32();
-                }
-            }
+            weighted_portable(values, att, s, h, d0, xb);
             i += len;
             rest = tail;
         }
@@ -449,12 +529,17 @@ pub fn attention_f16(
 }
 
 /// hb = silu(hb) * hb2, element by element on `exec` (each element's arithmetic is the same
-/// whatever the split).
-pub fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor) {
+/// whatever the split; `simd` runs vector code with the same bits).
+pub(crate) fn swiglu(hb: &mut [f32], hb2: &[f32], exec: &dyn Executor, simd: Option<Avx2>) {
     // An `expf` costs about as much time as streaming this many weight bytes (the hint that
     // decides whether the pool splits the job).
     const EXPF_WORK: usize = 64;
     exec.run_rows(hb, hb.len() * EXPF_WORK, &|row0: usize, chunk: &mut [f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(v) = simd {
+            return avx2::swiglu(v, chunk, &hb2[row0..]);
+        }
+        let _ = simd;
         for (g, &u) in chunk.iter_mut().zip(&hb2[row0..]) {
             let mut val = *g;
             val *= 1.0 / (1.0 + libm::expf(-val));
@@ -587,13 +672,39 @@ mod tests {
         let keys: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.7).cos());
         let values: [f32; 28] = core::array::from_fn(|i| (i as f32 * 0.2).sin());
         let (mut att, mut out) = ([0.0f32; 16], [0.0f32; 8]);
-        attention(&q, &mut out, &mut att, &keys, &values, heads, context, context, first, pos, &crate::exec::Inline);
+        attention(
+            &q,
+            &mut out,
+            &mut att,
+            &keys,
+            &values,
+            heads,
+            context,
+            context,
+            first,
+            pos,
+            &crate::exec::Inline,
+            None,
+        );
         let (mut att2, mut out2) = ([0.0f32; 16], [0.0f32; 8]);
         let (k, v) = (&keys[first * 4..], &values[first * 4..]);
-        attention(&q, &mut out2, &mut att2, k, v, heads, context, context, 0, pos - first, &crate::exec::Inline);
+        attention(&q, &mut out2, &mut att2, k, v, heads, context, context, 0, pos - first, &crate::exec::Inline, None);
         assert_eq!(out, out2);
         // And it differs from attending over everything.
-        attention(&q, &mut out2, &mut att2, &keys, &values, heads, context, context, 0, pos, &crate::exec::Inline);
+        attention(
+            &q,
+            &mut out2,
+            &mut att2,
+            &keys,
+            &values,
+            heads,
+            context,
+            context,
+            0,
+            pos,
+            &crate::exec::Inline,
+            None,
+        );
         assert_ne!(out, out2);
     }
 
@@ -625,9 +736,10 @@ mod tests {
                 first,
                 pos,
                 &crate::exec::Inline,
+                None,
             );
             let (mut att2, mut out2) = ([0.0f32; 16], [0.0f32; 8]);
-            attention(&q, &mut out2, &mut att2, &rk, &rv, heads, context, ring, first, pos, &crate::exec::Inline);
+            attention(&q, &mut out2, &mut att2, &rk, &rv, heads, context, ring, first, pos, &crate::exec::Inline, None);
             assert_eq!(out, out2, "window from {first}");
         }
     }

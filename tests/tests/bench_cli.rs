@@ -73,3 +73,26 @@ fn the_prefetch_and_policies_sweeps_write_their_files() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_small_model_bench_prints_spool_against_the_run_c_figure() {
+    let args: Vec<String> = ["bench", "small", "-m", &model_path(), "-n", "8", "--reps", "1", "--runc", "1000"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = spool_sim::main_with(&args, &mut out, &mut err);
+    assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
+    let text = String::from_utf8(out).unwrap();
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+    // model, threads, decode, kernel, spool tok/s, llama.cpp (none here), spool/llama, run.c, spool/run.c
+    assert_eq!(row.len(), 9, "{text}");
+    assert_eq!((row[1], row[2]), ("1", "8"));
+    let spool: f64 = row[4].parse().unwrap();
+    assert!(spool > 0.0, "{text}");
+    assert_eq!(row[5], "NaN");
+    assert_eq!(row[7], "1000");
+    let ratio: f64 = row[8].parse().unwrap();
+    assert!((ratio - spool / 1000.0).abs() <= 0.006, "{text}");
+    assert!(text.contains("given with --runc"), "{text}");
+}

@@ -13,7 +13,7 @@ use crate::model::arch::{Block, Buf, RopeLayout};
 use crate::model::{LayerKind, LayerTensor, TensorName};
 use crate::ops::{
     add, attention, attention_f16, geglu, head_rmsnorm, rmsnorm, rmsnorm_in_place, rope, rope_neox, round_f16_slice,
-    softcap, swiglu, Heads,
+    softcap, swiglu, Avx2, Heads,
 };
 use crate::plan::kv_rows;
 use crate::quant::GgmlType;
@@ -344,6 +344,7 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
             store_f16(k16, &ks[..rows], kv_dim, self.pos, self.ring);
             store_f16(v16, &vs[..rows], kv_dim, self.pos, self.ring);
         }
+        let simd = Avx2::of(self.w.kernels);
         let out = core::mem::take(self.work.buf(to));
         for p in 0..self.n {
             let at = self.pos + p;
@@ -353,12 +354,36 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
             let first = first.max((at + 1).saturating_sub(self.ring));
             let (q, o) = (&self.work.q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
             match &self.f16 {
-                Some((keys, values)) => {
-                    attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec)
-                }
+                Some((keys, values)) => attention(
+                    q,
+                    o,
+                    self.work.att,
+                    keys,
+                    values,
+                    heads,
+                    context,
+                    self.ring,
+                    first,
+                    at,
+                    self.w.exec,
+                    simd,
+                ),
                 None => {
                     let (keys, values) = (&*self.keys, &*self.values);
-                    attention(q, o, self.work.att, keys, values, heads, context, self.ring, first, at, self.w.exec)
+                    attention(
+                        q,
+                        o,
+                        self.work.att,
+                        keys,
+                        values,
+                        heads,
+                        context,
+                        self.ring,
+                        first,
+                        at,
+                        self.w.exec,
+                        simd,
+                    )
                 }
             }
         }
@@ -429,7 +454,8 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
     fn swiglu(&mut self) {
         self.writes(Buf::Hb);
         let hidden = self.n * self.w.model.config.hidden_dim as usize;
-        swiglu(&mut self.work.hb[..hidden], &self.work.hb2[..hidden], self.w.exec);
+        let simd = Avx2::of(self.w.kernels);
+        swiglu(&mut self.work.hb[..hidden], &self.work.hb2[..hidden], self.w.exec, simd);
     }
 
     fn add(&mut self, from: Buf) {

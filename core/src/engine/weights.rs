@@ -32,6 +32,9 @@ pub(crate) struct Weights<'a, S: Storage, L: Loader<'a>> {
     q8_holds: Option<(GgmlType, usize, usize)>,
     /// Embedding rows of one prefill chunk, when the table is not resident.
     scratch: &'a mut [u8],
+    /// The unit after the last product's: the forward pass asks for matrices in unit order,
+    /// so it is usually the next one's first unit (no search).
+    next_unit: usize,
 }
 
 impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
@@ -57,12 +60,21 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
             q8,
             q8_holds: None,
             scratch,
+            next_unit: 0,
         }
     }
 
     /// Index of the first unit of matrix `name` (`usize::MAX` for a norm): the unit table is
     /// in [`ModelInfo::matrix_ordinal`] order, so a binary search finds it.
     fn first(&self, name: TensorName) -> usize {
+        let next = if self.next_unit < self.plan.units.len() { self.next_unit } else { 0 };
+        let starts = |i: usize| {
+            self.plan.units.get(i).is_some_and(|u| u.tensor == name)
+                && (i == 0 || self.plan.units[i - 1].tensor != name)
+        };
+        if starts(next) {
+            return next;
+        }
         let Some(ordinal) = self.model.matrix_ordinal(name) else { return usize::MAX };
         let at = self.plan.units.partition_point(|u| self.model.matrix_ordinal(u.tensor).is_some_and(|o| o < ordinal));
         if self.plan.units.get(at).is_some_and(|u| u.tensor == name) {
@@ -121,6 +133,7 @@ impl<'a, S: Storage, L: Loader<'a>> Weights<'a, S, L> {
             self.exec.run_rows(span, w.len().saturating_mul(n), &|e0, chunk: &mut [f32]| job.run(e0, chunk));
             i += 1;
         }
+        self.next_unit = i;
         Ok(())
     }
 

@@ -27,6 +27,8 @@ pub enum BenchCommand {
     Matvec(MatvecArgs),
     /// Spool and llama.cpp under one memcg limit at fractions of the file (root).
     Limit(LimitArgs),
+    /// A small model's decode tok/s at one thread, next to llama.cpp and run.c's figure.
+    Small(super::SmallArgs),
 }
 
 /// Options of `bench limit`.

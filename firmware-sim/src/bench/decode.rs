@@ -33,7 +33,7 @@ pub struct DecodeOptions {
     pub peer: Option<PathBuf>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(super) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     match v.len() {
         0 => f64::NAN,
@@ -46,7 +46,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `--repack 0` (llama.cpp then reads the weights as stored, as Spool does), true leaves its
 /// default (repacked, interleaved rows). Its KV cache stays f16: this `llama-bench` rejects
 /// `-ctk f32`.
-fn peer_tokens_per_s(
+pub(super) fn peer_tokens_per_s(
     bench: &Path,
     model: &str,
     threads: usize,

@@ -10,6 +10,7 @@ mod decode;
 pub mod limit;
 mod policies;
 mod prefetch;
+mod small;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use budget::budget;
 pub use decode::{decode, DecodeOptions};
 pub use policies::policies;
 pub use prefetch::prefetch;
+pub use small::{small, SmallArgs};
 
 use crate::flash::FlashSpec;
 use crate::json::{self, SweepDoc, SweepRun};
@@ -185,6 +187,7 @@ pub fn cli(cmd: &BenchCommand, out: &mut dyn Write, err: &mut dyn Write) -> Resu
         BenchCommand::Prefill(a) => return decode(&a.options(), out, err),
         BenchCommand::Matvec(a) => return crate::kernel_bench::matvec(&a.options()?, out),
         BenchCommand::Limit(a) => limit::limit(&a.options()?, out, err)?,
+        BenchCommand::Small(a) => return small(a, out, err),
     };
     for f in files {
         let _ = writeln!(err, "wrote {}", f.display());
