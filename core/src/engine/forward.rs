@@ -13,7 +13,7 @@ use crate::model::arch::{Block, Buf, RopeLayout};
 use crate::model::{LayerKind, LayerTensor, TensorName};
 use crate::ops::{
     add, attention, attention_f16, geglu, head_rmsnorm, rmsnorm, rmsnorm_in_place, rope, rope_neox, round_f16_slice,
-    softcap, swiglu, Avx2, Heads,
+    softcap, swiglu, Avx2, Heads, KvElem,
 };
 use crate::plan::kv_rows;
 use crate::quant::GgmlType;
@@ -344,48 +344,21 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
             store_f16(k16, &ks[..rows], kv_dim, self.pos, self.ring);
             store_f16(v16, &vs[..rows], kv_dim, self.pos, self.ring);
         }
-        let simd = Avx2::of(self.w.kernels);
+        let chunk = ChunkAttention {
+            n: self.n,
+            pos: self.pos,
+            q_dim,
+            window: self.kind.window,
+            ring: self.ring,
+            heads,
+            context,
+            exec: self.w.exec,
+            simd: Avx2::of(self.w.kernels),
+        };
         let out = core::mem::take(self.work.buf(to));
-        for p in 0..self.n {
-            let at = self.pos + p;
-            // A key is masked when `at - p_key >= window` (llama.cpp's sliding window); a ring
-            // holds at least the window plus the chunk (`kv_rows`).
-            let first = self.kind.window.map_or(0, |w| (at + 1).saturating_sub(w as usize));
-            let first = first.max((at + 1).saturating_sub(self.ring));
-            let (q, o) = (&self.work.q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
-            match &self.f16 {
-                Some((keys, values)) => attention(
-                    q,
-                    o,
-                    self.work.att,
-                    keys,
-                    values,
-                    heads,
-                    context,
-                    self.ring,
-                    first,
-                    at,
-                    self.w.exec,
-                    simd,
-                ),
-                None => {
-                    let (keys, values) = (&*self.keys, &*self.values);
-                    attention(
-                        q,
-                        o,
-                        self.work.att,
-                        keys,
-                        values,
-                        heads,
-                        context,
-                        self.ring,
-                        first,
-                        at,
-                        self.w.exec,
-                        simd,
-                    )
-                }
-            }
+        match &self.f16 {
+            Some((keys, values)) => chunk.attend(keys, values, self.work.q, out, self.work.att),
+            None => chunk.attend(self.keys, self.values, self.work.q, out, self.work.att),
         }
         *self.work.buf(to) = out;
         self.show("kqv_out", Shown::Buf(to, q_dim));
@@ -466,5 +439,36 @@ impl<'a, S: Storage, L: Loader<'a>> Block for Step<'_, 'a, S, L> {
         *self.work.buf(Buf::X) = x;
         let name = if from == Buf::Xb2 { "sa_out" } else { "l_out" };
         self.show(name, Shown::Buf(Buf::X, dim / self.n));
+    }
+}
+
+/// What every position of a chunk needs to attend over one layer's cache, whichever element
+/// type (f32, or f16 halves) the cache holds.
+struct ChunkAttention<'e> {
+    n: usize,
+    pos: usize,
+    q_dim: usize,
+    window: Option<u32>,
+    ring: usize,
+    heads: Heads,
+    context: usize,
+    exec: &'e dyn crate::exec::Executor,
+    simd: Option<Avx2>,
+}
+
+impl ChunkAttention<'_> {
+    /// `out[p] = attention(q[p])` for each position `p` of the chunk, over the cache rows it may
+    /// see.
+    fn attend<E: KvElem>(&self, keys: &[E], values: &[E], q: &[f32], out: &mut [f32], att: &mut [f32]) {
+        let q_dim = self.q_dim;
+        for p in 0..self.n {
+            let at = self.pos + p;
+            // A key is masked when `at - p_key >= window` (llama.cpp's sliding window); a ring
+            // holds at least the window plus the chunk (`kv_rows`).
+            let first = self.window.map_or(0, |w| (at + 1).saturating_sub(w as usize));
+            let first = first.max((at + 1).saturating_sub(self.ring));
+            let (q, o) = (&q[p * q_dim..][..q_dim], &mut out[p * q_dim..][..q_dim]);
+            attention(q, o, att, keys, values, self.heads, self.context, self.ring, first, at, self.exec, self.simd);
+        }
     }
 }
