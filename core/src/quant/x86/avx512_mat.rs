@@ -1,4 +1,4 @@
-//! The AVX-512 VNNI several-position (prefill) products of Q4_0 and Q8_0 rows against Q8_0
+//! The AVX-512 VNNI several-position (prefill) products of Q4_0, Q5_0 and Q8_0 rows against Q8_0
 //! activations: register tiles of rows × position pairs, each value bit-identical with the
 //! single-position kernels of `avx512.rs` / `avx2_q8.rs`. Owns the tile arithmetic and its
 //! loop over a unit's rows and a chunk's positions only; the per-type unpacking and the
@@ -138,7 +138,7 @@ fn rows_against<const B: usize, const PP: usize>(
 
 /// Every row of `w` against every position of `xq` ([`MatShape`]): positions in pairs, eight
 /// at a time (an odd last one paired with itself, its copy dropped), rows four at a time.
-/// `bias` is the unsigned offset of the unpacked weight quants (8 for Q4_0, 128 for Q8_0),
+/// `bias` is the unsigned offset of the unpacked weight quants (8 for Q4_0, 16 for Q5_0, 128 for Q8_0),
 /// `unpack` gives one weight block's quants as `vpdpbusd`'s unsigned operand in both 256-bit
 /// halves, and `one` is the single-position kernel, which runs rows longer than
 /// [`MAX_BLOCKS`] blocks.
@@ -188,4 +188,18 @@ pub(super) fn mat_pairs<const B: usize>(
         }
         p0 += if left == 1 { 1 } else { 2 * pp };
     }
+}
+
+/// Q5_0 × Q8_0 for several positions ([`mat_pairs`]): one block's 5-bit quants as
+/// `avx2_q8::matvec_q5_0_q8` unpacks them (`q5_quants`, elements in order), in both halves,
+/// with the offset 16 taken off through the shared `-16 Σ y` lanes, so each lane is that
+/// kernel's exact `Σ (q - 16) y` over its four elements.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn mat_q5_0_q8(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
+    use crate::quant::blocks::q5_0;
+    const _: () = assert!(q5_0::D == WEIGHT_D);
+    let unpack =
+        |b: &q5_0::Block| _mm512_broadcast_i64x4(super::avx2::q5_quants(arr(b, q5_0::QS), arr(b, q5_0::QH)));
+    let one = |w: &[u8], xq: &[u8], out: &mut [f32]| super::avx2_q8::matvec_q5_0_q8(w, xq, out);
+    mat_pairs::<{ q5_0::BYTES }>(w, xq, out, shape, 16, &unpack, &one)
 }
