@@ -29,6 +29,9 @@ const MAX_BLOCKS: usize = 256;
 const TILE_R: usize = 4;
 /// Position pairs per tile (eight positions).
 const TILE_PP: usize = 4;
+/// Bytes of weight rows run against every position before the next rows (a share of a
+/// second-level cache).
+pub(super) const ROW_BLOCK_BYTES: usize = 256 * 1024;
 
 /// One block of a position pair's activation operands: the two positions' quants (lanes 0..8
 /// the first), the shared lanes `-Σ bias·y` that `vpdpbusd` starts from, and the scales
@@ -168,25 +171,36 @@ pub(super) fn mat_pairs<const B: usize>(
     }
     let zero = PairBlock { y: _mm512_setzero_si512(), s: _mm512_setzero_si512(), dy: _mm512_setzero_ps() };
     let mut pre = [[zero; MAX_BLOCKS]; TILE_PP];
-    let mut p0 = 0;
-    while p0 < positions {
-        let left = positions - p0;
-        let pp = (left / 2).clamp(1, TILE_PP);
-        let mut pos = [(0, None); TILE_PP];
-        for (i, (pair, at)) in pre.iter_mut().zip(&mut pos).take(pp).enumerate() {
-            let (a, b) = (p0 + 2 * i, p0 + 2 * i + 1);
-            // An odd last position pairs with itself.
-            let (b, keep) = if b < positions { (b, Some(b)) } else { (a, None) };
-            fill_pair(pair, y(a), y(b), n, bias);
-            *at = (a, keep);
+    // Rows in blocks of about ROW_BLOCK_BYTES, each block against every position before the
+    // next: a block's bytes come from main memory once and stay in the second-level cache for
+    // the other position groups (refilling a group's operands costs less than a row pass).
+    let rb = (ROW_BLOCK_BYTES / row_bytes.max(1)).max(TILE_R) / TILE_R * TILE_R;
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = rows.min(r0 + rb);
+        let (wb, ob) = (&w[r0 * row_bytes..r1 * row_bytes], &mut out[r0..]);
+        let shape = MatShape { rows: r1 - r0, ..shape };
+        let mut p0 = 0;
+        while p0 < positions {
+            let left = positions - p0;
+            let pp = (left / 2).clamp(1, TILE_PP);
+            let mut pos = [(0, None); TILE_PP];
+            for (i, (pair, at)) in pre.iter_mut().zip(&mut pos).take(pp).enumerate() {
+                let (a, b) = (p0 + 2 * i, p0 + 2 * i + 1);
+                // An odd last position pairs with itself.
+                let (b, keep) = if b < positions { (b, Some(b)) } else { (a, None) };
+                fill_pair(pair, y(a), y(b), n, bias);
+                *at = (a, keep);
+            }
+            match pp {
+                4 => rows_against::<B, 4>(wb, ob, shape, &pre, pos, n, unpack),
+                3 => rows_against::<B, 3>(wb, ob, shape, &pre, *arr(&pos, 0), n, unpack),
+                2 => rows_against::<B, 2>(wb, ob, shape, &pre, *arr(&pos, 0), n, unpack),
+                _ => rows_against::<B, 1>(wb, ob, shape, &pre, *arr(&pos, 0), n, unpack),
+            }
+            p0 += if left == 1 { 1 } else { 2 * pp };
         }
-        match pp {
-            4 => rows_against::<B, 4>(w, out, shape, &pre, pos, n, unpack),
-            3 => rows_against::<B, 3>(w, out, shape, &pre, *arr(&pos, 0), n, unpack),
-            2 => rows_against::<B, 2>(w, out, shape, &pre, *arr(&pos, 0), n, unpack),
-            _ => rows_against::<B, 1>(w, out, shape, &pre, *arr(&pos, 0), n, unpack),
-        }
-        p0 += if left == 1 { 1 } else { 2 * pp };
+        r0 = r1;
     }
 }
 

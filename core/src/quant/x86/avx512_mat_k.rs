@@ -1,5 +1,5 @@
 //! The several-position (prefill) products of Q4_K and Q6_K rows against Q8_K activations on
-//! the AVX-512 path: tiles of one row × up to four position pairs, each value bit-identical
+//! the AVX-512 path: tiles of one row × up to eight position pairs, each value bit-identical
 //! with the path's single-position kernels (`avx2_q8::matvec_q4_k_q8` / `matvec_q6_k_q8`).
 //! Owns the tile arithmetic and its loop over rows and positions only; it must not know how a
 //! path is chosen.
@@ -22,14 +22,15 @@ use core::arch::x86_64::*;
 
 use super::avx2::q6k_quarters;
 use super::avx2_q8::{matvec_q4_k_q8, matvec_q6_k_q8, scales_mins_k4};
+use super::avx512_mat::ROW_BLOCK_BYTES;
 use super::{arr, f32_le, half_of, hsum, load128, load256, load64};
 use crate::quant::blocks::{blocks, k4_header, q4_k, q6_k, q8_k_x};
 use crate::quant::table::MatShape;
 
 /// Most super-blocks in a row the tiles take (8192 columns); longer rows run the fallback.
 const MAX_SB: usize = 32;
-/// Position pairs per tile (eight positions).
-const TILE_PP: usize = 4;
+/// Most position pairs per tile (sixteen positions): a decoded super-block serves them all.
+const TILE_PP: usize = 8;
 
 /// One super-block of a position pair's activation operands, each 512-bit vector the first
 /// position's value in its low half and the second's in its high half.
@@ -209,28 +210,28 @@ fn rows_against<const B: usize, const PP: usize>(
 }
 
 /// The row tiles for every supported pair count.
-struct Tiles<T4, T3, T2, T1> {
+struct Tiles<T8, T4, T2, T1> {
+    t8: T8,
     t4: T4,
-    t3: T3,
     t2: T2,
     t1: T1,
 }
 
-/// Every row of `w` against every position of `xq` ([`MatShape`]): positions in pairs, eight
-/// at a time (an odd last one paired with itself, its copy dropped). `one` is the
+/// Every row of `w` against every position of `xq` ([`MatShape`]): positions in pairs, up to
+/// sixteen at a time (an odd last one paired with itself, its copy dropped). `one` is the
 /// single-position kernel, which runs rows longer than [`MAX_SB`] super-blocks.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-fn mat_pairs_k<const B: usize, T4, T3, T2, T1>(
+fn mat_pairs_k<const B: usize, T8, T4, T2, T1>(
     w: &[u8],
     xq: &[u8],
     out: &mut [f32],
     shape: MatShape,
-    tiles: Tiles<T4, T3, T2, T1>,
+    tiles: Tiles<T8, T4, T2, T1>,
     one: &impl Fn(&[u8], &[u8], &mut [f32]),
 ) where
+    T8: Fn(&[[u8; B]], &[Pair], usize) -> [(f32, f32); 8],
     T4: Fn(&[[u8; B]], &[Pair], usize) -> [(f32, f32); 4],
-    T3: Fn(&[[u8; B]], &[Pair], usize) -> [(f32, f32); 3],
     T2: Fn(&[[u8; B]], &[Pair], usize) -> [(f32, f32); 2],
     T1: Fn(&[[u8; B]], &[Pair], usize) -> [(f32, f32); 1],
 {
@@ -255,25 +256,40 @@ fn mat_pairs_k<const B: usize, T4, T3, T2, T1>(
         ndy: _mm256_setzero_ps(),
     };
     let mut pre = [[zero; MAX_SB]; TILE_PP];
-    let mut p0 = 0;
-    while p0 < positions {
-        let left = positions - p0;
-        let pp = (left / 2).clamp(1, TILE_PP);
-        let mut pos = [(0, None); TILE_PP];
-        for (i, (pair, at)) in pre.iter_mut().zip(&mut pos).take(pp).enumerate() {
-            let (a, b) = (p0 + 2 * i, p0 + 2 * i + 1);
-            // An odd last position pairs with itself.
-            let (b, keep) = if b < positions { (b, Some(b)) } else { (a, None) };
-            fill_pair(pair, y(a), y(b), n);
-            *at = (a, keep);
+    // Rows in blocks, each against every position before the next (as `avx512_mat.rs`).
+    let rb = (ROW_BLOCK_BYTES / row_bytes.max(1)).max(1);
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = rows.min(r0 + rb);
+        let (wb, ob) = (&w[r0 * row_bytes..r1 * row_bytes], &mut out[r0..]);
+        let shape = MatShape { rows: r1 - r0, ..shape };
+        let mut p0 = 0;
+        while p0 < positions {
+            let left = positions - p0;
+            // 8, 4, 2 or 1 pairs: the most that the positions left fill.
+            let pp = match left / 2 {
+                8.. => 8,
+                4..=7 => 4,
+                2..=3 => 2,
+                _ => 1,
+            };
+            let mut pos = [(0, None); TILE_PP];
+            for (i, (pair, at)) in pre.iter_mut().zip(&mut pos).take(pp).enumerate() {
+                let (a, b) = (p0 + 2 * i, p0 + 2 * i + 1);
+                // An odd last position pairs with itself.
+                let (b, keep) = if b < positions { (b, Some(b)) } else { (a, None) };
+                fill_pair(pair, y(a), y(b), n);
+                *at = (a, keep);
+            }
+            match pp {
+                8 => rows_against::<B, 8>(wb, ob, shape, &pre, pos, n, &tiles.t8),
+                4 => rows_against::<B, 4>(wb, ob, shape, &pre, *arr(&pos, 0), n, &tiles.t4),
+                2 => rows_against::<B, 2>(wb, ob, shape, &pre, *arr(&pos, 0), n, &tiles.t2),
+                _ => rows_against::<B, 1>(wb, ob, shape, &pre, *arr(&pos, 0), n, &tiles.t1),
+            }
+            p0 += if left == 1 { 1 } else { 2 * pp };
         }
-        match pp {
-            4 => rows_against::<B, 4>(w, out, shape, &pre, pos, n, &tiles.t4),
-            3 => rows_against::<B, 3>(w, out, shape, &pre, *arr(&pos, 0), n, &tiles.t3),
-            2 => rows_against::<B, 2>(w, out, shape, &pre, *arr(&pos, 0), n, &tiles.t2),
-            _ => rows_against::<B, 1>(w, out, shape, &pre, *arr(&pos, 0), n, &tiles.t1),
-        }
-        p0 += if left == 1 { 1 } else { 2 * pp };
+        r0 = r1;
     }
 }
 
@@ -281,8 +297,8 @@ fn mat_pairs_k<const B: usize, T4, T3, T2, T1>(
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) fn mat_q4_k_q8(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
     let tiles = Tiles {
+        t8: |r: &[q4_k::Block], pre: &[Pair], n| tile_q4_k::<8>(r, pre, n),
         t4: |r: &[q4_k::Block], pre: &[Pair], n| tile_q4_k::<4>(r, pre, n),
-        t3: |r: &[q4_k::Block], pre: &[Pair], n| tile_q4_k::<3>(r, pre, n),
         t2: |r: &[q4_k::Block], pre: &[Pair], n| tile_q4_k::<2>(r, pre, n),
         t1: |r: &[q4_k::Block], pre: &[Pair], n| tile_q4_k::<1>(r, pre, n),
     };
@@ -294,8 +310,8 @@ pub(super) fn mat_q4_k_q8(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape)
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) fn mat_q6_k_q8(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
     let tiles = Tiles {
+        t8: |r: &[q6_k::Block], pre: &[Pair], n| tile_q6_k::<8>(r, pre, n),
         t4: |r: &[q6_k::Block], pre: &[Pair], n| tile_q6_k::<4>(r, pre, n),
-        t3: |r: &[q6_k::Block], pre: &[Pair], n| tile_q6_k::<3>(r, pre, n),
         t2: |r: &[q6_k::Block], pre: &[Pair], n| tile_q6_k::<2>(r, pre, n),
         t1: |r: &[q6_k::Block], pre: &[Pair], n| tile_q6_k::<1>(r, pre, n),
     };
