@@ -212,8 +212,7 @@ pub(super) fn mat_pairs<const B: usize>(
 pub(super) fn mat_q5_0_q8(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
     use crate::quant::blocks::q5_0;
     const _: () = assert!(q5_0::D == WEIGHT_D);
-    let unpack =
-        |b: &q5_0::Block| _mm512_broadcast_i64x4(super::avx2::q5_quants(arr(b, q5_0::QS), arr(b, q5_0::QH)));
+    let unpack = |b: &q5_0::Block| _mm512_broadcast_i64x4(super::avx2::q5_quants(arr(b, q5_0::QS), arr(b, q5_0::QH)));
     let one = |w: &[u8], xq: &[u8], out: &mut [f32]| super::avx2_q8::matvec_q5_0_q8(w, xq, out);
     mat_pairs::<{ q5_0::BYTES }>(w, xq, out, shape, 16, &unpack, &one)
 }
