@@ -60,8 +60,8 @@ fn a_budget_that_holds_everything_reads_no_weight_after_the_load() {
     assert_eq!(r.prefill_bytes + r.decode_bytes, 0);
     assert_eq!(r.cache.misses, 0);
     // Weights + KV cache + buffers: about 1.5 MB at context 256 (the prefill chunk's
-    // activations make up the rest).
-    assert!((1_500_000..1_600_000).contains(&r.plan.budget), "{}", r.plan.budget);
+    // activations, 32 positions by default, make up the rest).
+    assert!((1_500_000..1_650_000).contains(&r.plan.budget), "{}", r.plan.budget);
 }
 
 #[test]

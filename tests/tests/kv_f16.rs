@@ -97,7 +97,8 @@ fn f16_halves_the_kv_region_and_fits_context_128_in_120_kib() {
     assert_eq!(p32.kv.bytes, 163_840, "5 layers x 128 positions x 32 x 2 x f32");
     assert_eq!(p16.kv.bytes, p32.kv.bytes / 2);
     // The staging rows: [2][chunk][kv_dim] f32.
-    assert_eq!(p16.working.bytes - p32.working.bytes, 2 * 16 * 32 * 4);
+    let chunk = p16.prefill_chunk() as usize;
+    assert_eq!(p16.working.bytes - p32.working.bytes, 2 * chunk * 32 * 4);
     // netduinoplus2's arena: context 128 fits only with the f16 cache.
     assert!(spool_core::plan::plan_with(&model, CTX, 120 * 1024, opts(false)).is_err());
     let p = spool_core::plan::plan_with(&model, CTX, 120 * 1024, opts(true)).unwrap();

@@ -48,7 +48,9 @@ pub struct PlanOptions {
     /// Units read ahead of use (0 = off); each costs one more slot.
     pub prefetch: u32,
     /// Most prompt positions run through a layer together. The planner lowers it to fit the
-    /// budget (down to 1) and never raises it.
+    /// budget (down to 1) and never raises it. The default, 32, gives each of two threads 16
+    /// positions of a unit's product (the tile kernels read and decode a weight block once
+    /// for up to 16); it changes no token (chunking never does).
     pub prefill_chunk: u32,
     /// Plans room in the working region for each position's input rounded to Q8_0/Q8_K
     /// blocks, which the opt-in integer kernels ([`crate::quant::KernelPath::Avx2Q8`]) need
@@ -73,7 +75,7 @@ impl Default for PlanOptions {
         Self {
             policy: Policy::Pin,
             prefetch: 0,
-            prefill_chunk: 16,
+            prefill_chunk: 32,
             quantized_activations: false,
             io_align: 1,
             kv_f16: false,

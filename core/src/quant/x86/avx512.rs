@@ -230,14 +230,14 @@ const fn int_mat(ty: GgmlType, vec_dot_type: GgmlType, rows: RowsQ, mat: MatQ) -
 }
 
 /// `KernelPath::Avx512Q8`: `avx2_q8.rs`'s table with the Q4_0 and Q8_0 integer products on
-/// VNNI, and several-position kernels for Q4_0, Q8_0, Q4_K and Q6_K. Needs avx2, fma, f16c, avx512f, avx512bw, avx512vl and avx512vnni.
+/// VNNI, and several-position kernels for Q4_0, Q5_0, Q8_0, Q4_K and Q6_K. Needs avx2, fma, f16c, avx512f, avx512bw, avx512vl and avx512vnni.
 pub(crate) static TABLE_Q8: Table = Table {
     path: KernelPath::Avx512Q8,
     rows: ROWS,
     int_rows: by_type([
         int_mat(GgmlType::Q4_0, GgmlType::Q8_0, matvec_q4_0_q8_vnni, mat_q4_0_vnni),
         int_mat(GgmlType::Q8_0, GgmlType::Q8_0, matvec_q8_0_q8_vnni, mat_q8_0_vnni),
-        int(GgmlType::Q5_0, GgmlType::Q8_0, matvec_q5_0_q8),
+        int_mat(GgmlType::Q5_0, GgmlType::Q8_0, matvec_q5_0_q8, avx512_mat::mat_q5_0_q8),
         int_mat(GgmlType::Q4_K, GgmlType::Q8_K, matvec_q4_k_q8, avx512_mat_k::mat_q4_k_q8),
         int(GgmlType::Q5_K, GgmlType::Q8_K, matvec_q5_k_q8),
         int_mat(GgmlType::Q6_K, GgmlType::Q8_K, matvec_q6_k_q8, avx512_mat_k::mat_q6_k_q8),

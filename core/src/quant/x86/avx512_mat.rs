@@ -1,4 +1,4 @@
-//! The AVX-512 VNNI several-position (prefill) products of Q4_0 and Q8_0 rows against Q8_0
+//! The AVX-512 VNNI several-position (prefill) products of Q4_0, Q5_0 and Q8_0 rows against Q8_0
 //! activations: register tiles of rows × position pairs, each value bit-identical with the
 //! single-position kernels of `avx512.rs` / `avx2_q8.rs`. Owns the tile arithmetic and its
 //! loop over a unit's rows and a chunk's positions only; the per-type unpacking and the
@@ -29,6 +29,9 @@ const MAX_BLOCKS: usize = 256;
 const TILE_R: usize = 4;
 /// Position pairs per tile (eight positions).
 const TILE_PP: usize = 4;
+/// Bytes of weight rows run against every position before the next rows (a share of a
+/// second-level cache).
+pub(super) const ROW_BLOCK_BYTES: usize = 256 * 1024;
 
 /// One block of a position pair's activation operands: the two positions' quants (lanes 0..8
 /// the first), the shared lanes `-Σ bias·y` that `vpdpbusd` starts from, and the scales
@@ -138,7 +141,7 @@ fn rows_against<const B: usize, const PP: usize>(
 
 /// Every row of `w` against every position of `xq` ([`MatShape`]): positions in pairs, eight
 /// at a time (an odd last one paired with itself, its copy dropped), rows four at a time.
-/// `bias` is the unsigned offset of the unpacked weight quants (8 for Q4_0, 128 for Q8_0),
+/// `bias` is the unsigned offset of the unpacked weight quants (8 for Q4_0, 16 for Q5_0, 128 for Q8_0),
 /// `unpack` gives one weight block's quants as `vpdpbusd`'s unsigned operand in both 256-bit
 /// halves, and `one` is the single-position kernel, which runs rows longer than
 /// [`MAX_BLOCKS`] blocks.
@@ -168,24 +171,48 @@ pub(super) fn mat_pairs<const B: usize>(
     }
     let zero = PairBlock { y: _mm512_setzero_si512(), s: _mm512_setzero_si512(), dy: _mm512_setzero_ps() };
     let mut pre = [[zero; MAX_BLOCKS]; TILE_PP];
-    let mut p0 = 0;
-    while p0 < positions {
-        let left = positions - p0;
-        let pp = (left / 2).clamp(1, TILE_PP);
-        let mut pos = [(0, None); TILE_PP];
-        for (i, (pair, at)) in pre.iter_mut().zip(&mut pos).take(pp).enumerate() {
-            let (a, b) = (p0 + 2 * i, p0 + 2 * i + 1);
-            // An odd last position pairs with itself.
-            let (b, keep) = if b < positions { (b, Some(b)) } else { (a, None) };
-            fill_pair(pair, y(a), y(b), n, bias);
-            *at = (a, keep);
+    // Rows in blocks of about ROW_BLOCK_BYTES, each block against every position before the
+    // next: a block's bytes come from main memory once and stay in the second-level cache for
+    // the other position groups (refilling a group's operands costs less than a row pass).
+    let rb = (ROW_BLOCK_BYTES / row_bytes.max(1)).max(TILE_R) / TILE_R * TILE_R;
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = rows.min(r0 + rb);
+        let (wb, ob) = (&w[r0 * row_bytes..r1 * row_bytes], &mut out[r0..]);
+        let shape = MatShape { rows: r1 - r0, ..shape };
+        let mut p0 = 0;
+        while p0 < positions {
+            let left = positions - p0;
+            let pp = (left / 2).clamp(1, TILE_PP);
+            let mut pos = [(0, None); TILE_PP];
+            for (i, (pair, at)) in pre.iter_mut().zip(&mut pos).take(pp).enumerate() {
+                let (a, b) = (p0 + 2 * i, p0 + 2 * i + 1);
+                // An odd last position pairs with itself.
+                let (b, keep) = if b < positions { (b, Some(b)) } else { (a, None) };
+                fill_pair(pair, y(a), y(b), n, bias);
+                *at = (a, keep);
+            }
+            match pp {
+                4 => rows_against::<B, 4>(wb, ob, shape, &pre, pos, n, unpack),
+                3 => rows_against::<B, 3>(wb, ob, shape, &pre, *arr(&pos, 0), n, unpack),
+                2 => rows_against::<B, 2>(wb, ob, shape, &pre, *arr(&pos, 0), n, unpack),
+                _ => rows_against::<B, 1>(wb, ob, shape, &pre, *arr(&pos, 0), n, unpack),
+            }
+            p0 += if left == 1 { 1 } else { 2 * pp };
         }
-        match pp {
-            4 => rows_against::<B, 4>(w, out, shape, &pre, pos, n, unpack),
-            3 => rows_against::<B, 3>(w, out, shape, &pre, *arr(&pos, 0), n, unpack),
-            2 => rows_against::<B, 2>(w, out, shape, &pre, *arr(&pos, 0), n, unpack),
-            _ => rows_against::<B, 1>(w, out, shape, &pre, *arr(&pos, 0), n, unpack),
-        }
-        p0 += if left == 1 { 1 } else { 2 * pp };
+        r0 = r1;
     }
+}
+
+/// Q5_0 × Q8_0 for several positions ([`mat_pairs`]): one block's 5-bit quants as
+/// `avx2_q8::matvec_q5_0_q8` unpacks them (`q5_quants`, elements in order), in both halves,
+/// with the offset 16 taken off through the shared `-16 Σ y` lanes, so each lane is that
+/// kernel's exact `Σ (q - 16) y` over its four elements.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) fn mat_q5_0_q8(w: &[u8], xq: &[u8], out: &mut [f32], shape: MatShape) {
+    use crate::quant::blocks::q5_0;
+    const _: () = assert!(q5_0::D == WEIGHT_D);
+    let unpack = |b: &q5_0::Block| _mm512_broadcast_i64x4(super::avx2::q5_quants(arr(b, q5_0::QS), arr(b, q5_0::QH)));
+    let one = |w: &[u8], xq: &[u8], out: &mut [f32]| super::avx2_q8::matvec_q5_0_q8(w, xq, out);
+    mat_pairs::<{ q5_0::BYTES }>(w, xq, out, shape, 16, &unpack, &one)
 }
